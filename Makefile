@@ -1,0 +1,37 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both create or reuse .venv.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: demo test check lint typecheck bench down clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)  ## bring the embedded stack up and rotate a credential the way two people would
+	$(BIN)/opsctl demo
+
+test: $(STAMP)  ## the whole suite: unit, workflow, integration on the real stack, CLI contract
+	$(BIN)/python -m pytest
+
+check: lint typecheck
+
+lint: $(STAMP)
+	$(BIN)/ruff check contracts workflows activities worker client tests
+	$(BIN)/ruff format --check contracts workflows activities worker client tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+bench: $(STAMP)  ## figures, not assertions
+	$(BIN)/python -m tests.bench
+
+down: $(STAMP)
+	$(BIN)/opsctl dev down
+
+clean: down
+	rm -rf .opsctl

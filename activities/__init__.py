@@ -1,0 +1,1 @@
+"""Every side effect of opsctl: adapters per system and one module per operation's steps."""

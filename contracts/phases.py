@@ -1,0 +1,97 @@
+"""The run lifecycle as an explicit state machine: an impossible transition is a bug."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from contracts.failures import ExitCode
+
+
+class Phase(StrEnum):
+    VALIDATING = "validating"
+    PLANNING = "planning"
+    AWAITING_APPROVAL = "awaiting_approval"
+    REPLANNING = "replanning"
+    APPLYING = "applying"
+    VERIFYING = "verifying"
+    COMPENSATING = "compensating"
+    NEEDS_REVIEW = "needs_review"
+    # Terminal phases.
+    PLANNED = "planned"  # a dry run ends here
+    SUCCEEDED = "succeeded"
+    NO_CHANGES = "no_changes"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset(
+    {
+        Phase.PLANNED,
+        Phase.SUCCEEDED,
+        Phase.NO_CHANGES,
+        Phase.FAILED,
+        Phase.REJECTED,
+        Phase.EXPIRED,
+        Phase.CANCELLED,
+    }
+)
+
+_ENDINGS = {Phase.FAILED, Phase.CANCELLED, Phase.NEEDS_REVIEW}
+TRANSITIONS: dict[Phase, frozenset[Phase]] = {
+    Phase.VALIDATING: frozenset({Phase.PLANNING, Phase.FAILED, Phase.CANCELLED}),
+    Phase.PLANNING: frozenset(
+        {Phase.AWAITING_APPROVAL, Phase.APPLYING, Phase.PLANNED, Phase.NO_CHANGES, *_ENDINGS}
+    ),
+    Phase.AWAITING_APPROVAL: frozenset(
+        {Phase.REPLANNING, Phase.REJECTED, Phase.EXPIRED, Phase.CANCELLED}
+    ),
+    Phase.REPLANNING: frozenset(
+        {Phase.APPLYING, Phase.AWAITING_APPROVAL, Phase.NO_CHANGES, *_ENDINGS}
+    ),
+    Phase.APPLYING: frozenset({Phase.VERIFYING, Phase.COMPENSATING, *_ENDINGS}),
+    Phase.VERIFYING: frozenset({Phase.SUCCEEDED, *_ENDINGS}),
+    Phase.COMPENSATING: frozenset({Phase.CANCELLED, Phase.FAILED, Phase.NEEDS_REVIEW}),
+    Phase.NEEDS_REVIEW: frozenset(
+        {
+            Phase.PLANNING,
+            Phase.REPLANNING,
+            Phase.APPLYING,
+            Phase.VERIFYING,
+            Phase.COMPENSATING,
+            Phase.SUCCEEDED,
+            Phase.FAILED,
+            Phase.CANCELLED,
+        }
+    ),
+}
+
+
+class IllegalTransition(RuntimeError):
+    """Raised when code asks for a phase change the lifecycle does not allow."""
+
+
+def check_transition(current: Phase, new: Phase) -> Phase:
+    if new not in TRANSITIONS.get(current, frozenset()):
+        raise IllegalTransition(f"phase {current.value} cannot move to {new.value}")
+    return new
+
+
+def exit_code_for_phase(phase: Phase) -> ExitCode:
+    """The exit code a command reports for a run that is in (or ended in) `phase`.
+
+    A FAILED run is mapped by its failure kind instead; see RunResult.exit_code.
+    """
+    return {
+        Phase.AWAITING_APPROVAL: ExitCode.AWAITING_APPROVAL,
+        Phase.NEEDS_REVIEW: ExitCode.NEEDS_REVIEW,
+        Phase.REJECTED: ExitCode.DENIED,
+        Phase.EXPIRED: ExitCode.DENIED,
+        Phase.CANCELLED: ExitCode.DENIED,
+        Phase.FAILED: ExitCode.UNEXPECTED,
+    }.get(phase, ExitCode.SUCCESS)

@@ -1,0 +1,139 @@
+"""The request envelope: a Kubernetes-style YAML or JSON document, validated strictly.
+
+`parse_document` turns text into a `Request` whose spec has been checked by its kind's
+model; every problem is reported as a `DocumentError` that names the offending field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+from contracts.failures import ExitCode
+
+API_VERSION = "opsctl/v1"
+
+
+class StrictModel(BaseModel):
+    """Unknown fields are errors; documents use camelCase, Python uses snake_case."""
+
+    model_config = ConfigDict(
+        extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True
+    )
+
+
+class Metadata(StrictModel):
+    environment: str = Field(pattern=r"^[a-z][a-z0-9-]{0,31}$", description="Target environment; selects the policy.")
+    requester: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Who asks for the run. Filled from your identity; must match it if given.",
+    )
+    idempotency_key: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        description="Same key, same run: a repeated apply attaches to it. Default: the spec's hash.",
+    )
+    approval_timeout_seconds: int | None = Field(
+        default=None,
+        gt=0,
+        description="Shortens the environment's approval deadline (never lengthens it).",
+    )
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class Request(StrictModel):
+    """A validated request. `spec` holds the kind's spec, normalised to document form."""
+
+    api_version: Literal["opsctl/v1"] = API_VERSION
+    kind: str
+    metadata: Metadata
+    spec: dict[str, Any]
+
+    def spec_hash(self) -> str:
+        """sha256 over kind, environment and spec: the default idempotency identity."""
+        canonical = json.dumps(
+            {"kind": self.kind, "environment": self.metadata.environment, "spec": self.spec},
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def workflow_id(self) -> str:
+        key = self.metadata.idempotency_key or self.spec_hash()[:16]
+        return f"{self.kind}-{self.metadata.environment}-{key}"
+
+
+class DocumentError(Exception):
+    """A request document that cannot be used. `field` is a dotted path when one is known."""
+
+    def __init__(self, message: str, field: str = "", exit_code: ExitCode = ExitCode.INVALID_INPUT):
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.message = message
+        self.exit_code = exit_code
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def describe_validation_error(error: ValidationError, prefix: str = "") -> DocumentError:
+    """Turn pydantic's report into one DocumentError naming every bad field."""
+    problems = []
+    first_field = ""
+    for item in error.errors():
+        path = _field_path((prefix, *item["loc"]) if prefix else item["loc"])
+        first_field = first_field or path
+        message = "unknown field" if item["type"] == "extra_forbidden" else item["msg"]
+        problems.append(f"{path}: {message}")
+    return DocumentError(
+        "; ".join(problems), field=first_field, exit_code=ExitCode.VALIDATION_FAILED
+    )
+
+
+def load_mapping(text: str, source: str = "document") -> dict[str, Any]:
+    """Read YAML or JSON (JSON is YAML) into a mapping, or raise DocumentError (exit 2)."""
+    import yaml  # imported here: the CLI's --help must not pay for it
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise DocumentError(f"{source} is not valid YAML or JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise DocumentError(f"{source} must be a mapping with apiVersion, kind, metadata and spec")
+    return data
+
+
+def parse_request(data: dict[str, Any]) -> Request:
+    """Validate the envelope, then the spec against its kind's model."""
+    from contracts.kinds import spec_model  # the kinds table imports this module
+
+    version = data.get("apiVersion")
+    if version != API_VERSION:
+        raise DocumentError(f"must be {API_VERSION!r}, got {version!r}", field="apiVersion")
+    kind = data.get("kind")
+    model = spec_model(kind) if isinstance(kind, str) else None
+    if model is None:
+        from contracts.kinds import KINDS
+
+        raise DocumentError(
+            f"unknown kind {kind!r}; known kinds: {', '.join(sorted(KINDS))}", field="kind"
+        )
+    try:
+        envelope = Request.model_validate(data)
+    except ValidationError as exc:
+        raise describe_validation_error(exc) from exc
+    try:
+        spec = model.model_validate(envelope.spec)
+    except ValidationError as exc:
+        raise describe_validation_error(exc, prefix="spec") from exc
+    return envelope.model_copy(update={"spec": spec.model_dump(mode="json", by_alias=True)})
+
+
+def parse_document(text: str, source: str = "document") -> Request:
+    return parse_request(load_mapping(text, source))

@@ -1,0 +1,52 @@
+"""Shared fixtures: one real embedded stack per test session, on free ports in a temp folder."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+
+from client.devstack import DEV_AWS_ENV, Ports, Stack
+from worker.main import WORKFLOWS, build_activities
+from worker.settings import WorkerSettings
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    os.environ.update(DEV_AWS_ENV)
+    embedded = Stack(tmp_path_factory.mktemp("stack"), Ports.free())
+    embedded.up(worker=False)
+    yield embedded
+    embedded.down()
+
+
+@pytest.fixture(scope="session")
+def worker_settings(stack: Stack) -> WorkerSettings:
+    return WorkerSettings.model_validate(
+        {
+            "temporal": {"address": stack.temporal_address},
+            "aws": {"endpoint_url": stack.aws_endpoint, "region": DEV_AWS_ENV["AWS_DEFAULT_REGION"]},
+            "databases": {"app": stack.database_target("app")},
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+async def client(stack: Stack) -> Client:
+    return await Client.connect(stack.temporal_address, data_converter=pydantic_data_converter)
+
+
+@pytest.fixture
+async def task_queue(client: Client, worker_settings: WorkerSettings) -> AsyncIterator[str]:
+    """A real Worker with the real activities on a fresh task queue."""
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    async with Worker(
+        client, task_queue=queue, workflows=WORKFLOWS, activities=build_activities(worker_settings)
+    ):
+        yield queue
+

@@ -1,0 +1,1 @@
+"""Wiring only: settings, the Temporal client, activity instances, and the Worker itself."""

@@ -1,0 +1,82 @@
+"""Run an opsctl worker: `python -m worker [--settings FILE]`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+
+from temporalio.client import Client
+from temporalio.contrib.opentelemetry import TracingInterceptor
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+
+from activities.postgres import Databases
+from activities.rotate_credential import RotateCredentialActivities
+from worker.settings import WorkerSettings
+from worker.telemetry import setup_tracing
+from workflows.rotate_credential import RotateDbCredential
+
+WORKFLOWS = [RotateDbCredential]
+
+
+def build_activities(settings: WorkerSettings) -> list[object]:
+    databases = Databases(settings.databases)
+    rotate = RotateCredentialActivities(databases, settings.aws)
+    return [
+        rotate.plan,
+        rotate.create_pending,
+        rotate.set_password,
+        rotate.test_login,
+        rotate.promote,
+        rotate.verify,
+        rotate.compensate,
+    ]
+
+
+async def connect(settings: WorkerSettings) -> Client:
+    return await Client.connect(
+        settings.temporal.address,
+        namespace=settings.temporal.namespace,
+        data_converter=pydantic_data_converter,
+        interceptors=[TracingInterceptor()],
+    )
+
+
+def build_worker(client: Client, settings: WorkerSettings) -> Worker:
+    return Worker(
+        client,
+        task_queue=settings.temporal.task_queue,
+        workflows=WORKFLOWS,
+        activities=build_activities(settings),
+    )
+
+
+async def serve(settings: WorkerSettings) -> None:
+    setup_tracing(settings.trace_file)
+    client = await connect(settings)
+    worker = build_worker(client, settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    logging.info("worker polling %s on %s", settings.temporal.task_queue, settings.temporal.address)
+    async with worker:
+        await stop.wait()
+    logging.info("worker stopped")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__)
+    parser.add_argument("--settings", help="worker settings JSON (default: $OPSCTL_WORKER_SETTINGS)")
+    args = parser.parse_args()
+    logging.basicConfig(
+        level=logging.INFO,
+        format='{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":"%(message)s"}',
+    )
+    asyncio.run(serve(WorkerSettings.load(args.settings)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""Worker settings: one JSON file (`OPSCTL_WORKER_SETTINGS`) plus environment overrides.
+
+The same shape serves the embedded stack (written by `opsctl dev up`) and a real
+deployment (a mounted file or plain environment variables). Secrets are referenced
+(a file path or an environment variable name), never written here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from activities.aws import AwsSettings
+from activities.postgres import DatabaseTarget
+
+
+class TemporalSettings(BaseModel):
+    address: str = "127.0.0.1:7233"
+    namespace: str = "default"
+    task_queue: str = "opsctl"
+
+
+class WorkerSettings(BaseModel):
+    temporal: TemporalSettings = Field(default_factory=TemporalSettings)
+    aws: AwsSettings = Field(default_factory=AwsSettings)
+    databases: dict[str, DatabaseTarget] = Field(default_factory=dict)
+    trace_file: str = ""  # finished spans as JSON lines; empty: tracing stays in-process
+
+    @classmethod
+    def load(cls, path: str | None = None) -> WorkerSettings:
+        path = path or os.environ.get("OPSCTL_WORKER_SETTINGS")
+        data = json.loads(Path(path).read_text()) if path else {}
+        settings = cls.model_validate(data)
+        temporal = settings.temporal.model_copy(
+            update={
+                key: os.environ[env]
+                for key, env in (
+                    ("address", "OPSCTL_TEMPORAL_ADDRESS"),
+                    ("namespace", "OPSCTL_NAMESPACE"),
+                    ("task_queue", "OPSCTL_TASK_QUEUE"),
+                )
+                if os.environ.get(env)
+            }
+        )
+        return settings.model_copy(update={"temporal": temporal})

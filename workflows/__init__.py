@@ -1,0 +1,1 @@
+"""Deterministic workflow code: one module per operation plus the shared lifecycle."""

@@ -1,0 +1,447 @@
+"""The lifecycle every operation shares: validate → plan → approve → re-plan → apply → verify.
+
+An operation subclasses `Lifecycle` and writes three things as plain runbook code:
+`plan` (read-only activities), `apply` (a sequence of `self.step(...)` calls) and `verify`
+(postcondition probes). Phases, approval judgement, deadlines, cancellation at safe
+points, failure classification and `needs_review` live here once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributePair
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+
+with workflow.unsafe.imports_passed_through():
+    from contracts.failures import NON_RETRYABLE_KINDS, FailureKind
+    from contracts.phases import Phase, check_transition
+    from contracts.plan import Plan
+    from contracts.request import describe_validation_error
+    from contracts.run import (
+        Check,
+        Decision,
+        DecisionInput,
+        DecisionRecord,
+        Failure,
+        Mode,
+        Progress,
+        ResolveInput,
+        Resource,
+        RunInput,
+        RunState,
+    )
+    from contracts.policy import judge_approval
+
+SpecT = TypeVar("SpecT", bound=BaseModel)
+ResultT = TypeVar("ResultT")
+
+# Transient errors retry with bounded backoff; classified permanent ones never retry.
+STEP_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=5,
+    non_retryable_error_types=list(NON_RETRYABLE_KINDS),
+)
+STEP_TIMEOUT = timedelta(seconds=60)
+
+_KINDS = {kind.value for kind in FailureKind}
+
+SEARCH_ATTRIBUTES = {
+    "kind": SearchAttributeKey.for_keyword("OpsctlKind"),
+    "environment": SearchAttributeKey.for_keyword("OpsctlEnvironment"),
+    "phase": SearchAttributeKey.for_keyword("OpsctlPhase"),
+    "requester": SearchAttributeKey.for_keyword("OpsctlRequester"),
+    "plan_hash": SearchAttributeKey.for_keyword("OpsctlPlanHash"),
+}
+
+
+class StepFailed(Exception):
+    """A step gave up; `failure` says why. Caught by the lifecycle, never leaves the workflow."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+class CancelRequested(Exception):
+    """A cancel signal was accepted: stop at this safe point and compensate."""
+
+
+class RunEnded(Exception):
+    """The run stops early in `phase` (cancelled, or resolved by an operator)."""
+
+    def __init__(self, phase: Phase) -> None:
+        super().__init__(phase.value)
+        self.phase = phase
+
+
+class Lifecycle(Generic[SpecT]):
+    spec_model: type[SpecT]
+
+    # ---- what an operation writes -------------------------------------------------
+
+    async def plan(self, spec: SpecT) -> Plan:
+        raise NotImplementedError
+
+    async def apply(self, spec: SpecT, plan: Plan) -> None:
+        raise NotImplementedError
+
+    async def verify(self, spec: SpecT) -> list[Check]:
+        raise NotImplementedError
+
+    async def compensate(self, spec: SpecT) -> None:
+        """Undo what apply did so far, when cancelled at a safe point. Default: nothing to undo."""
+
+    # ---- the procedure ---------------------------------------------------------------
+
+    async def run_lifecycle(self, input: RunInput) -> RunState:
+        self._input = input
+        self._state = self._initial_state(input)
+        self._steps_done = 0
+        self._cancel: DecisionRecord | None = None
+        self._resolution: DecisionRecord | None = None
+        self._upsert_search_attributes()
+        try:
+            return await self._run(input)
+        except StepFailed as failed:
+            return self._fail(failed.failure)
+        except RunEnded as ended:
+            return self._finish(ended.phase)
+        except CancelRequested:
+            return await self._cancelled()
+        except asyncio.CancelledError:
+            # A Temporal cancel request: undo what can be undone, then report cancelled.
+            self._state.warnings.append("cancelled through Temporal")
+            return await self._cancelled()
+
+    async def _run(self, input: RunInput) -> RunState:
+        spec = self._validate(input)
+        self._enter(Phase.PLANNING)
+        plan = await self._plan(spec)
+        if input.mode is Mode.DRY_RUN:
+            return self._finish(Phase.PLANNED)
+        if not plan.has_changes:
+            return self._finish(Phase.NO_CHANGES)
+        if input.policy.required_approvals > 0:
+            outcome = await self._approval_gate(spec)
+            if outcome is not None:
+                return outcome
+        self._enter(Phase.APPLYING)
+        self._state.progress = Progress(total=len(plan.actions))
+        await self.apply(spec, plan)
+        self._enter(Phase.VERIFYING)
+        return await self._verify(spec)
+
+    def _validate(self, input: RunInput) -> SpecT:
+        try:
+            return self.spec_model.model_validate(input.request.spec)
+        except ValidationError as exc:
+            error = describe_validation_error(exc, prefix="spec")
+            raise StepFailed(Failure(kind=FailureKind.VALIDATION, message=str(error))) from None
+
+    async def _plan(self, spec: SpecT) -> Plan:
+        plan = await self.plan(spec)
+        self._state.plan = plan
+        self._state.plan_hash = plan.hash()
+        self._upsert_search_attributes()
+        return plan
+
+    async def _approval_gate(self, spec: SpecT) -> RunState | None:
+        """Wait for approvals of the exact plan; re-plan before apply. None means: go apply."""
+        while True:
+            self._enter(Phase.AWAITING_APPROVAL)
+            timeout = timedelta(seconds=self._approval_timeout_seconds())
+            self._state.approval_deadline = workflow.now() + timeout
+            self._state.next_action = (
+                f"a second person approves with `opsctl approve {self._state.workflow_id} "
+                f"--plan-hash {self._state.plan_hash}`, or rejects with `opsctl reject`"
+            )
+            try:
+                await workflow.wait_condition(self._gate_decided, timeout=timeout)
+            except asyncio.TimeoutError:
+                self._state.next_action = "nothing was changed; submit the request again with a new idempotencyKey"
+                return self._finish(Phase.EXPIRED)
+            if self._cancel is not None:
+                return await self._cancelled()
+            if self._rejected():
+                self._state.next_action = "nothing was changed; fix the request and submit it with a new idempotencyKey"
+                return self._finish(Phase.REJECTED)
+            approved_hash = self._state.plan_hash
+            self._enter(Phase.REPLANNING)
+            fresh = await self._plan(spec)
+            if fresh.hash() == approved_hash:
+                return None
+            self._state.warnings.append(
+                f"the plan changed after approval ({approved_hash[:12]}… → {fresh.hash()[:12]}…); "
+                "its approvals are void and it needs approving again"
+            )
+            for record in self._state.decisions:
+                if record.decision is Decision.APPROVE and record.accepted:
+                    record.accepted = False
+                    record.reason = "void: the plan changed before apply"
+            if not fresh.has_changes:
+                return self._finish(Phase.NO_CHANGES)
+
+    async def _verify(self, spec: SpecT) -> RunState:
+        while True:
+            checks = await self.verify(spec)
+            self._state.checks = checks
+            failing = [check for check in checks if not check.passed]
+            if not failing:
+                self._state.uncertain = []
+                self._state.next_action = "nothing to do"
+                return self._finish(Phase.SUCCEEDED)
+            self._state.uncertain = [f"{check.name}: {check.detail}" for check in failing]
+            await self._needs_review("verify", "postconditions did not hold after apply")
+
+    # ---- steps -----------------------------------------------------------------------
+
+    async def step(
+        self,
+        name: str,
+        activity: Callable[..., Awaitable[ResultT]],
+        arg: Any,
+        *,
+        timeout: timedelta = STEP_TIMEOUT,
+    ) -> ResultT:
+        """Run one bounded apply step. A cancel request is honoured before it starts."""
+        if self._cancel is not None:
+            raise CancelRequested
+        total = self._state.progress.total
+        self._state.progress = Progress(step=name, done=self._steps_done, total=total)
+        result = await self.probe(activity, arg, step=name, timeout=timeout)
+        self._steps_done += 1
+        self._state.progress = Progress(step=name, done=self._steps_done, total=total)
+        return result
+
+    def record_change(self, resource: Resource) -> None:
+        """Checkpoint a change (with its external id) in the run's state as soon as it is known."""
+        self._state.changed.append(resource)
+
+    def warn(self, message: str) -> None:
+        self._state.warnings.append(message)
+
+    async def probe(
+        self,
+        activity: Callable[..., Awaitable[ResultT]],
+        arg: Any,
+        *,
+        step: str = "",
+        timeout: timedelta = STEP_TIMEOUT,
+    ) -> ResultT:
+        """Call one activity. Classified failures end the run; unknown ones go to review."""
+        step = step or self._state.phase.value
+        while True:
+            try:
+                return await workflow.execute_activity_method(
+                    activity, arg, start_to_close_timeout=timeout, retry_policy=STEP_RETRY
+                )
+            except ActivityError as err:
+                failure = self._classify(step, err)
+                if failure.kind is not FailureKind.UNKNOWN:
+                    raise StepFailed(failure) from None
+                self._state.uncertain.append(f"{step}: {failure.message}")
+                await self._needs_review(step, failure.message)
+                self._state.uncertain.pop()
+
+    @staticmethod
+    def _classify(step: str, err: ActivityError) -> Failure:
+        cause = err.cause
+        if isinstance(cause, ApplicationError) and cause.type in _KINDS:
+            return Failure(kind=FailureKind(cause.type), message=cause.message, step=step)
+        if isinstance(cause, TimeoutError):
+            return Failure(kind=FailureKind.UNKNOWN, message=f"timed out: {cause.message}", step=step)
+        return Failure(kind=FailureKind.UNKNOWN, message=str(cause or err), step=step)
+
+    async def _needs_review(self, step: str, reason: str) -> None:
+        """Wait for an operator: retry returns, mark_done and abort end the run."""
+        resume_in = self._state.phase
+        self._enter(Phase.NEEDS_REVIEW)
+        self._state.next_action = (
+            f"{step}: {reason}. Inspect the evidence, then `opsctl resolve {self._state.workflow_id} "
+            "--retry | --mark-done | --abort --comment ...`"
+        )
+        self._resolution = None
+        await workflow.wait_condition(lambda: self._resolution is not None or self._cancel is not None)
+        resolution = self._resolution
+        if resolution is None:
+            raise CancelRequested
+        if resolution.decision is Decision.ABORT:
+            self._state.failure = Failure(kind=FailureKind.UNKNOWN, message=f"aborted in review: {reason}", step=step)
+            self._state.next_action = "the outcome is uncertain: check the resources listed under uncertain by hand"
+            raise RunEnded(Phase.FAILED)
+        if resolution.decision is Decision.MARK_DONE:
+            self._state.warnings.append(f"marked done by {resolution.actor}: {resolution.comment}")
+            self._state.uncertain = []
+            self._state.next_action = "nothing to do: an operator completed the run by hand"
+            raise RunEnded(Phase.SUCCEEDED)
+        self._enter(resume_in)
+
+    # ---- signals and queries -----------------------------------------------------------
+
+    @workflow.signal
+    def approve(self, input: DecisionInput) -> None:
+        self._record(Decision.APPROVE, input, *self._judge_approval(input))
+
+    @workflow.signal
+    def reject(self, input: DecisionInput) -> None:
+        waiting = self._state.phase is Phase.AWAITING_APPROVAL
+        reason = "rejected" if waiting else f"nothing to reject in phase {self._state.phase.value}"
+        self._record(Decision.REJECT, input, waiting, reason)
+
+    @workflow.signal
+    def cancel(self, input: DecisionInput) -> None:
+        safe = not self._state.phase.terminal and self._state.phase is not Phase.VERIFYING
+        reason = "cancel requested: stopping at the next safe point" if safe else (
+            f"cannot cancel in phase {self._state.phase.value}"
+        )
+        record = self._record(Decision.CANCEL, input, safe, reason)
+        if safe and self._cancel is None:
+            self._cancel = record
+
+    @workflow.signal
+    def resolve(self, input: ResolveInput) -> None:
+        """needs_review: retry the step, mark the run done by hand, or abort it."""
+        ok = self._state.phase is Phase.NEEDS_REVIEW
+        reason = input.resolution.value if ok else f"nothing to resolve in phase {self._state.phase.value}"
+        record = self._record(input.resolution, input, ok, reason)
+        if ok:
+            self._resolution = record
+
+    @workflow.query
+    def state(self) -> RunState:
+        return self._state
+
+    def _judge_approval(self, input: DecisionInput) -> tuple[bool, str]:
+        if self._state.phase is not Phase.AWAITING_APPROVAL:
+            return False, f"no plan is awaiting approval (phase {self._state.phase.value})"
+        assert self._state.approval_deadline is not None
+        verdict = judge_approval(
+            actor=input.actor,
+            plan_hash=input.plan_hash,
+            requester=self._state.requester,
+            current_plan_hash=self._state.plan_hash,
+            policy=self._input.policy,
+            approved_by=self._state.approvals(),
+            now=workflow.now(),
+            deadline=self._state.approval_deadline,
+        )
+        return verdict.accepted, verdict.reason
+
+    def _record(self, decision: Decision, input: DecisionInput, accepted: bool, reason: str) -> DecisionRecord:
+        record = DecisionRecord(
+            decision=decision,
+            actor=input.actor,
+            plan_hash=input.plan_hash,
+            comment=input.comment,
+            attempt_id=input.attempt_id,
+            accepted=accepted,
+            reason=reason,
+            at=workflow.now(),
+        )
+        self._state.decisions.append(record)
+        workflow.logger.info("%s by %s: %s", decision.value, input.actor, reason)
+        return record
+
+    def _gate_decided(self) -> bool:
+        approvals = len(self._state.approvals())
+        return (
+            self._cancel is not None
+            or self._rejected()
+            or approvals >= self._input.policy.required_approvals
+        )
+
+    def _rejected(self) -> bool:
+        return any(d.decision is Decision.REJECT and d.accepted for d in self._state.decisions)
+
+    def _approval_timeout_seconds(self) -> int:
+        asked = self._input.request.metadata.approval_timeout_seconds
+        limit = self._input.policy.approval_timeout_seconds
+        return min(asked, limit) if asked else limit
+
+    # ---- state keeping -------------------------------------------------------------------
+
+    def _initial_state(self, input: RunInput) -> RunState:
+        info = workflow.info()
+        request = input.request
+        return RunState(
+            workflow_id=info.workflow_id,
+            kind=request.kind,
+            mode=input.mode,
+            environment=request.metadata.environment,
+            requester=request.metadata.requester or "",
+            phase=Phase.VALIDATING,
+            request=request,
+            required_approvals=input.policy.required_approvals,
+            phase_times={Phase.VALIDATING.value: workflow.now()},
+        )
+
+    def _enter(self, phase: Phase) -> None:
+        self._state.phase = check_transition(self._state.phase, phase)
+        self._state.phase_times[phase.value] = workflow.now()
+        self._upsert_search_attributes()
+
+    def _upsert_search_attributes(self) -> None:
+        if not self._input.search_attributes:
+            return
+        values = {
+            "kind": self._state.kind,
+            "environment": self._state.environment,
+            "phase": self._state.phase.value,
+            "requester": self._state.requester,
+            "plan_hash": self._state.plan_hash,
+        }
+        workflow.upsert_search_attributes(
+            [SearchAttributePair(SEARCH_ATTRIBUTES[name], value) for name, value in values.items()]
+        )
+
+    def _finish(self, phase: Phase) -> RunState:
+        if self._state.phase is not phase:
+            self._enter(phase)
+        if not self._state.next_action and phase is Phase.PLANNED:
+            self._state.next_action = (
+                "apply it with `opsctl apply -f DOC`" if self._state.plan and self._state.plan.has_changes
+                else "nothing to do: the target is already as requested"
+            )
+        return self._state
+
+    def _fail(self, failure: Failure) -> RunState:
+        if self._state.changed:
+            self._state.uncertain.append(f"{failure.step}: {failure.message}")
+            failure = Failure(
+                kind=FailureKind.PARTIAL_APPLICATION,
+                message=f"{failure.kind.value} after {len(self._state.changed)} change(s): {failure.message}",
+                step=failure.step,
+            )
+            self._state.next_action = "some changes were applied: review them, then fix the cause and resubmit"
+        else:
+            self._state.next_action = _NEXT_ACTION.get(failure.kind, "review the failure message")
+        self._state.failure = failure
+        self._state.failed.append(Resource(resource_type="step", resource_id=failure.step or "validate"))
+        return self._finish(Phase.FAILED)
+
+    async def _cancelled(self) -> RunState:
+        if self._state.changed:
+            self._enter(Phase.COMPENSATING)
+            await self.compensate(self.spec_model.model_validate(self._input.request.spec))
+            self._state.next_action = "cancelled: applied changes were compensated"
+        else:
+            self._state.next_action = "cancelled before any change: nothing to undo"
+        return self._finish(Phase.CANCELLED)
+
+
+_NEXT_ACTION = {
+    FailureKind.VALIDATION: "nothing was changed; fix the request (see the message) and submit it again",
+    FailureKind.POLICY_DENIED: "nothing was changed; the environment's policy does not allow this request",
+    FailureKind.AUTH: "nothing was changed; check the worker's credentials for this target",
+    FailureKind.DEPENDENCY_UNAVAILABLE: "nothing was changed; retry when the dependency is reachable",
+    FailureKind.CONFLICT: "nothing was changed; another operation holds the target, retry when it is done",
+    FailureKind.UNSAFE: "nothing was changed; the request would be unsafe as written",
+}
