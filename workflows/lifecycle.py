@@ -385,6 +385,8 @@ class Lifecycle(Generic[SpecT]):
 
     def _enter(self, phase: Phase) -> None:
         self._state.phase = check_transition(self._state.phase, phase)
+        if not phase.terminal:
+            self._state.next_action = ""  # each phase says its own
         self._state.phase_times[phase.value] = workflow.now()
         self._upsert_search_attributes()
 

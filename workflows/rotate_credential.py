@@ -51,7 +51,7 @@ class RotateDbCredential(Lifecycle[RotateDbCredentialSpec]):
         self._step_input = self._step_input.model_copy(update={"pending_version_id": pending.version_id})
         self.record_change(secret.model_copy(update={"external_id": pending.version_id, "detail": "new version staged AWSPENDING"}))
         await self.step("set role password", RotateCredentialActivities.set_password, self._step_input)
-        self.record_change(role.model_copy(update={"detail": "password changed (SCRAM-SHA-256)"}))
+        self.record_change(role.model_copy(update={"detail": "password set as a SCRAM-SHA-256 verifier"}))
         await self.step("test login with pending password", RotateCredentialActivities.test_login, self._step_input)
         await self.step(
             "promote pending version to AWSCURRENT",

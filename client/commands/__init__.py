@@ -1,0 +1,1 @@
+"""One module per group of commands; `client.main` imports them only when they run."""

@@ -1,0 +1,67 @@
+"""validate and schema: offline, no server needed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from client.config import load_config
+from client.render import Output
+from contracts.failures import ExitCode, OpsctlError
+from contracts.request import DocumentError, Request, parse_document
+
+
+def read_request(path: str, as_user: str | None = None, state_dir: str | None = None) -> Request:
+    """Load and validate a document, and settle who the requester is (your identity)."""
+    if path == "-":
+        text, source = sys.stdin.read(), "stdin"
+    else:
+        try:
+            text, source = Path(path).read_text(), path
+        except OSError as exc:
+            raise OpsctlError(ExitCode.INVALID_INPUT, f"cannot read {path}: {exc.strerror}") from exc
+    request = parse_document(text, source)
+    user = load_config(as_user, state_dir).user
+    asked = request.metadata.requester
+    if asked is not None and asked != user:
+        raise DocumentError(
+            f"is {asked!r} but you are {user!r}; the requester is whoever submits the run",
+            field="metadata.requester",
+            exit_code=ExitCode.VALIDATION_FAILED,
+        )
+    metadata = request.metadata.model_copy(update={"requester": user})
+    return request.model_copy(update={"metadata": metadata})
+
+
+def execute(args: argparse.Namespace, progress: Callable[[str], None]) -> Output:
+    del progress
+    if args.command == "schema":
+        return schema(args.kind)
+    request = read_request(args.file, args.as_user, args.state_dir)
+    data = {
+        "valid": True,
+        "kind": request.kind,
+        "run_id": request.workflow_id(),
+        "environment": request.metadata.environment,
+        "requester": request.metadata.requester,
+        "spec": request.spec,
+    }
+    text = (
+        f"{args.file}: valid {request.kind} for {request.metadata.environment}, "
+        f"requested by {request.metadata.requester}\nrun id when applied: {request.workflow_id()}"
+    )
+    return Output(data, text)
+
+
+def schema(kind: str) -> Output:
+    from contracts.kinds import KINDS, json_schema
+
+    if kind not in KINDS:
+        raise OpsctlError(
+            ExitCode.INVALID_INPUT, f"unknown kind {kind!r}", hint=f"known kinds: {', '.join(sorted(KINDS))}"
+        )
+    document = json_schema(kind)
+    return Output(document, json.dumps(document, indent=2))

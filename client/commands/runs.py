@@ -1,0 +1,163 @@
+"""Commands about runs: plan, apply, approve, reject, cancel, resolve, status, result, list."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from client.commands.documents import read_request
+from client.config import Config, load_config
+from client.render import Output, run_output, table
+from contracts.failures import ExitCode, OpsctlError
+from contracts.phases import Phase
+from contracts.run import Decision, DecisionInput, Mode, ResolveInput, RunState
+
+Progress = Callable[[str], None]
+
+
+def execute(args: argparse.Namespace, progress: Progress) -> Output:
+    config = load_config(args.as_user, args.state_dir)
+    command: Callable[..., Any] = globals()[f"cmd_{args.command}"]
+    result: Output = asyncio.run(_with_client(command, args, config, progress))
+    return result
+
+
+async def _with_client(command: Callable[..., Any], args: argparse.Namespace, config: Config, progress: Progress) -> Output:
+    from client.runs import connect
+
+    client = await connect(config.temporal_address, config.namespace)
+    output: Output = await command(client, args, config, progress)
+    return output
+
+
+def _reporter(progress: Progress, config: Config) -> Callable[[RunState], None]:
+    """Print one line per visible change of a run: phase, step, decisions."""
+
+    def report(state: RunState) -> None:
+        if state.phase is Phase.AWAITING_APPROVAL:
+            deadline = f"{state.approval_deadline:%Y-%m-%d %H:%M:%S} UTC" if state.approval_deadline else "?"
+            progress(f"[{state.phase.value}] waiting for approval by someone other than {state.requester} (deadline {deadline})")
+            progress(f"    opsctl approve {state.workflow_id} --plan-hash {state.plan_hash}")
+        elif state.progress.total and state.phase is Phase.APPLYING:
+            progress(f"[applying] step {state.progress.done + 1}/{state.progress.total}: {state.progress.step}"
+                     if state.progress.done < state.progress.total else f"[applying] {state.progress.total} steps done")  # fmt: skip
+        else:
+            progress(f"[{state.phase.value}]")
+
+    return report
+
+
+def _planned(state: RunState) -> bool:
+    return state.phase not in (Phase.VALIDATING, Phase.PLANNING)
+
+
+async def cmd_plan(client: Any, args: argparse.Namespace, config: Config, progress: Progress) -> Output:
+    from client.runs import start_run, wait_for
+
+    request = read_request(args.file, args.as_user, args.state_dir)
+    handle, _ = await start_run(client, request, task_queue=config.task_queue, mode=Mode.DRY_RUN)
+    progress(f"planning on the worker (dry run {handle.id}) …")
+    state = await wait_for(handle, lambda s: s.phase.terminal or s.phase is Phase.NEEDS_REVIEW, timeout=args.timeout)
+    if not state.phase.terminal:
+        raise OpsctlError(ExitCode.DEPENDENCY_FAILURE, f"no plan within {args.timeout:.0f}s (phase {state.phase.value})",
+                          hint="is a worker running? `opsctl dev status`")  # fmt: skip
+    return run_output(state, config.web_ui(handle.id))
+
+
+async def cmd_apply(client: Any, args: argparse.Namespace, config: Config, progress: Progress) -> Output:
+    from client.runs import start_run, wait_for
+
+    request = read_request(args.file, args.as_user, args.state_dir)
+    handle, new = await start_run(client, request, task_queue=config.task_queue)
+    if new:
+        progress(f"submitted {handle.id} as {request.metadata.requester}")
+    else:
+        progress(f"attached to {handle.id}: this request was submitted before (same idempotency key or spec)")
+    progress(f"Web UI: {config.web_ui(handle.id)}")
+    until = (lambda s: s.phase.terminal) if args.wait else _settled
+    state = await wait_for(handle, until, timeout=args.timeout, on_change=_reporter(progress, config))
+    output = run_output(state, config.web_ui(handle.id))
+    output.extra_json["attached"] = not new
+    return output
+
+
+def _settled(state: RunState) -> bool:
+    """Without --wait, apply returns once a human or the clock is what the run waits for."""
+    return state.phase.terminal or state.phase in (Phase.AWAITING_APPROVAL, Phase.NEEDS_REVIEW)
+
+
+async def _decide(client: Any, args: argparse.Namespace, config: Config, decision: Decision, input: DecisionInput) -> Output:
+    from client.runs import decide, handle_for
+
+    handle = await handle_for(client, args.run)
+    record, state = await decide(handle, decision, input)
+    output = run_output(state, config.web_ui(handle.id), full=False)
+    verdict = "accepted" if record.accepted else "REFUSED"
+    output.text = f"{decision.value} by {record.actor}: {verdict} — {record.reason}\n\n{output.text}"
+    output.data = {"decision": record.model_dump(mode="json"), "run": output.data}
+    output.exit_code = ExitCode.SUCCESS if record.accepted else ExitCode.DENIED
+    return output
+
+
+async def cmd_approve(client: Any, args: argparse.Namespace, config: Config, progress: Progress) -> Output:
+    input = DecisionInput(actor=config.user, plan_hash=args.plan_hash, comment=args.comment)
+    return await _decide(client, args, config, Decision.APPROVE, input)
+
+
+async def cmd_reject(client: Any, args: argparse.Namespace, config: Config, progress: Progress) -> Output:
+    return await _decide(client, args, config, Decision.REJECT, DecisionInput(actor=config.user, comment=args.reason))
+
+
+async def cmd_cancel(client: Any, args: argparse.Namespace, config: Config, progress: Progress) -> Output:
+    return await _decide(client, args, config, Decision.CANCEL, DecisionInput(actor=config.user, comment=args.reason))
+
+
+async def cmd_resolve(client: Any, args: argparse.Namespace, config: Config, progress: Progress) -> Output:
+    input = ResolveInput(actor=config.user, comment=args.comment, resolution=Decision(args.resolution))
+    return await _decide(client, args, config, Decision(args.resolution), input)
+
+
+async def cmd_status(client: Any, args: argparse.Namespace, config: Config, progress: Progress) -> Output:
+    from client.runs import handle_for, read_state
+
+    handle = await handle_for(client, args.run)
+    return run_output(await read_state(handle), config.web_ui(handle.id), full=False)
+
+
+async def cmd_result(client: Any, args: argparse.Namespace, config: Config, progress: Progress) -> Output:
+    from client.runs import handle_for, wait_for
+
+    handle = await handle_for(client, args.run)
+    until = (lambda s: s.phase.terminal) if args.wait else (lambda _: True)
+    state = await wait_for(handle, until, timeout=args.timeout, on_change=_reporter(progress, config) if args.wait else lambda _: None)
+    return run_output(state, config.web_ui(handle.id))
+
+
+async def cmd_list(client: Any, args: argparse.Namespace, config: Config, progress: Progress) -> Output:
+    filters = [
+        f"{attribute} = '{value}'"
+        for attribute, value in (("OpsctlPhase", args.phase), ("OpsctlKind", args.kind), ("OpsctlEnvironment", args.env))
+        if value
+    ]
+    for value in (args.phase, args.kind, args.env):
+        if value and not value.replace("_", "").replace("-", "").isalnum():
+            raise OpsctlError(ExitCode.INVALID_INPUT, f"invalid filter value {value!r}")
+    query = " AND ".join(["OpsctlKind IS NOT NULL", *filters])
+    rows = []
+    async for execution in client.list_workflows(query, limit=args.limit):
+        attributes = {key.name: value for key, value in execution.typed_search_attributes}
+        rows.append(
+            {
+                "run_id": execution.id,
+                "kind": attributes.get("OpsctlKind", execution.workflow_type),
+                "environment": attributes.get("OpsctlEnvironment", ""),
+                "phase": attributes.get("OpsctlPhase", ""),
+                "requester": attributes.get("OpsctlRequester", ""),
+                "started": execution.start_time.strftime("%Y-%m-%d %H:%M:%S"),
+                "plan_hash": attributes.get("OpsctlPlanHash", ""),
+            }
+        )
+    text = table(rows, ["run_id", "kind", "environment", "phase", "requester", "started"])
+    return Output({"runs": rows, "query": query}, text)

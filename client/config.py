@@ -1,0 +1,81 @@
+"""Who is calling and where Temporal is: flags, then environment, then config file, then defaults.
+
+Config file: $OPSCTL_CONFIG or ~/.config/opsctl/config.toml, with optional keys
+`user`, `temporal_address`, `namespace`, `task_queue`, `state_dir`, `ui_url`.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from contracts.failures import ExitCode, OpsctlError
+
+
+def _config_file() -> dict[str, Any]:
+    path = Path(os.environ.get("OPSCTL_CONFIG", "~/.config/opsctl/config.toml")).expanduser()
+    if not path.exists():
+        return {}
+    try:
+        return tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise OpsctlError(ExitCode.INVALID_INPUT, f"config file {path} is unreadable: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Config:
+    user: str
+    state_dir: Path
+    temporal_address: str
+    namespace: str
+    task_queue: str
+    ui_url: str
+
+    def web_ui(self, workflow_id: str) -> str:
+        return f"{self.ui_url}/namespaces/{self.namespace}/workflows/{workflow_id}"
+
+
+def load_config(as_user: str | None = None, state_dir: str | None = None) -> Config:
+    file = _config_file()
+    env = os.environ.get
+
+    def pick(flag: str | None, env_name: str, key: str, default: str) -> str:
+        return flag or env(env_name) or str(file.get(key) or "") or default
+
+    state = Path(pick(state_dir, "OPSCTL_STATE_DIR", "state_dir", ".opsctl"))
+    stack = _stack_record(state)
+    temporal_port = stack.get("ports", {}).get("temporal")
+    ui_port = stack.get("ports", {}).get("ui")
+    return Config(
+        user=pick(as_user, "OPSCTL_USER", "user", _login_name()),
+        state_dir=state,
+        temporal_address=pick(
+            None, "OPSCTL_TEMPORAL_ADDRESS", "temporal_address",
+            f"127.0.0.1:{temporal_port}" if temporal_port else "127.0.0.1:7233",
+        ),  # fmt: skip
+        namespace=pick(None, "OPSCTL_NAMESPACE", "namespace", "default"),
+        task_queue=pick(None, "OPSCTL_TASK_QUEUE", "task_queue", "opsctl"),
+        ui_url=pick(
+            None, "OPSCTL_UI_URL", "ui_url", f"http://127.0.0.1:{ui_port}" if ui_port else "http://127.0.0.1:8233"
+        ),
+    )
+
+
+def _stack_record(state_dir: Path) -> dict[str, Any]:
+    try:
+        data: dict[str, Any] = json.loads((state_dir / "stack.json").read_text())
+        return data
+    except (OSError, ValueError):
+        return {}
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

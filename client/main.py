@@ -1,0 +1,202 @@
+"""The `opsctl` command line: parsing, and the one place where the process exits.
+
+Command bodies live in `client.commands.*`, imported only when they run, so `--help`
+stays instant. They return an `Output` or raise; this module maps what they raise to
+the exit-code table in `contracts.failures`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from contracts.failures import ExitCode, OpsctlError
+
+DESCRIPTION = """\
+Durable, reviewed database and cloud operations on Temporal.
+
+A request document (YAML or JSON: apiVersion, kind, metadata, spec) is validated,
+planned without mutating, approved by a second person against its plan hash,
+applied in retry-safe steps and verified. Every run is a Temporal workflow.
+
+typical session:
+  opsctl dev up                                  # embedded stack (Temporal, PostgreSQL, AWS)
+  opsctl validate -f rotate.yaml                 # check the document, offline
+  opsctl plan -f rotate.yaml                     # dry run: exit 10 if it would change things
+  opsctl apply -f rotate.yaml --as alice         # submit; prod waits for approval (exit 7)
+  opsctl approve RUN --plan-hash H --as bob      # a second person approves that exact plan
+  opsctl result RUN --wait                       # the four answers, and the exit code
+"""
+
+EXIT_CODES = """\
+exit codes:
+  0 success                         5 partial success (some changes applied)
+  1 unexpected failure              6 denied: policy, rejected, expired, cancelled
+  2 invalid arguments/config/doc    7 awaiting approval (not waiting)
+  3 validation failed, no mutation  8 needs review (outcome uncertain)
+  4 remote dependency failure      10 dry run found changes
+"""
+
+# command name → (module in client.commands, help line)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "validate": ("documents", "check a request document offline (no server needed)"),
+    "schema": ("documents", "print the JSON Schema of a kind's request document"),
+    "plan": ("runs", "dry run: compute the plan on the worker without changing anything"),
+    "apply": ("runs", "submit a request (a repeated apply attaches to the same run)"),
+    "approve": ("runs", "approve a run's plan, naming the plan hash you reviewed"),
+    "reject": ("runs", "reject a run awaiting approval"),
+    "cancel": ("runs", "stop a run at its next safe point, undoing applied steps"),
+    "resolve": ("runs", "answer a run in needs_review: retry, mark done, or abort"),
+    "status": ("runs", "phase, progress and next action of a run"),
+    "result": ("runs", "the full report of a run: requested, changed, uncertain, next"),
+    "list": ("runs", "list runs, filtered by phase, kind or environment"),
+    "dev": ("dev", "the embedded development stack: up, down, status"),
+    "demo": ("demo", "run the two-person credential rotation demo on the embedded stack"),
+}
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--format", choices=["text", "json"], default="text", help="output format (default: text)")
+    common.add_argument("--as", dest="as_user", metavar="USER", help="act as USER (default: $OPSCTL_USER, config, login)")
+    common.add_argument("--state-dir", metavar="DIR", help="embedded stack state folder (default: .opsctl)")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog="opsctl",
+        description=DESCRIPTION,
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common],
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_line) in COMMANDS.items():
+        command = sub.add_parser(
+            name,
+            help=help_line,
+            description=help_line,
+            parents=[common],
+            epilog=EXIT_CODES,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        _arguments(name, command)
+    return parser
+
+
+def _arguments(name: str, parser: argparse.ArgumentParser) -> None:
+    """Arguments per command, declared here so --help needs no command module."""
+    doc = {"metavar": "DOC", "help": "request document, YAML or JSON ('-' for stdin)"}
+    wait_help = "seconds to wait at most (default: %(default)s)"
+    if name in ("validate", "plan", "apply"):
+        parser.add_argument("-f", "--file", required=True, **doc)
+    if name == "schema":
+        parser.add_argument("kind", help="operation kind, e.g. RotateDbCredential")
+    if name == "plan":
+        parser.add_argument("--timeout", type=float, default=120, help=wait_help)
+    if name == "apply":
+        parser.add_argument("--wait", action="store_true", help="wait for the run to end, showing progress")
+        parser.add_argument("--timeout", type=float, default=3600, help=wait_help)
+    if name in ("approve", "reject", "cancel", "resolve", "status", "result"):
+        parser.add_argument("run", metavar="RUN", help="the run's id (workflow id)")
+    if name == "approve":
+        parser.add_argument("--plan-hash", required=True, help="the plan hash you reviewed (from plan/status)")
+        parser.add_argument("--comment", default="", help="recorded with the approval")
+    if name == "reject":
+        parser.add_argument("--reason", required=True, help="why; recorded in the run's history")
+    if name == "cancel":
+        parser.add_argument("--reason", default="", help="why; recorded in the run's history")
+    if name == "resolve":
+        choice = parser.add_mutually_exclusive_group(required=True)
+        choice.add_argument("--retry", dest="resolution", action="store_const", const="retry", help="run the step again")
+        choice.add_argument(
+            "--mark-done", dest="resolution", action="store_const", const="mark_done", help="you finished it by hand"
+        )
+        choice.add_argument("--abort", dest="resolution", action="store_const", const="abort", help="stop the run")
+        parser.add_argument("--comment", required=True, help="what you checked or did; recorded")
+    if name == "result":
+        parser.add_argument("--wait", action="store_true", help="wait for the run to end")
+        parser.add_argument("--timeout", type=float, default=3600, help=wait_help)
+    if name == "list":
+        parser.add_argument("--phase", help="e.g. awaiting_approval, needs_review, succeeded")
+        parser.add_argument("--kind", help="e.g. RotateDbCredential")
+        parser.add_argument("--env", help="environment, e.g. prod")
+        parser.add_argument("--limit", type=int, default=20, help="at most this many runs (default: %(default)s)")
+    if name == "dev":
+        parser.add_argument("action", choices=["up", "down", "status"])
+        parser.add_argument("--temporal-port", type=int, default=7233)
+        parser.add_argument("--ui-port", type=int, default=8233)
+        parser.add_argument("--postgres-port", type=int, default=55432)
+        parser.add_argument("--aws-port", type=int, default=54566)
+        parser.add_argument("--no-worker", action="store_true", help="start the servers only")
+
+
+def run(argv: Sequence[str], stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
+    """Parse, dispatch, print; return the exit code. Never raises for user errors."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse has printed usage (or --help) already
+        return int(exc.code or 0) if exc.code in (0, None) else int(ExitCode.INVALID_INPUT)
+    if args.command is None:
+        parser.print_help(stdout)
+        return int(ExitCode.INVALID_INPUT)
+    module_name, _ = COMMANDS[args.command]
+    fmt = args.format
+    try:
+        module = importlib.import_module(f"client.commands.{module_name}")
+        output = module.execute(args, _Progress(stderr, fmt))
+    except OpsctlError as exc:
+        return _error(exc.exit_code, exc.message, exc.hint, fmt, stdout, stderr, kind=exc.kind)
+    except KeyboardInterrupt:
+        return _error(ExitCode.UNEXPECTED, "interrupted", "the run (if any) goes on: see `opsctl status`", fmt, stdout, stderr)
+    except Exception as exc:
+        from contracts.request import DocumentError
+
+        if isinstance(exc, DocumentError):
+            return _error(exc.exit_code, str(exc), "see `opsctl schema KIND` for the document's shape",
+                          fmt, stdout, stderr, field=exc.field)  # fmt: skip
+        if os.environ.get("OPSCTL_DEBUG"):
+            raise
+        return _error(ExitCode.UNEXPECTED, f"{type(exc).__name__}: {exc}",
+                      "this is a bug in opsctl; rerun with OPSCTL_DEBUG=1 for the traceback", fmt, stdout, stderr)  # fmt: skip
+    print(output.render(fmt), file=stdout)
+    return int(output.exit_code)
+
+
+def _error(
+    code: ExitCode, message: str, hint: str, fmt: str, stdout: TextIO, stderr: TextIO, **extra: Any
+) -> int:
+    print(f"error: {message}", file=stderr)
+    if hint:
+        print(f"hint: {hint}", file=stderr)
+    if fmt == "json":
+        error = {"message": message, "hint": hint, **{k: (v.value if hasattr(v, "value") else v) for k, v in extra.items() if v}}
+        print(json.dumps({"error": error, "exit_code": int(code)}, indent=2), file=stdout)
+    return int(code)
+
+
+class _Progress:
+    """Progress lines for humans go to stderr; stdout carries only the result."""
+
+    def __init__(self, stream: TextIO, fmt: str) -> None:
+        self._stream = stream
+        self.fmt = fmt
+
+    def __call__(self, message: str) -> None:
+        print(message, file=self._stream, flush=True)
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()
