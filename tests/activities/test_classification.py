@@ -1,0 +1,78 @@
+"""Error classification tables: what retries, what fails at once, what needs a human."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+import pytest
+
+from activities.aws import classify_aws_code
+from activities.postgres import classify_sqlstate, scram_verifier
+from contracts.failures import FailureKind
+
+TRANSIENT, AUTH, VALIDATION, CONFLICT = (
+    FailureKind.DEPENDENCY_UNAVAILABLE,
+    FailureKind.AUTH,
+    FailureKind.VALIDATION,
+    FailureKind.CONFLICT,
+)
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "kind"),
+    [
+        ("08006", TRANSIENT),  # connection failure
+        ("40001", TRANSIENT),  # serialization failure
+        ("40P01", TRANSIENT),  # deadlock detected
+        ("53300", TRANSIENT),  # too many connections
+        ("55P03", TRANSIENT),  # lock not available (lock_timeout)
+        ("57P01", TRANSIENT),  # admin shutdown
+        ("57014", TRANSIENT),  # statement timeout (query canceled)
+        ("28P01", AUTH),  # invalid password
+        ("23505", VALIDATION),  # unique violation
+        ("42P01", VALIDATION),  # undefined table
+        ("42704", VALIDATION),  # undefined object (role)
+        ("P0001", None),  # raise_exception: unknown to us
+        ("XX000", None),  # internal error
+    ],
+)
+def test_postgres_errors_are_classified_by_sqlstate(sqlstate: str, kind: FailureKind | None) -> None:
+    assert kind == classify_sqlstate(sqlstate)
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "kind"),
+    [
+        ("ThrottlingException", 400, TRANSIENT),
+        ("InternalServiceError", 500, TRANSIENT),
+        ("Whatever", 503, TRANSIENT),
+        ("AccessDeniedException", 400, AUTH),
+        ("UnrecognizedClientException", 400, AUTH),
+        ("ResourceNotFoundException", 400, VALIDATION),
+        ("InvalidRequestException", 400, VALIDATION),
+        ("ResourceExistsException", 400, CONFLICT),
+        ("SomethingNew", 400, None),
+    ],
+)
+def test_aws_errors_are_classified_by_code_and_status(code: str, status: int, kind: FailureKind | None) -> None:
+    assert kind == classify_aws_code(code, status)
+
+
+def test_the_scram_verifier_proves_the_password_it_was_made_from() -> None:
+    """Recompute StoredKey from the salt and iterations: only the right password matches."""
+    verifier = scram_verifier("correct horse")
+    method, rest = verifier.split("$", 1)
+    iterations_salt, keys = rest.split("$")
+    iterations, salt = iterations_salt.split(":")
+    stored_key = keys.split(":")[0]
+
+    def stored_for(password: str) -> str:
+        salted = hashlib.pbkdf2_hmac("sha256", password.encode(), base64.b64decode(salt), int(iterations))
+        client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+        return base64.b64encode(hashlib.sha256(client_key).digest()).decode()
+
+    assert "SCRAM-SHA-256" == method
+    assert stored_key == stored_for("correct horse")
+    assert stored_key != stored_for("wrong horse")

