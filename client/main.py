@@ -195,7 +195,13 @@ class _Progress:
 
 
 def main() -> None:
-    sys.exit(run(sys.argv[1:]))
+    code = run(sys.argv[1:])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Exit without interpreter finalization: the Temporal SDK's Rust runtime threads can
+    # abort the process while Python tears down (PyGILState_Release), turning a clean
+    # exit code into SIGABRT. Everything we print is flushed above; nothing else is pending.
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from temporalio.client import Client
 from client.devstack import Stack, seed_role
 from client.runs import decide, read_state, start_run, wait_for
 from contracts.phases import Phase
-from contracts.request import parse_request
+from contracts.request import Request, parse_request
 from contracts.run import Decision, DecisionInput, RunState
 
 
@@ -76,3 +76,109 @@ async def test_rotation_changes_the_password_and_the_secret(stack: Stack, client
     assert ["AWSPREVIOUS"] == stages[old_version]
     assert all(check.passed for check in result.checks)
     assert (await read_state(handle)).phase is Phase.SUCCEEDED
+
+
+async def seeded_request(stack: Stack, environment: str = "prod", **metadata: object) -> tuple[str, str, str, Request]:
+    role, secret_id = f"r_{uuid.uuid4().hex[:8]}", f"test/{uuid.uuid4().hex[:8]}"
+    password = seed_role(stack, role, secret_id)
+    document = rotation_request(role, secret_id, environment)
+    document["metadata"].update(metadata)
+    return role, secret_id, password, parse_request(document)
+
+
+async def test_a_duplicate_apply_attaches_to_the_same_run(stack: Stack, client: Client, task_queue: str) -> None:
+    """Submitting the same request twice gives one execution, running or finished."""
+    _, _, _, request = await seeded_request(stack)
+    first, first_new = await start_run(client, request, task_queue=task_queue)
+    second, second_new = await start_run(client, request, task_queue=task_queue)
+    state = await wait_for(first, lambda s: s.phase is Phase.AWAITING_APPROVAL, timeout=30)
+    await decide(first, Decision.APPROVE, DecisionInput(actor="bob", plan_hash=state.plan_hash))
+    await first.result()
+    third, third_new = await start_run(client, request, task_queue=task_queue)
+
+    assert (True, False, False) == (first_new, second_new, third_new)
+    assert first.id == second.id == third.id
+    assert Phase.SUCCEEDED == (await third.result()).phase
+    executions = [e async for e in client.list_workflows(f"WorkflowId = '{first.id}'")]
+    assert 1 == len(executions)
+
+
+async def test_self_approval_and_a_wrong_hash_are_refused_and_recorded(
+    stack: Stack, client: Client, task_queue: str
+) -> None:
+    role, _, password, request = await seeded_request(stack)
+    handle, _ = await start_run(client, request, task_queue=task_queue)
+    state = await wait_for(handle, lambda s: s.phase is Phase.AWAITING_APPROVAL, timeout=30)
+
+    own, _ = await decide(handle, Decision.APPROVE, DecisionInput(actor="alice", plan_hash=state.plan_hash))
+    stale, after = await decide(handle, Decision.APPROVE, DecisionInput(actor="bob", plan_hash="0" * 64))
+
+    assert (False, False) == (own.accepted, stale.accepted)
+    assert own.reason.startswith("four-eyes")
+    assert stale.reason.startswith("plan hash mismatch")
+    assert Phase.AWAITING_APPROVAL == after.phase
+    assert [("alice", False), ("bob", False)] == [(d.actor, d.accepted) for d in after.decisions]
+    assert await can_login(stack, role, password), "nothing was applied"
+    rejected, _ = await decide(handle, Decision.REJECT, DecisionInput(actor="bob", comment="test over"))
+    assert rejected.accepted
+    assert Phase.REJECTED == (await handle.result()).phase
+
+
+async def test_the_history_never_contains_a_password(stack: Stack, client: Client, task_queue: str) -> None:
+    _, secret_id, old_password, request = await seeded_request(stack, "dev")
+    handle, _ = await start_run(client, request, task_queue=task_queue)
+    result = await handle.result()
+    new_password = current_password(stack, secret_id)
+    history = (await handle.fetch_history()).to_json()
+
+    assert Phase.SUCCEEDED == result.phase
+    assert "ActivityTaskCompleted" in history or "ACTIVITY_TASK_COMPLETED" in history
+    assert old_password not in history
+    assert new_password not in history
+    assert new_password not in result.model_dump_json()
+
+
+async def test_a_missing_role_fails_validation_before_any_change(stack: Stack, client: Client, task_queue: str) -> None:
+    _, secret_id, _, request = await seeded_request(stack, "dev")
+    missing = request.model_copy(update={"spec": {**request.spec, "role": "no_such_role"}})
+    stages_before = secret_stages(stack, secret_id)
+    handle, _ = await start_run(client, missing, task_queue=task_queue)
+    result = await handle.result()
+
+    assert Phase.FAILED == result.phase
+    assert result.failure is not None
+    assert "validation" == result.failure.kind.value
+    assert "no_such_role" in result.failure.message
+    assert stages_before == secret_stages(stack, secret_id)
+
+
+async def test_a_role_that_cannot_log_in_after_the_change_is_a_partial_application(
+    stack: Stack, client: Client, task_queue: str
+) -> None:
+    """An expired role takes the new password but refuses the test login: changes, then failure."""
+    role, _, _, request = await seeded_request(stack, "dev")
+    stack._psql(f"ALTER ROLE {role} VALID UNTIL '2000-01-01'")
+    handle, _ = await start_run(client, request, task_queue=task_queue)
+    result = await handle.result()
+
+    assert Phase.FAILED == result.phase
+    assert result.failure is not None
+    assert "partial_application" == result.failure.kind.value
+    assert ["secretsmanager:secret", "postgres:role"] == [c.resource_type for c in result.changed]
+    assert 5 == int(result.exit_code())
+
+
+async def test_an_approval_deadline_on_the_dev_server_expires_the_run(
+    stack: Stack, client: Client, task_queue: str
+) -> None:
+    """With search attributes on: a 2-second deadline passes, the run is expired, nothing changed."""
+    role, _, password, request = await seeded_request(stack, "prod", approvalTimeoutSeconds=2)
+    handle, _ = await start_run(client, request, task_queue=task_queue)
+    result = await handle.result()
+
+    assert Phase.EXPIRED == result.phase
+    assert [] == result.changed
+    assert await can_login(stack, role, password)
+    described = await handle.describe()
+    phase = next(value for key, value in described.typed_search_attributes if key.name == "OpsctlPhase")
+    assert "expired" == phase

@@ -1,0 +1,240 @@
+"""The CLI contract: exit codes and JSON shapes, driven as a subprocess against the real stack."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from client.devstack import Stack, free_port, seed_role
+from tests.workflows.test_lifecycle import FakeRotation
+from workflows.rotate_credential import RotateDbCredential
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Ran:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+@pytest.fixture
+def cli_env(stack: Stack, task_queue: str, tmp_path: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "OPSCTL_TEMPORAL_ADDRESS": stack.temporal_address,
+        "OPSCTL_TASK_QUEUE": task_queue,
+        "OPSCTL_UI_URL": stack.ui_url,
+        "OPSCTL_STATE_DIR": str(tmp_path / "state"),
+        "OPSCTL_CONFIG": str(tmp_path / "no-config.toml"),
+        "OPSCTL_USER": "alice",
+    }
+
+
+async def opsctl(env: dict[str, str], *argv: str) -> Ran:
+    """Run `opsctl` as a separate process without blocking the in-process worker's event loop."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "client.main", *argv,
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
+    assert process.returncode is not None
+    return Ran(process.returncode, out.decode(), err.decode())
+
+
+def document(tmp_path: Path, role: str, secret: str, environment: str = "prod", extra: str = "") -> str:
+    path = tmp_path / f"{uuid.uuid4().hex[:6]}.yaml"
+    path.write_text(
+        f"apiVersion: opsctl/v1\nkind: RotateDbCredential\nmetadata:\n  environment: {environment}\n{extra}"
+        f"spec:\n  database: app\n  role: {role}\n  secretId: {secret}\n"
+    )
+    return str(path)
+
+
+@pytest.fixture
+def seeded(stack: Stack) -> tuple[str, str]:
+    role, secret = f"c_{uuid.uuid4().hex[:8]}", f"cli/{uuid.uuid4().hex[:8]}"
+    seed_role(stack, role, secret)
+    return role, secret
+
+
+def test_help_is_fast_and_documents_the_exit_codes() -> None:
+    started = time.monotonic()
+    ran = subprocess.run([sys.executable, "-m", "client.main", "--help"], capture_output=True, text=True, cwd=ROOT)
+    elapsed = time.monotonic() - started
+    assert 0 == ran.returncode
+    assert "10 dry run found changes" in ran.stdout
+    assert elapsed < 5, "help must not import the heavy libraries"  # generous: a cold interpreter
+
+
+async def test_validate_accepts_a_good_document_with_a_stable_json_shape(cli_env: dict[str, str], tmp_path: Path) -> None:
+    ran = await opsctl(cli_env, "validate", "-f", document(tmp_path, "app_user", "s"), "--format", "json")
+    assert 0 == ran.code, ran.stderr
+    assert {"valid", "kind", "run_id", "environment", "requester", "spec"} == set(ran.json())
+    assert "alice" == ran.json()["requester"]
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "field"),
+    [
+        ("apiVersion: opsctl/v1\nkind: RotateDbCredential\nmetadata: {environment: prod}\n"
+         "spec: {database: app, role: r, secretId: s, force: true}\n", 3, "spec.force"),
+        ("apiVersion: opsctl/v1\nkind: RotateDbCredential\nmetadata: {environment: prod}\n"
+         "spec: {database: app, secretId: s}\n", 3, "spec.role"),
+        ("apiVersion: opsctl/v1\nkind: Nope\nmetadata: {}\nspec: {}\n", 2, "kind"),
+        ("apiVersion: [broken\n", 2, ""),
+    ],
+)  # fmt: skip
+async def test_invalid_documents_exit_2_or_3_naming_the_field(
+    cli_env: dict[str, str], tmp_path: Path, text: str, code: int, field: str
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    ran = await opsctl(cli_env, "validate", "-f", str(path), "--format", "json")
+    assert code == ran.code
+    assert code == ran.json()["exit_code"]
+    assert field == ran.json()["error"].get("field", "")
+    assert "Traceback" not in ran.stderr
+    assert f"error: {field}" in ran.stderr
+
+
+async def test_a_requester_other_than_you_is_refused(cli_env: dict[str, str], tmp_path: Path) -> None:
+    path = document(tmp_path, "r", "s", extra="  requester: mallory\n")
+    ran = await opsctl(cli_env, "validate", "-f", path)
+    assert 3 == ran.code
+    assert "metadata.requester" in ran.stderr
+
+
+async def test_missing_files_and_bad_arguments_exit_2(cli_env: dict[str, str]) -> None:
+    assert 2 == (await opsctl(cli_env, "validate", "-f", "/no/such/file.yaml")).code
+    assert 2 == (await opsctl(cli_env, "approve", "some-run")).code  # --plan-hash missing
+    assert 2 == (await opsctl(cli_env, "schema", "Nope")).code
+
+
+async def test_schema_prints_the_json_schema_of_a_kind(cli_env: dict[str, str]) -> None:
+    ran = await opsctl(cli_env, "schema", "RotateDbCredential")
+    schema = json.loads(ran.stdout)
+    assert 0 == ran.code
+    assert ["apiVersion", "kind", "metadata", "spec"] == schema["required"]
+    assert {"database", "role", "secretId"} == set(schema["$defs"]["RotateDbCredentialSpec"]["properties"])
+
+
+async def test_plan_is_a_dry_run_that_exits_10_when_it_would_change_things(
+    cli_env: dict[str, str], tmp_path: Path, seeded: tuple[str, str]
+) -> None:
+    ran = await opsctl(cli_env, "plan", "-f", document(tmp_path, *seeded), "--format", "json")
+    assert 10 == ran.code, ran.stderr
+    result = ran.json()
+    assert "planned" == result["phase"]
+    assert 3 == len(result["plan"]["actions"])
+    assert 64 == len(result["plan_hash"])
+
+
+async def test_the_two_person_flow_through_the_cli(
+    cli_env: dict[str, str], tmp_path: Path, seeded: tuple[str, str]
+) -> None:
+    """apply → 7, self-approval → 6, wrong hash → 6, approval → 0, result → 0, re-apply attaches."""
+    path = document(tmp_path, *seeded)
+    applied = await opsctl(cli_env, "apply", "-f", path, "--format", "json")
+    assert 7 == applied.code, applied.stderr
+    run = applied.json()
+    expected_keys = {"schema_version", "workflow_id", "kind", "phase", "plan", "plan_hash", "decisions", "changed",
+                     "uncertain", "next_action", "exit_code", "retryable", "web_ui", "attached", "failure"}  # fmt: skip
+    assert expected_keys <= set(run)
+    assert ("awaiting_approval", False) == (run["phase"], run["attached"])
+    run_id, plan_hash = run["workflow_id"], run["plan_hash"]
+
+    own = await opsctl(cli_env, "approve", run_id, "--plan-hash", plan_hash, "--format", "json")
+    assert 6 == own.code
+    assert own.json()["decision"]["reason"].startswith("four-eyes")
+    stale = await opsctl(cli_env, "approve", run_id, "--plan-hash", "f" * 64, "--as", "bob")
+    assert 6 == stale.code
+    assert "plan hash mismatch" in stale.stdout
+    status = await opsctl(cli_env, "status", run_id)
+    assert 7 == status.code
+    ok = await opsctl(cli_env, "approve", run_id, "--plan-hash", plan_hash, "--as", "bob", "--comment", "lgtm")
+    assert 0 == ok.code, ok.stdout + ok.stderr
+
+    result = await opsctl(cli_env, "result", run_id, "--wait", "--timeout", "60", "--format", "json")
+    assert 0 == result.code, result.stdout
+    assert "succeeded" == result.json()["phase"]
+    assert [True, True, True] == [c["passed"] for c in result.json()["checks"]]
+
+    again = await opsctl(cli_env, "apply", "-f", path, "--format", "json")
+    assert 0 == again.code
+    assert (run_id, True) == (again.json()["workflow_id"], again.json()["attached"])
+    listed = await opsctl(cli_env, "list", "--phase", "succeeded", "--env", "prod", "--format", "json")
+    assert run_id in [row["run_id"] for row in listed.json()["runs"]]
+
+
+async def test_reject_ends_the_run_as_denied(cli_env: dict[str, str], tmp_path: Path, seeded: tuple[str, str]) -> None:
+    run_id = (await opsctl(cli_env, "apply", "-f", document(tmp_path, *seeded), "--format", "json")).json()["workflow_id"]
+    rejected = await opsctl(cli_env, "reject", run_id, "--reason", "wrong window", "--as", "bob")
+    assert 0 == rejected.code
+    result = await opsctl(cli_env, "result", run_id, "--wait", "--timeout", "30")
+    assert 6 == result.code
+    assert "wrong window" in result.stdout
+    late = await opsctl(cli_env, "approve", run_id, "--plan-hash", "x", "--as", "bob")
+    assert 6 == late.code
+    assert "already ended" in late.stderr
+
+
+async def test_a_partial_application_exits_5(
+    stack: Stack, cli_env: dict[str, str], tmp_path: Path, seeded: tuple[str, str]
+) -> None:
+    stack._psql(f"ALTER ROLE {seeded[0]} VALID UNTIL '2000-01-01'")
+    ran = await opsctl(cli_env, "apply", "-f", document(tmp_path, *seeded, environment="dev"), "--wait", "--format", "json")
+    assert 5 == ran.code, ran.stdout
+    assert "partial_application" == ran.json()["failure"]["kind"]
+    assert "unknown" == ran.json()["retryable"]
+
+
+async def test_an_unreachable_temporal_exits_4_with_a_hint(cli_env: dict[str, str], tmp_path: Path) -> None:
+    env = {**cli_env, "OPSCTL_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"}
+    ran = await opsctl(env, "status", "anything")
+    assert 4 == ran.code
+    assert "opsctl dev up" in ran.stderr
+
+
+async def test_a_run_in_needs_review_exits_8(client: Client, cli_env: dict[str, str], tmp_path: Path) -> None:
+    from temporalio.exceptions import ApplicationError
+
+    fake = FakeRotation(failures={"promote": [ApplicationError("lost", type="unknown", non_retryable=True)]})
+    queue = f"fake-{uuid.uuid4().hex[:6]}"
+    env = {**cli_env, "OPSCTL_TASK_QUEUE": queue}
+    async with Worker(client, task_queue=queue, workflows=[RotateDbCredential], activities=fake.activities()):
+        ran = await opsctl(env, "apply", "-f", document(tmp_path, "r", "s", "dev"), "--format", "json")
+        assert 8 == ran.code, ran.stdout
+        run_id = ran.json()["workflow_id"]
+        resolved = await opsctl(env, "resolve", run_id, "--abort", "--comment", "checked by hand", "--as", "carol")
+        assert 0 == resolved.code
+        final = await opsctl(env, "result", run_id, "--wait", "--timeout", "30", "--format", "json")
+    assert 8 == final.code
+    assert "failed" == final.json()["phase"]
+
+
+async def test_a_run_ended_outside_opsctl_is_an_unexpected_failure(
+    client: Client, cli_env: dict[str, str], tmp_path: Path, seeded: tuple[str, str]
+) -> None:
+    run_id = (await opsctl(cli_env, "apply", "-f", document(tmp_path, *seeded), "--format", "json")).json()["workflow_id"]
+    await client.get_workflow_handle(run_id).terminate("operator pulled the plug")
+    ran = await opsctl(cli_env, "status", run_id)
+    assert 1 == ran.code
+    assert "terminated" in ran.stderr
+
