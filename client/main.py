@@ -63,7 +63,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--format", choices=["text", "json"], default="text", help="output format (default: text)")
-    common.add_argument("--as", dest="as_user", metavar="USER", help="act as USER (default: $OPSCTL_USER, config, login)")
+    common.add_argument(
+        "--as", dest="as_user", metavar="USER", help="act as USER (default: $OPSCTL_USER, config, login)"
+    )
     common.add_argument("--state-dir", metavar="DIR", help="embedded stack state folder (default: .opsctl)")
     return common
 
@@ -115,7 +117,9 @@ def _arguments(name: str, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--reason", default="", help="why; recorded in the run's history")
     if name == "resolve":
         choice = parser.add_mutually_exclusive_group(required=True)
-        choice.add_argument("--retry", dest="resolution", action="store_const", const="retry", help="run the step again")
+        choice.add_argument(
+            "--retry", dest="resolution", action="store_const", const="retry", help="run the step again"
+        )
         choice.add_argument(
             "--mark-done", dest="resolution", action="store_const", const="mark_done", help="you finished it by hand"
         )
@@ -156,29 +160,46 @@ def run(argv: Sequence[str], stdout: TextIO = sys.stdout, stderr: TextIO = sys.s
     except OpsctlError as exc:
         return _error(exc.exit_code, exc.message, exc.hint, fmt, stdout, stderr, kind=exc.kind)
     except KeyboardInterrupt:
-        return _error(ExitCode.UNEXPECTED, "interrupted", "the run (if any) goes on: see `opsctl status`", fmt, stdout, stderr)
+        return _error(
+            ExitCode.UNEXPECTED, "interrupted", "the run (if any) goes on: see `opsctl status`", fmt, stdout, stderr
+        )
     except Exception as exc:
         from contracts.request import DocumentError
 
         if isinstance(exc, DocumentError):
-            return _error(exc.exit_code, str(exc), "see `opsctl schema KIND` for the document's shape",
-                          fmt, stdout, stderr, field=exc.field)  # fmt: skip
+            return _error(
+                exc.exit_code,
+                str(exc),
+                "see `opsctl schema KIND` for the document's shape",
+                fmt,
+                stdout,
+                stderr,
+                field=exc.field,
+            )
         if os.environ.get("OPSCTL_DEBUG"):
             raise
-        return _error(ExitCode.UNEXPECTED, f"{type(exc).__name__}: {exc}",
-                      "this is a bug in opsctl; rerun with OPSCTL_DEBUG=1 for the traceback", fmt, stdout, stderr)  # fmt: skip
+        return _error(
+            ExitCode.UNEXPECTED,
+            f"{type(exc).__name__}: {exc}",
+            "this is a bug in opsctl; rerun with OPSCTL_DEBUG=1 for the traceback",
+            fmt,
+            stdout,
+            stderr,
+        )
     print(output.render(fmt), file=stdout)
     return int(output.exit_code)
 
 
-def _error(
-    code: ExitCode, message: str, hint: str, fmt: str, stdout: TextIO, stderr: TextIO, **extra: Any
-) -> int:
+def _error(code: ExitCode, message: str, hint: str, fmt: str, stdout: TextIO, stderr: TextIO, **extra: Any) -> int:
     print(f"error: {message}", file=stderr)
     if hint:
         print(f"hint: {hint}", file=stderr)
     if fmt == "json":
-        error = {"message": message, "hint": hint, **{k: (v.value if hasattr(v, "value") else v) for k, v in extra.items() if v}}
+        error = {
+            "message": message,
+            "hint": hint,
+            **{k: (v.value if hasattr(v, "value") else v) for k, v in extra.items() if v},
+        }
         print(json.dumps({"error": error, "exit_code": int(code)}, indent=2), file=stdout)
     return int(code)
 

@@ -68,7 +68,8 @@ def render_decisions(state: RunState) -> list[str]:
         verdict = "accepted" if record.accepted else "REFUSED"
         comment = f' "{record.comment}"' if record.comment else ""
         lines.append(
-            f"  {record.at:%Y-%m-%d %H:%M:%S} {record.decision.value} by {record.actor}: {verdict} — {record.reason}{comment}"
+            f"  {record.at:%Y-%m-%d %H:%M:%S} {record.decision.value} by {record.actor}: "
+            f"{verdict} — {record.reason}{comment}"
         )
     return lines
 
@@ -76,9 +77,12 @@ def render_decisions(state: RunState) -> list[str]:
 def render_status(state: RunState, web_ui: str) -> str:
     lines = [
         f"Run         {state.workflow_id}",
-        f"Phase       {state.phase.value}" + (f" (deadline {state.approval_deadline:%Y-%m-%d %H:%M:%S} UTC)"
-                                              if state.phase.value == "awaiting_approval" and state.approval_deadline
-                                              else ""),
+        f"Phase       {state.phase.value}"
+        + (
+            f" (deadline {state.approval_deadline:%Y-%m-%d %H:%M:%S} UTC)"
+            if state.phase.value == "awaiting_approval" and state.approval_deadline
+            else ""
+        ),
     ]
     if state.progress.total:
         lines.append(f"Progress    {state.progress.done}/{state.progress.total} steps — {state.progress.step}")
@@ -129,6 +133,7 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     if not rows:
         return "(none)"
     widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
+
     def cell(value: Any) -> str:
         return ("yes" if value else "no") if isinstance(value, bool) else str(value)
 

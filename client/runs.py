@@ -61,9 +61,7 @@ def _search_attributes(request: Request) -> TypedSearchAttributes:
         "OpsctlPhase": Phase.VALIDATING.value,
         "OpsctlRequester": request.metadata.requester or "",
     }
-    return TypedSearchAttributes(
-        [SearchAttributePair(SearchAttributeKey.for_keyword(k), v) for k, v in values.items()]
-    )
+    return TypedSearchAttributes([SearchAttributePair(SearchAttributeKey.for_keyword(k), v) for k, v in values.items()])
 
 
 async def start_run(
@@ -107,7 +105,8 @@ async def read_state(handle: WorkflowHandle[Any, RunState]) -> RunState:
             f"run {handle.id} ended as {described.status.name.lower() if described.status else 'unknown'}",
             hint="inspect its history in the Temporal Web UI",
         )
-    return await handle.query("state", result_type=RunState)
+    state: RunState = await handle.query("state", result_type=RunState)
+    return state
 
 
 async def wait_for(
@@ -139,9 +138,7 @@ async def handle_for(client: Client, run: str) -> WorkflowHandle[Any, RunState]:
         await handle.describe()
     except RPCError as exc:
         if exc.status is RPCStatusCode.NOT_FOUND:
-            raise OpsctlError(
-                ExitCode.INVALID_INPUT, f"no run {run!r}", hint="list runs with `opsctl list`"
-            ) from exc
+            raise OpsctlError(ExitCode.INVALID_INPUT, f"no run {run!r}", hint="list runs with `opsctl list`") from exc
         raise
     return handle
 

@@ -51,4 +51,3 @@ def json_schema(kind: str) -> dict[str, Any]:
     schema["properties"]["spec"] = {"$ref": f"#/$defs/{model.__name__}"}
     schema["required"] = ["apiVersion", "kind", "metadata", "spec"]
     return schema
-

@@ -45,15 +45,9 @@ TERMINAL = frozenset(
 _ENDINGS = {Phase.FAILED, Phase.CANCELLED, Phase.NEEDS_REVIEW}
 TRANSITIONS: dict[Phase, frozenset[Phase]] = {
     Phase.VALIDATING: frozenset({Phase.PLANNING, Phase.FAILED, Phase.CANCELLED}),
-    Phase.PLANNING: frozenset(
-        {Phase.AWAITING_APPROVAL, Phase.APPLYING, Phase.PLANNED, Phase.NO_CHANGES, *_ENDINGS}
-    ),
-    Phase.AWAITING_APPROVAL: frozenset(
-        {Phase.REPLANNING, Phase.REJECTED, Phase.EXPIRED, Phase.CANCELLED}
-    ),
-    Phase.REPLANNING: frozenset(
-        {Phase.APPLYING, Phase.AWAITING_APPROVAL, Phase.NO_CHANGES, *_ENDINGS}
-    ),
+    Phase.PLANNING: frozenset({Phase.AWAITING_APPROVAL, Phase.APPLYING, Phase.PLANNED, Phase.NO_CHANGES, *_ENDINGS}),
+    Phase.AWAITING_APPROVAL: frozenset({Phase.REPLANNING, Phase.REJECTED, Phase.EXPIRED, Phase.CANCELLED}),
+    Phase.REPLANNING: frozenset({Phase.APPLYING, Phase.AWAITING_APPROVAL, Phase.NO_CHANGES, *_ENDINGS}),
     Phase.APPLYING: frozenset({Phase.VERIFYING, Phase.COMPENSATING, *_ENDINGS}),
     Phase.VERIFYING: frozenset({Phase.SUCCEEDED, *_ENDINGS}),
     Phase.COMPENSATING: frozenset({Phase.CANCELLED, Phase.FAILED, Phase.NEEDS_REVIEW}),

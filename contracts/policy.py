@@ -55,9 +55,7 @@ def judge_approval(
     if actor == requester:
         return ApprovalVerdict(accepted=False, reason="four-eyes: the requester cannot approve their own run")
     if policy.allowed_approvers is not None and actor not in policy.allowed_approvers:
-        return ApprovalVerdict(
-            accepted=False, reason=f"{actor} may not approve runs in {policy.environment}"
-        )
+        return ApprovalVerdict(accepted=False, reason=f"{actor} may not approve runs in {policy.environment}")
     if plan_hash != current_plan_hash:
         return ApprovalVerdict(
             accepted=False,

@@ -21,9 +21,7 @@ API_VERSION = "opsctl/v1"
 class StrictModel(BaseModel):
     """Unknown fields are errors; documents use camelCase, Python uses snake_case."""
 
-    model_config = ConfigDict(
-        extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True
-    )
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
 
 
 class Metadata(StrictModel):
@@ -49,7 +47,7 @@ class Metadata(StrictModel):
 class Request(StrictModel):
     """A validated request. `spec` holds the kind's spec, normalised to document form."""
 
-    api_version: Literal["opsctl/v1"] = API_VERSION
+    api_version: Literal["opsctl/v1"] = "opsctl/v1"
     kind: str
     metadata: Metadata
     spec: dict[str, Any]
@@ -91,9 +89,7 @@ def describe_validation_error(error: ValidationError, prefix: str = "") -> Docum
         first_field = first_field or path
         message = "unknown field" if item["type"] == "extra_forbidden" else item["msg"]
         problems.append(f"{path}: {message}")
-    return DocumentError(
-        "; ".join(problems), field=first_field, exit_code=ExitCode.VALIDATION_FAILED
-    )
+    return DocumentError("; ".join(problems), field=first_field, exit_code=ExitCode.VALIDATION_FAILED)
 
 
 def load_mapping(text: str, source: str = "document") -> dict[str, Any]:
@@ -121,9 +117,7 @@ def parse_request(data: dict[str, Any]) -> Request:
     if model is None:
         from contracts.kinds import KINDS
 
-        raise DocumentError(
-            f"unknown kind {kind!r}; known kinds: {', '.join(sorted(KINDS))}", field="kind"
-        )
+        raise DocumentError(f"unknown kind {kind!r}; known kinds: {', '.join(sorted(KINDS))}", field="kind")
     try:
         envelope = Request.model_validate(data)
     except ValidationError as exc:

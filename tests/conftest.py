@@ -45,8 +45,5 @@ async def client(stack: Stack) -> Client:
 async def task_queue(client: Client, worker_settings: WorkerSettings) -> AsyncIterator[str]:
     """A real Worker with the real activities on a fresh task queue."""
     queue = f"test-{uuid.uuid4().hex[:8]}"
-    async with Worker(
-        client, task_queue=queue, workflows=WORKFLOWS, activities=build_activities(worker_settings)
-    ):
+    async with Worker(client, task_queue=queue, workflows=WORKFLOWS, activities=build_activities(worker_settings)):
         yield queue
-

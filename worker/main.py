@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
@@ -21,7 +23,7 @@ from workflows.rotate_credential import RotateDbCredential
 WORKFLOWS = [RotateDbCredential]
 
 
-def build_activities(settings: WorkerSettings) -> list[object]:
+def build_activities(settings: WorkerSettings) -> list[Callable[..., Any]]:
     databases = Databases(settings.databases)
     rotate = RotateCredentialActivities(databases, settings.aws)
     return [

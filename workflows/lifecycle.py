@@ -15,13 +15,15 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributePair
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as StepTimeout
 
 with workflow.unsafe.imports_passed_through():
     from contracts.failures import NON_RETRYABLE_KINDS, FailureKind
     from contracts.phases import Phase, check_transition
     from contracts.plan import Plan
+    from contracts.policy import judge_approval
     from contracts.request import describe_validation_error
     from contracts.run import (
         Check,
@@ -36,7 +38,6 @@ with workflow.unsafe.imports_passed_through():
         RunInput,
         RunState,
     )
-    from contracts.policy import judge_approval
 
 SpecT = TypeVar("SpecT", bound=BaseModel)
 ResultT = TypeVar("ResultT")
@@ -165,7 +166,7 @@ class Lifecycle(Generic[SpecT]):
             )
             try:
                 await workflow.wait_condition(self._gate_decided, timeout=timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self._state.next_action = "nothing was changed; submit the request again with a new idempotencyKey"
                 return self._finish(Phase.EXPIRED)
             if self._cancel is not None:
@@ -256,7 +257,7 @@ class Lifecycle(Generic[SpecT]):
         cause = err.cause
         if isinstance(cause, ApplicationError) and cause.type in _KINDS:
             return Failure(kind=FailureKind(cause.type), message=cause.message, step=step)
-        if isinstance(cause, TimeoutError):
+        if isinstance(cause, StepTimeout):
             return Failure(kind=FailureKind.UNKNOWN, message=f"timed out: {cause.message}", step=step)
         return Failure(kind=FailureKind.UNKNOWN, message=str(cause or err), step=step)
 
@@ -299,8 +300,10 @@ class Lifecycle(Generic[SpecT]):
     @workflow.signal
     def cancel(self, input: DecisionInput) -> None:
         safe = not self._state.phase.terminal and self._state.phase is not Phase.VERIFYING
-        reason = "cancel requested: stopping at the next safe point" if safe else (
-            f"cannot cancel in phase {self._state.phase.value}"
+        reason = (
+            "cancel requested: stopping at the next safe point"
+            if safe
+            else (f"cannot cancel in phase {self._state.phase.value}")
         )
         record = self._record(Decision.CANCEL, input, safe, reason)
         if safe and self._cancel is None:
@@ -352,11 +355,7 @@ class Lifecycle(Generic[SpecT]):
 
     def _gate_decided(self) -> bool:
         approvals = len(self._state.approvals())
-        return (
-            self._cancel is not None
-            or self._rejected()
-            or approvals >= self._input.policy.required_approvals
-        )
+        return self._cancel is not None or self._rejected() or approvals >= self._input.policy.required_approvals
 
     def _rejected(self) -> bool:
         return any(d.decision is Decision.REJECT and d.accepted for d in self._state.decisions)
@@ -400,16 +399,15 @@ class Lifecycle(Generic[SpecT]):
             "requester": self._state.requester,
             "plan_hash": self._state.plan_hash,
         }
-        workflow.upsert_search_attributes(
-            [SearchAttributePair(SEARCH_ATTRIBUTES[name], value) for name, value in values.items()]
-        )
+        workflow.upsert_search_attributes([SEARCH_ATTRIBUTES[name].value_set(value) for name, value in values.items()])
 
     def _finish(self, phase: Phase) -> RunState:
         if self._state.phase is not phase:
             self._enter(phase)
         if not self._state.next_action and phase is Phase.PLANNED:
             self._state.next_action = (
-                "apply it with `opsctl apply -f DOC`" if self._state.plan and self._state.plan.has_changes
+                "apply it with `opsctl apply -f DOC`"
+                if self._state.plan and self._state.plan.has_changes
                 else "nothing to do: the target is already as requested"
             )
         return self._state

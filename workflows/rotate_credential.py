@@ -30,9 +30,7 @@ class RotateDbCredential(Lifecycle[RotateDbCredentialSpec]):
         return await self.run_lifecycle(input)
 
     async def plan(self, spec: RotateDbCredentialSpec) -> Plan:
-        return await self.probe(
-            RotateCredentialActivities.plan, PlanRotationInput(spec=spec), timeout=PROBE_TIMEOUT
-        )
+        return await self.probe(RotateCredentialActivities.plan, PlanRotationInput(spec=spec), timeout=PROBE_TIMEOUT)
 
     async def apply(self, spec: RotateDbCredentialSpec, plan: Plan) -> None:
         self._step_input = RotationStepInput(
@@ -49,7 +47,9 @@ class RotateDbCredential(Lifecycle[RotateDbCredentialSpec]):
             self._step_input,
         )
         self._step_input = self._step_input.model_copy(update={"pending_version_id": pending.version_id})
-        self.record_change(secret.model_copy(update={"external_id": pending.version_id, "detail": "new version staged AWSPENDING"}))
+        self.record_change(
+            secret.model_copy(update={"external_id": pending.version_id, "detail": "new version staged AWSPENDING"})
+        )
         await self.step("set role password", RotateCredentialActivities.set_password, self._step_input)
         self.record_change(role.model_copy(update={"detail": "password set as a SCRAM-SHA-256 verifier"}))
         await self.step("test login with pending password", RotateCredentialActivities.test_login, self._step_input)
@@ -58,7 +58,9 @@ class RotateDbCredential(Lifecycle[RotateDbCredentialSpec]):
             RotateCredentialActivities.promote,
             self._step_input,
         )
-        self.record_change(secret.model_copy(update={"external_id": pending.version_id, "detail": "promoted to AWSCURRENT"}))
+        self.record_change(
+            secret.model_copy(update={"external_id": pending.version_id, "detail": "promoted to AWSCURRENT"})
+        )
 
     async def verify(self, spec: RotateDbCredentialSpec) -> list[Check]:
         result = await self.probe(

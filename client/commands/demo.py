@@ -7,6 +7,7 @@ walkthrough of the CLI.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import shlex
 import sys
@@ -52,16 +53,34 @@ def execute(args: argparse.Namespace, progress: Callable[[str], None]) -> Output
 
     print("== 3. alice submits the request; prod needs a second person's approval")
     opsctl("apply", "-f", str(document), "--as", "alice", expect=ExitCode.AWAITING_APPROVAL)
-    status = json.loads(opsctl("status", f"RotateDbCredential-prod-{key}", "--format", "json", "--as", "alice",
-                               expect=ExitCode.AWAITING_APPROVAL))  # fmt: skip
+    status = json.loads(
+        opsctl(
+            "status",
+            f"RotateDbCredential-prod-{key}",
+            "--format",
+            "json",
+            "--as",
+            "alice",
+            expect=ExitCode.AWAITING_APPROVAL,
+        )
+    )
     run_id, plan_hash = status["workflow_id"], status["plan_hash"]
 
     print("\n== 4. alice tries to approve her own request: refused and recorded (four-eyes)")
     opsctl("approve", run_id, "--plan-hash", plan_hash, "--as", "alice", expect=ExitCode.DENIED)
 
     print("\n== 5. bob reviews the plan above and approves that exact hash")
-    opsctl("approve", run_id, "--plan-hash", plan_hash, "--comment", "reviewed plan", "--as", "bob",
-           expect=ExitCode.SUCCESS)  # fmt: skip
+    opsctl(
+        "approve",
+        run_id,
+        "--plan-hash",
+        plan_hash,
+        "--comment",
+        "reviewed plan",
+        "--as",
+        "bob",
+        expect=ExitCode.SUCCESS,
+    )
 
     print("\n== 6. apply runs step by step, then verify; the result answers the four questions")
     opsctl("result", run_id, "--wait", "--timeout", "120", "--as", "bob", expect=ExitCode.SUCCESS)
@@ -74,22 +93,16 @@ def execute(args: argparse.Namespace, progress: Callable[[str], None]) -> Output
     return Output({"run_id": run_id, "web_ui": config.web_ui(run_id)}, text)
 
 
-class _Tee:
+class _Tee(io.StringIO):
     """Shows a command's output as it comes and keeps a copy to read values from."""
 
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-
     def write(self, text: str) -> int:
-        self.parts.append(text)
-        return sys.stdout.write(text)
-
-    def flush(self) -> None:
-        sys.stdout.flush()
+        sys.stdout.write(text)
+        return super().write(text)
 
     @property
     def text(self) -> str:
-        return "".join(self.parts)
+        return self.getvalue()
 
 
 DOCUMENT = """\

@@ -24,7 +24,9 @@ def execute(args: argparse.Namespace, progress: Progress) -> Output:
     return result
 
 
-async def _with_client(command: Callable[..., Any], args: argparse.Namespace, config: Config, progress: Progress) -> Output:
+async def _with_client(
+    command: Callable[..., Any], args: argparse.Namespace, config: Config, progress: Progress
+) -> Output:
     from client.runs import connect
 
     client = await connect(config.temporal_address, config.namespace)
@@ -38,11 +40,17 @@ def _reporter(progress: Progress, config: Config) -> Callable[[RunState], None]:
     def report(state: RunState) -> None:
         if state.phase is Phase.AWAITING_APPROVAL:
             deadline = f"{state.approval_deadline:%Y-%m-%d %H:%M:%S} UTC" if state.approval_deadline else "?"
-            progress(f"[{state.phase.value}] waiting for approval by someone other than {state.requester} (deadline {deadline})")
+            progress(
+                f"[{state.phase.value}] waiting for approval by someone other than {state.requester}"
+                f" (deadline {deadline})"
+            )
             progress(f"    opsctl approve {state.workflow_id} --plan-hash {state.plan_hash}")
         elif state.progress.total and state.phase is Phase.APPLYING:
-            progress(f"[applying] step {state.progress.done + 1}/{state.progress.total}: {state.progress.step}"
-                     if state.progress.done < state.progress.total else f"[applying] {state.progress.total} steps done")  # fmt: skip
+            progress(
+                f"[applying] step {state.progress.done + 1}/{state.progress.total}: {state.progress.step}"
+                if state.progress.done < state.progress.total
+                else f"[applying] {state.progress.total} steps done"
+            )
         else:
             progress(f"[{state.phase.value}]")
 
@@ -61,8 +69,11 @@ async def cmd_plan(client: Any, args: argparse.Namespace, config: Config, progre
     progress(f"planning on the worker (dry run {handle.id}) …")
     state = await wait_for(handle, lambda s: s.phase.terminal or s.phase is Phase.NEEDS_REVIEW, timeout=args.timeout)
     if not state.phase.terminal:
-        raise OpsctlError(ExitCode.DEPENDENCY_FAILURE, f"no plan within {args.timeout:.0f}s (phase {state.phase.value})",
-                          hint="is a worker running? `opsctl dev status`")  # fmt: skip
+        raise OpsctlError(
+            ExitCode.DEPENDENCY_FAILURE,
+            f"no plan within {args.timeout:.0f}s (phase {state.phase.value})",
+            hint="is a worker running? `opsctl dev status`",
+        )
     return run_output(state, config.web_ui(handle.id))
 
 
@@ -88,7 +99,9 @@ def _settled(state: RunState) -> bool:
     return state.phase.terminal or state.phase in (Phase.AWAITING_APPROVAL, Phase.NEEDS_REVIEW)
 
 
-async def _decide(client: Any, args: argparse.Namespace, config: Config, decision: Decision, input: DecisionInput) -> Output:
+async def _decide(
+    client: Any, args: argparse.Namespace, config: Config, decision: Decision, input: DecisionInput
+) -> Output:
     from client.runs import decide, handle_for
 
     handle = await handle_for(client, args.run)
@@ -115,7 +128,7 @@ async def cmd_cancel(client: Any, args: argparse.Namespace, config: Config, prog
 
 
 async def cmd_resolve(client: Any, args: argparse.Namespace, config: Config, progress: Progress) -> Output:
-    input = ResolveInput(actor=config.user, comment=args.comment, resolution=Decision(args.resolution))
+    input = ResolveInput.model_validate({"actor": config.user, "comment": args.comment, "resolution": args.resolution})
     return await _decide(client, args, config, Decision(args.resolution), input)
 
 
@@ -131,14 +144,20 @@ async def cmd_result(client: Any, args: argparse.Namespace, config: Config, prog
 
     handle = await handle_for(client, args.run)
     until = (lambda s: s.phase.terminal) if args.wait else (lambda _: True)
-    state = await wait_for(handle, until, timeout=args.timeout, on_change=_reporter(progress, config) if args.wait else lambda _: None)
+    state = await wait_for(
+        handle, until, timeout=args.timeout, on_change=_reporter(progress, config) if args.wait else lambda _: None
+    )
     return run_output(state, config.web_ui(handle.id))
 
 
 async def cmd_list(client: Any, args: argparse.Namespace, config: Config, progress: Progress) -> Output:
     filters = [
         f"{attribute} = '{value}'"
-        for attribute, value in (("OpsctlPhase", args.phase), ("OpsctlKind", args.kind), ("OpsctlEnvironment", args.env))
+        for attribute, value in (
+            ("OpsctlPhase", args.phase),
+            ("OpsctlKind", args.kind),
+            ("OpsctlEnvironment", args.env),
+        )
         if value
     ]
     for value in (args.phase, args.kind, args.env):

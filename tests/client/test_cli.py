@@ -50,9 +50,15 @@ def cli_env(stack: Stack, task_queue: str, tmp_path: Path) -> dict[str, str]:
 async def opsctl(env: dict[str, str], *argv: str) -> Ran:
     """Run `opsctl` as a separate process without blocking the in-process worker's event loop."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "client.main", *argv,
-        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "client.main",
+        *argv,
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(process.communicate(), timeout=120)
     assert process.returncode is not None
     return Ran(process.returncode, out.decode(), err.decode())
@@ -83,7 +89,9 @@ def test_help_is_fast_and_documents_the_exit_codes() -> None:
     assert elapsed < 5, "help must not import the heavy libraries"  # generous: a cold interpreter
 
 
-async def test_validate_accepts_a_good_document_with_a_stable_json_shape(cli_env: dict[str, str], tmp_path: Path) -> None:
+async def test_validate_accepts_a_good_document_with_a_stable_json_shape(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
     ran = await opsctl(cli_env, "validate", "-f", document(tmp_path, "app_user", "s"), "--format", "json")
     assert 0 == ran.code, ran.stderr
     assert {"valid", "kind", "run_id", "environment", "requester", "spec"} == set(ran.json())
@@ -93,14 +101,22 @@ async def test_validate_accepts_a_good_document_with_a_stable_json_shape(cli_env
 @pytest.mark.parametrize(
     ("text", "code", "field"),
     [
-        ("apiVersion: opsctl/v1\nkind: RotateDbCredential\nmetadata: {environment: prod}\n"
-         "spec: {database: app, role: r, secretId: s, force: true}\n", 3, "spec.force"),
-        ("apiVersion: opsctl/v1\nkind: RotateDbCredential\nmetadata: {environment: prod}\n"
-         "spec: {database: app, secretId: s}\n", 3, "spec.role"),
+        (
+            "apiVersion: opsctl/v1\nkind: RotateDbCredential\nmetadata: {environment: prod}\n"
+            "spec: {database: app, role: r, secretId: s, force: true}\n",
+            3,
+            "spec.force",
+        ),
+        (
+            "apiVersion: opsctl/v1\nkind: RotateDbCredential\nmetadata: {environment: prod}\n"
+            "spec: {database: app, secretId: s}\n",
+            3,
+            "spec.role",
+        ),
         ("apiVersion: opsctl/v1\nkind: Nope\nmetadata: {}\nspec: {}\n", 2, "kind"),
         ("apiVersion: [broken\n", 2, ""),
     ],
-)  # fmt: skip
+)
 async def test_invalid_documents_exit_2_or_3_naming_the_field(
     cli_env: dict[str, str], tmp_path: Path, text: str, code: int, field: str
 ) -> None:
@@ -154,8 +170,23 @@ async def test_the_two_person_flow_through_the_cli(
     applied = await opsctl(cli_env, "apply", "-f", path, "--format", "json")
     assert 7 == applied.code, applied.stderr
     run = applied.json()
-    expected_keys = {"schema_version", "workflow_id", "kind", "phase", "plan", "plan_hash", "decisions", "changed",
-                     "uncertain", "next_action", "exit_code", "retryable", "web_ui", "attached", "failure"}  # fmt: skip
+    expected_keys = {
+        "schema_version",
+        "workflow_id",
+        "kind",
+        "phase",
+        "plan",
+        "plan_hash",
+        "decisions",
+        "changed",
+        "uncertain",
+        "next_action",
+        "exit_code",
+        "retryable",
+        "web_ui",
+        "attached",
+        "failure",
+    }
     assert expected_keys <= set(run)
     assert ("awaiting_approval", False) == (run["phase"], run["attached"])
     run_id, plan_hash = run["workflow_id"], run["plan_hash"]
@@ -184,7 +215,9 @@ async def test_the_two_person_flow_through_the_cli(
 
 
 async def test_reject_ends_the_run_as_denied(cli_env: dict[str, str], tmp_path: Path, seeded: tuple[str, str]) -> None:
-    run_id = (await opsctl(cli_env, "apply", "-f", document(tmp_path, *seeded), "--format", "json")).json()["workflow_id"]
+    run_id = (await opsctl(cli_env, "apply", "-f", document(tmp_path, *seeded), "--format", "json")).json()[
+        "workflow_id"
+    ]
     rejected = await opsctl(cli_env, "reject", run_id, "--reason", "wrong window", "--as", "bob")
     assert 0 == rejected.code
     result = await opsctl(cli_env, "result", run_id, "--wait", "--timeout", "30")
@@ -199,7 +232,9 @@ async def test_a_partial_application_exits_5(
     stack: Stack, cli_env: dict[str, str], tmp_path: Path, seeded: tuple[str, str]
 ) -> None:
     stack._psql(f"ALTER ROLE {seeded[0]} VALID UNTIL '2000-01-01'")
-    ran = await opsctl(cli_env, "apply", "-f", document(tmp_path, *seeded, environment="dev"), "--wait", "--format", "json")
+    ran = await opsctl(
+        cli_env, "apply", "-f", document(tmp_path, *seeded, environment="dev"), "--wait", "--format", "json"
+    )
     assert 5 == ran.code, ran.stdout
     assert "partial_application" == ran.json()["failure"]["kind"]
     assert "unknown" == ran.json()["retryable"]
@@ -232,9 +267,10 @@ async def test_a_run_in_needs_review_exits_8(client: Client, cli_env: dict[str, 
 async def test_a_run_ended_outside_opsctl_is_an_unexpected_failure(
     client: Client, cli_env: dict[str, str], tmp_path: Path, seeded: tuple[str, str]
 ) -> None:
-    run_id = (await opsctl(cli_env, "apply", "-f", document(tmp_path, *seeded), "--format", "json")).json()["workflow_id"]
+    run_id = (await opsctl(cli_env, "apply", "-f", document(tmp_path, *seeded), "--format", "json")).json()[
+        "workflow_id"
+    ]
     await client.get_workflow_handle(run_id).terminate("operator pulled the plug")
     ran = await opsctl(cli_env, "status", run_id)
     assert 1 == ran.code
     assert "terminated" in ran.stderr
-

@@ -67,9 +67,9 @@ def test_the_run_id_comes_from_the_idempotency_key_when_given() -> None:
 
 
 def test_the_run_id_is_the_spec_hash_otherwise_and_ignores_key_order_and_labels() -> None:
-    reordered = VALID.replace(
-        "  database: app\n  role: app_user\n", "  role: app_user\n  database: app\n"
-    ).replace("metadata:", "metadata:\n  labels: {ticket: X}")
+    reordered = VALID.replace("  database: app\n  role: app_user\n", "  role: app_user\n  database: app\n").replace(
+        "metadata:", "metadata:\n  labels: {ticket: X}"
+    )
     assert parse_document(VALID).workflow_id() == parse_document(reordered).workflow_id()
     other = VALID.replace("role: app_user", "role: other_user")
     assert parse_document(VALID).workflow_id() != parse_document(other).workflow_id()

@@ -60,8 +60,12 @@ def make_plan(current_version: str = "v1") -> Plan:
 class FakeRotation:
     """Records every call; `plans` are returned in order (the last one repeats)."""
 
-    def __init__(self, plans: list[Plan] | None = None, failures: dict[str, list[Exception]] | None = None,
-                 checks_pass: list[bool] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        plans: list[Plan] | None = None,
+        failures: dict[str, list[Exception]] | None = None,
+        checks_pass: list[bool] | None = None,
+    ) -> None:
         self.plans = plans or [make_plan()]
         self.failures = failures or {}
         self.checks_pass = checks_pass or [True]
@@ -110,8 +114,15 @@ class FakeRotation:
         return StepResult(changed=True, detail="restored")
 
     def activities(self) -> list[Any]:
-        return [self.plan, self.create_pending, self.set_password, self.test_login, self.promote, self.verify,
-                self.compensate]  # fmt: skip
+        return [
+            self.plan,
+            self.create_pending,
+            self.set_password,
+            self.test_login,
+            self.promote,
+            self.verify,
+            self.compensate,
+        ]
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +147,9 @@ def run_input(environment: str = "prod", mode: Mode = Mode.APPLY) -> RunInput:
     return RunInput(request=request, mode=mode, policy=POLICIES[environment], search_attributes=False)
 
 
-async def start(env: WorkflowEnvironment, fake: FakeRotation, queue: str, input: RunInput) -> WorkflowHandle[Any, RunState]:
+async def start(
+    env: WorkflowEnvironment, fake: FakeRotation, queue: str, input: RunInput
+) -> WorkflowHandle[Any, RunState]:
     return await env.client.start_workflow(
         RotateDbCredential.run, input, id=f"wf-{uuid.uuid4().hex[:8]}", task_queue=queue, result_type=RunState
     )
