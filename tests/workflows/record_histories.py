@@ -1,0 +1,77 @@
+"""Record workflow histories for the replay tests: `python -m tests.workflows.record_histories`.
+
+Run it when a workflow change is deliberate (and guarded by `workflow.patched`), then
+commit the new JSON beside the old: old histories must keep replaying.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from contracts.phases import Phase
+from contracts.run import Decision, DecisionInput, ResolveInput, RunState
+from tests.workflows.test_lifecycle import FakeRotation, run_input, until_phase
+from workflows.rotate_credential import RotateDbCredential
+
+HISTORIES = Path(__file__).parent / "histories"
+Handle = WorkflowHandle[Any, RunState]
+
+
+async def record() -> None:
+    path = shutil.which("temporal-test-server", path=str(Path(sys.executable).parent))
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=path
+    )
+    async with env:
+        for name, scenario in SCENARIOS.items():
+            queue = uuid.uuid4().hex
+            fake = scenario["fake"]()  # type: ignore[operator]
+            async with Worker(env.client, task_queue=queue, workflows=[RotateDbCredential], activities=fake.activities()):
+                handle: Handle = await env.client.start_workflow(
+                    RotateDbCredential.run, scenario["input"], id=f"replay-{name}", task_queue=queue, result_type=RunState
+                )
+                await scenario["drive"](handle)  # type: ignore[operator]
+                await handle.result()
+                history = await handle.fetch_history()
+            (HISTORIES / f"rotate_credential_{name}.json").write_text(history.to_json())
+            print(f"recorded {name}")
+
+
+async def approve(handle: Handle) -> None:
+    state = await until_phase(handle, Phase.AWAITING_APPROVAL)
+    await handle.signal(RotateDbCredential.approve, DecisionInput(actor="bob", plan_hash=state.plan_hash))
+
+
+async def retry_review(handle: Handle) -> None:
+    await until_phase(handle, Phase.NEEDS_REVIEW)
+    resolve = ResolveInput(actor="carol", comment="checked", resolution=Decision.RETRY)
+    await handle.signal(RotateDbCredential.resolve, resolve)
+
+
+async def nothing(handle: Handle) -> None:
+    del handle
+
+
+def unknown_once() -> FakeRotation:
+    return FakeRotation(failures={"set_password": [ApplicationError("reset", type="unknown", non_retryable=True)]})
+
+
+SCENARIOS: dict[str, dict[str, object]] = {
+    "approved": {"fake": FakeRotation, "input": run_input("prod"), "drive": approve},
+    "expired": {"fake": FakeRotation, "input": run_input("prod"), "drive": nothing},
+    "review_retry": {"fake": unknown_once, "input": run_input("dev"), "drive": retry_review},
+}
+
+if __name__ == "__main__":
+    asyncio.run(record())
