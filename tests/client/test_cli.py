@@ -274,3 +274,11 @@ async def test_a_run_ended_outside_opsctl_is_an_unexpected_failure(
     ran = await opsctl(cli_env, "status", run_id)
     assert 1 == ran.code
     assert "terminated" in ran.stderr
+
+
+async def test_the_dev_example_runs_on_the_embedded_stack(stack: Stack, cli_env: dict[str, str]) -> None:
+    """examples/rotate-db-credential-dev.yaml, exactly as documented, succeeds end to end."""
+    seed_role(stack, "app_user", "demo/app_user")
+    ran = await opsctl(cli_env, "apply", "-f", str(ROOT / "examples" / "rotate-db-credential-dev.yaml"), "--wait")
+    assert 0 == ran.code, ran.stdout + ran.stderr
+    assert "old password refused: login refused" in ran.stdout

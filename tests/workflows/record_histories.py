@@ -37,9 +37,15 @@ async def record() -> None:
         for name, scenario in SCENARIOS.items():
             queue = uuid.uuid4().hex
             fake = scenario["fake"]()  # type: ignore[operator]
-            async with Worker(env.client, task_queue=queue, workflows=[RotateDbCredential], activities=fake.activities()):
+            async with Worker(
+                env.client, task_queue=queue, workflows=[RotateDbCredential], activities=fake.activities()
+            ):
                 handle: Handle = await env.client.start_workflow(
-                    RotateDbCredential.run, scenario["input"], id=f"replay-{name}", task_queue=queue, result_type=RunState
+                    RotateDbCredential.run,
+                    scenario["input"],
+                    id=f"replay-{name}",
+                    task_queue=queue,
+                    result_type=RunState,
                 )
                 await scenario["drive"](handle)  # type: ignore[operator]
                 await handle.result()
