@@ -173,11 +173,26 @@ class Stack:
             if current is not None and self.running(current):
                 report.append((name, "already running"))
                 continue
+            self._check_ports_free(name)
             progress(f"starting {name} …")
             pieces[name] = start()
             self._save(pieces)
             report.append((name, "started"))
         return report
+
+    def _check_ports_free(self, name: str) -> None:
+        ports = {
+            "temporal": [self.ports.temporal, self.ports.ui],
+            "postgres": [self.ports.postgres],
+            "aws": [self.ports.aws],
+        }.get(name, [])
+        busy = [port for port in ports if port_open(port)]
+        if busy:
+            flag = {"temporal": "--temporal-port/--ui-port", "postgres": "--postgres-port", "aws": "--aws-port"}[name]
+            raise StackError(
+                f"cannot start {name}: port {', '.join(map(str, busy))} on 127.0.0.1 is taken by another program; "
+                f"stop it, or choose another port with {flag}"
+            )
 
     def down(self, progress: Callable[[str], None] = lambda _: None) -> list[tuple[str, str]]:
         pieces = self.pieces()
