@@ -123,7 +123,7 @@ async def wait_for(
     seen: tuple[Any, ...] = ()
     while True:
         state = await read_state(handle)
-        fingerprint = (state.phase, state.progress.step, state.progress.done, len(state.decisions))
+        fingerprint = (state.phase, len(state.decisions), [(s.name, s.finished) for s in state.steps])
         if fingerprint != seen:
             seen = fingerprint
             on_change(state)

@@ -98,6 +98,14 @@ class Progress(BaseModel):
     total: int = 0
 
 
+class StepRecord(BaseModel):
+    """One apply step as it ran: the progress trail `apply --wait` prints."""
+
+    name: str
+    started: datetime
+    finished: datetime | None = None
+
+
 class RunState(BaseModel):
     schema_version: str = RESULT_SCHEMA
     workflow_id: str
@@ -113,6 +121,7 @@ class RunState(BaseModel):
     approval_deadline: datetime | None = None
     decisions: list[DecisionRecord] = []
     progress: Progress = Progress()
+    steps: list[StepRecord] = []
     changed: list[Resource] = []
     skipped: list[Resource] = []
     failed: list[Resource] = []

@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         Resource,
         RunInput,
         RunState,
+        StepRecord,
     )
 
 SpecT = TypeVar("SpecT", bound=BaseModel)
@@ -135,7 +136,6 @@ class Lifecycle(Generic[SpecT]):
             if outcome is not None:
                 return outcome
         self._enter(Phase.APPLYING)
-        self._state.progress = Progress(total=len(plan.actions))
         await self.apply(spec, plan)
         self._enter(Phase.VERIFYING)
         return await self._verify(spec)
@@ -217,10 +217,17 @@ class Lifecycle(Generic[SpecT]):
             raise CancelRequested
         total = self._state.progress.total
         self._state.progress = Progress(step=name, done=self._steps_done, total=total)
+        record = StepRecord(name=name, started=workflow.now())
+        self._state.steps.append(record)
         result = await self.probe(activity, arg, step=name, timeout=timeout)
+        record.finished = workflow.now()
         self._steps_done += 1
         self._state.progress = Progress(step=name, done=self._steps_done, total=total)
         return result
+
+    def expect_steps(self, total: int) -> None:
+        """Tell progress reporting how many apply steps this run has."""
+        self._state.progress = Progress(total=total)
 
     def record_change(self, resource: Resource) -> None:
         """Checkpoint a change (with its external id) in the run's state as soon as it is known."""

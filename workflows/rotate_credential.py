@@ -33,6 +33,7 @@ class RotateDbCredential(Lifecycle[RotateDbCredentialSpec]):
         return await self.probe(RotateCredentialActivities.plan, PlanRotationInput(spec=spec), timeout=PROBE_TIMEOUT)
 
     async def apply(self, spec: RotateDbCredentialSpec, plan: Plan) -> None:
+        self.expect_steps(4)
         self._step_input = RotationStepInput(
             workflow_id=workflow.info().workflow_id,
             spec=spec,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from client.commands.documents import read_request
@@ -34,27 +35,41 @@ async def _with_client(
     return output
 
 
-def _reporter(progress: Progress, config: Config) -> Callable[[RunState], None]:
-    """Print one line per visible change of a run: phase, step, decisions."""
+def _reporter(progress: Progress) -> Callable[[RunState], None]:
+    """Print each phase and each apply step once, in order, however coarse the polling is."""
+    said: set[str] = set()
 
     def report(state: RunState) -> None:
-        if state.phase is Phase.AWAITING_APPROVAL:
-            deadline = f"{state.approval_deadline:%Y-%m-%d %H:%M:%S} UTC" if state.approval_deadline else "?"
-            progress(
-                f"[{state.phase.value}] waiting for approval by someone other than {state.requester}"
-                f" (deadline {deadline})"
-            )
-            progress(f"    opsctl approve {state.workflow_id} --plan-hash {state.plan_hash}")
-        elif state.progress.total and state.phase is Phase.APPLYING:
-            progress(
-                f"[applying] step {state.progress.done + 1}/{state.progress.total}: {state.progress.step}"
-                if state.progress.done < state.progress.total
-                else f"[applying] {state.progress.total} steps done"
-            )
-        else:
-            progress(f"[{state.phase.value}]")
+        events: list[tuple[datetime, int, str, str]] = []
+        for phase, entered in state.phase_times.items():
+            line = f"[{phase}]"
+            if phase == Phase.AWAITING_APPROVAL.value and state.phase is Phase.AWAITING_APPROVAL:
+                deadline = f"{state.approval_deadline:%Y-%m-%d %H:%M:%S} UTC" if state.approval_deadline else "?"
+                line += (
+                    f" waiting for someone other than {state.requester} to approve (deadline {deadline})\n"
+                    f"    opsctl approve {state.workflow_id} --plan-hash {state.plan_hash}"
+                )
+            if phase != Phase.VALIDATING.value:
+                events.append((entered, len(events), f"{phase}@{entered.isoformat()}", line))
+        total = state.progress.total or len(state.steps)
+        for number, step in enumerate(state.steps, 1):
+            if step.finished is None:
+                line = f"[applying] step {number}/{total}: {step.name} …"
+                events.append((step.started, len(events), f"step {number}", line))
+            else:
+                took = _duration((step.finished - step.started).total_seconds())
+                line = f"[applying] step {number}/{total}: {step.name} — done in {took}"
+                events.append((step.finished, len(events), f"step {number} done", line))
+        for _, _, key, line in sorted(events):
+            if key not in said:
+                said.add(key)
+                progress(line)
 
     return report
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
 
 
 def _planned(state: RunState) -> bool:
@@ -88,7 +103,7 @@ async def cmd_apply(client: Any, args: argparse.Namespace, config: Config, progr
         progress(f"attached to {handle.id}: this request was submitted before (same idempotency key or spec)")
     progress(f"Web UI: {config.web_ui(handle.id)}")
     until = (lambda s: s.phase.terminal) if args.wait else _settled
-    state = await wait_for(handle, until, timeout=args.timeout, on_change=_reporter(progress, config))
+    state = await wait_for(handle, until, timeout=args.timeout, on_change=_reporter(progress))
     output = run_output(state, config.web_ui(handle.id))
     output.extra_json["attached"] = not new
     return output
@@ -145,7 +160,7 @@ async def cmd_result(client: Any, args: argparse.Namespace, config: Config, prog
     handle = await handle_for(client, args.run)
     until = (lambda s: s.phase.terminal) if args.wait else (lambda _: True)
     state = await wait_for(
-        handle, until, timeout=args.timeout, on_change=_reporter(progress, config) if args.wait else lambda _: None
+        handle, until, timeout=args.timeout, on_change=_reporter(progress) if args.wait else lambda _: None
     )
     return run_output(state, config.web_ui(handle.id))
 
