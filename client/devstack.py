@@ -45,10 +45,11 @@ class Ports:
     ui: int = 8233
     postgres: int = 55432
     aws: int = 54566
+    metrics: int = 9464  # the worker's Prometheus /metrics
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(*(free_port() for _ in range(4)))
+        return cls(*(free_port() for _ in range(5)))
 
 
 @dataclass
@@ -185,10 +186,16 @@ class Stack:
             "temporal": [self.ports.temporal, self.ports.ui],
             "postgres": [self.ports.postgres],
             "aws": [self.ports.aws],
+            "worker": [self.ports.metrics],
         }.get(name, [])
         busy = [port for port in ports if port_open(port)]
         if busy:
-            flag = {"temporal": "--temporal-port/--ui-port", "postgres": "--postgres-port", "aws": "--aws-port"}[name]
+            flag = {
+                "temporal": "--temporal-port/--ui-port",
+                "postgres": "--postgres-port",
+                "aws": "--aws-port",
+                "worker": "--metrics-port",
+            }[name]
             raise StackError(
                 f"cannot start {name}: port {', '.join(map(str, busy))} on 127.0.0.1 is taken by another program; "
                 f"stop it, or choose another port with {flag}"
@@ -280,6 +287,7 @@ class Stack:
             "aws": {"region": DEV_AWS_ENV["AWS_DEFAULT_REGION"], "endpoint_url": self.aws_endpoint},
             "databases": {DEMO_DATABASE: self.database_target(DEMO_DATABASE)},
             "trace_file": str(self.logs / "traces.jsonl"),
+            "metrics_address": f"127.0.0.1:{self.ports.metrics}",
         }
         self.worker_settings_path.write_text(json.dumps(settings, indent=2) + "\n")
         return self.worker_settings_path
@@ -304,7 +312,10 @@ class Stack:
         )
         if not pid_alive(pid):
             raise StackError(f"the worker exited at start; see {log}")
-        return Piece("worker", "", pid, str(log), {"task_queue": "opsctl", "settings": str(settings)})
+        metrics = f"http://127.0.0.1:{self.ports.metrics}/metrics"
+        return Piece(
+            "worker", "", pid, str(log), {"task_queue": "opsctl", "settings": str(settings), "metrics": metrics}
+        )
 
     # ---- PostgreSQL ------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from temporalio.worker import Worker
 from activities.postgres import Databases
 from activities.rotate_credential import RotateCredentialActivities
 from worker.settings import WorkerSettings
-from worker.telemetry import setup_tracing
+from worker.telemetry import metrics_runtime, setup_tracing
 from workflows.rotate_credential import RotateDbCredential
 
 WORKFLOWS = [RotateDbCredential]
@@ -43,6 +43,7 @@ async def connect(settings: WorkerSettings) -> Client:
         namespace=settings.temporal.namespace,
         data_converter=pydantic_data_converter,
         interceptors=[TracingInterceptor()],
+        runtime=metrics_runtime(settings.metrics_address),
     )
 
 

@@ -28,6 +28,7 @@ class WorkerSettings(BaseModel):
     aws: AwsSettings = Field(default_factory=AwsSettings)
     databases: dict[str, DatabaseTarget] = Field(default_factory=dict)
     trace_file: str = ""  # finished spans as JSON lines; empty: tracing stays in-process
+    metrics_address: str = ""  # host:port serving Prometheus /metrics; empty: no endpoint
 
     @classmethod
     def load(cls, path: str | None = None) -> WorkerSettings:

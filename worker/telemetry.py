@@ -1,4 +1,5 @@
-"""OpenTelemetry for the worker: traces of every workflow and activity, written as JSON lines."""
+"""Telemetry for the worker: OpenTelemetry traces of every workflow and activity (JSON lines)
+and metrics (Temporal SDK metrics plus opsctl's own) on a Prometheus endpoint."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 
 class JsonLinesExporter(SpanExporter):
@@ -23,6 +25,13 @@ class JsonLinesExporter(SpanExporter):
             for span in spans:
                 out.write(span.to_json(indent=None) + "\n")
         return SpanExportResult.SUCCESS
+
+
+def metrics_runtime(address: str) -> Runtime | None:
+    """A Temporal runtime exporting SDK and workflow metrics on http://ADDRESS/metrics."""
+    if not address:
+        return None
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
 
 
 def setup_tracing(trace_file: str) -> None:

@@ -411,6 +411,10 @@ class Lifecycle(Generic[SpecT]):
     def _finish(self, phase: Phase) -> RunState:
         if self._state.phase is not phase:
             self._enter(phase)
+        # The SDK suppresses metrics during replay, so each run counts once.
+        workflow.metric_meter().create_counter("opsctl_runs_finished", "runs that reached a terminal phase").add(
+            1, {"kind": self._state.kind, "environment": self._state.environment, "phase": phase.value}
+        )
         if not self._state.next_action and phase is Phase.PLANNED:
             self._state.next_action = (
                 "apply it with `opsctl apply -f DOC`"

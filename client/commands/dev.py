@@ -17,7 +17,7 @@ def execute(args: argparse.Namespace, progress: Callable[[str], None]) -> Output
     from client.devstack import Ports, Stack, StackError
 
     config = load_config(args.as_user, args.state_dir)
-    ports = Ports(args.temporal_port, args.ui_port, args.postgres_port, args.aws_port)
+    ports = Ports(args.temporal_port, args.ui_port, args.postgres_port, args.aws_port, args.metrics_port)
     stack = Stack(config.state_dir, ports if args.action == "up" and not Stack(config.state_dir).pieces() else None)
     try:
         if args.action == "up":
