@@ -75,7 +75,14 @@ def stages_of(described: dict[str, Any]) -> dict[str, list[str]]:
 
 
 def version_with(stage: str, stages: dict[str, list[str]]) -> str:
-    return next((version for version, labels in stages.items() if stage in labels), "")
+    """The one version carrying `stage` ("" if none). Two carriers is a broken secret: refuse."""
+    holders = [version for version, labels in stages.items() if stage in labels]
+    if len(holders) > 1:
+        raise failure(
+            FailureKind.VALIDATION,
+            f"{stage} is on {len(holders)} versions ({', '.join(holders)}); repair the secret's staging labels first",
+        )
+    return holders[0] if holders else ""
 
 
 class RotateCredentialActivities:

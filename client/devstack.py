@@ -487,8 +487,9 @@ def seed_role(stack: Stack, role: str, secret_id: str, password: str | None = No
         aws_access_key_id=DEV_AWS_ENV["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=DEV_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
     )
-    try:
-        aws.create_secret(Name=secret_id, SecretString=value)
-    except aws.exceptions.ResourceExistsException:
-        aws.put_secret_value(SecretId=secret_id, SecretString=value)
+    # Start from a fresh secret: moto's put_secret_value can leave AWSCURRENT on two versions
+    # after update_secret_version_stage has moved it (its default version does not follow).
+    with contextlib.suppress(aws.exceptions.ResourceNotFoundException):
+        aws.delete_secret(SecretId=secret_id, ForceDeleteWithoutRecovery=True)
+    aws.create_secret(Name=secret_id, SecretString=value)
     return password
