@@ -27,8 +27,8 @@ from activities.postgres import (
     scram_verifier,
 )
 from contracts.failures import FailureKind
-from contracts.kinds import RotateDbCredentialSpec
 from contracts.plan import Action, Plan, PlannedAction, Rollback
+from contracts.rotate_credential import RotateDbCredentialSpec
 from contracts.run import Check
 
 PENDING, CURRENT, PREVIOUS = "AWSPENDING", "AWSCURRENT", "AWSPREVIOUS"

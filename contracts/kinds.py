@@ -1,34 +1,25 @@
-"""Every operation kind opsctl knows, with its spec model. One row per kind."""
+"""Every operation kind opsctl knows, with its spec model. One row per kind.
+
+A kind's name is also its workflow type name. Each spec lives in its own module.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
-
+from contracts.backfill_table import BackfillTableSpec
+from contracts.migrate_schema import MigrateSchemaSpec
+from contracts.read_replica import CreateReadReplicaSpec
 from contracts.request import StrictModel
-
-# A PostgreSQL role or other identifier we are willing to handle: plain, unquoted names only.
-PG_IDENTIFIER = r"^[a-z_][a-z0-9_]{0,62}$"
-
-
-class RotateDbCredentialSpec(StrictModel):
-    """Rotate a PostgreSQL role's password through an AWS Secrets Manager secret."""
-
-    database: str = Field(
-        pattern=r"^[a-z][a-z0-9_-]{0,62}$",
-        description="Logical database name; the worker's settings resolve it to a DSN and admin credentials.",
-    )
-    role: str = Field(pattern=PG_IDENTIFIER, description="The PostgreSQL role whose password rotates.")
-    secret_id: str = Field(
-        min_length=1,
-        max_length=2048,
-        description="Secrets Manager secret (name or ARN) holding the role's credentials.",
-    )
-
+from contracts.rotate_credential import RotateDbCredentialSpec
+from contracts.sweep_volumes import SweepStaleVolumesSpec
 
 KINDS: dict[str, type[StrictModel]] = {
     "RotateDbCredential": RotateDbCredentialSpec,
+    "CreateReadReplica": CreateReadReplicaSpec,
+    "MigrateSchema": MigrateSchemaSpec,
+    "SweepStaleVolumes": SweepStaleVolumesSpec,
+    "BackfillTable": BackfillTableSpec,
 }
 
 

@@ -14,8 +14,8 @@ with workflow.unsafe.imports_passed_through():
         RotateCredentialActivities,
         RotationStepInput,
     )
-    from contracts.kinds import RotateDbCredentialSpec
     from contracts.plan import Plan
+    from contracts.rotate_credential import RotateDbCredentialSpec
     from contracts.run import Check, Resource, RunInput, RunState
 
 PROBE_TIMEOUT = timedelta(seconds=30)
