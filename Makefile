@@ -29,6 +29,7 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)  ## figures, not assertions
 	$(BIN)/python -m tests.bench
+	$(BIN)/python -m tests.bench_sweep 10000
 
 down: $(STAMP)
 	$(BIN)/opsctl dev down

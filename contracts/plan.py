@@ -32,6 +32,13 @@ class PlannedAction(BaseModel):
     reversible: bool
     rollback: Rollback
     observed: dict[str, str] = {}
+    # A group: the same action, for the same reason, on each of these ids (e.g. 10,000 volumes).
+    # Then `resource_id` names the group. Keeps large plans small enough for workflow payloads.
+    resource_ids: list[str] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.resource_ids) or 1
 
 
 class Plan(BaseModel):
@@ -47,7 +54,17 @@ class Plan(BaseModel):
     def has_changes(self) -> bool:
         return any(step.action is not Action.NOOP for step in self.actions)
 
+    @property
+    def deletions(self) -> int:
+        """How many resources the plan deletes: what blast-radius policies limit."""
+        return sum(step.count for step in self.actions if step.action is Action.DELETE)
+
     def hash(self) -> str:
-        """sha256 of the canonical JSON form: the identity a human approves."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """sha256 of the canonical JSON form: the identity a human approves.
+
+        Fields at their defaults are left out, so adding an optional field to the contract
+        never changes the hash of a plan that does not use it.
+        """
+        body = self.model_dump(mode="json", exclude_defaults=True)
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()

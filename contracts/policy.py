@@ -18,12 +18,15 @@ class Policy(BaseModel):
     required_approvals: int = Field(ge=0)
     approval_timeout_seconds: int = Field(gt=0)
     allowed_approvers: tuple[str, ...] | None = None  # None: anyone but the requester
+    max_deletions: int = Field(default=100, ge=0)  # blast radius: resources one run may delete
 
 
 POLICIES: dict[str, Policy] = {
-    "dev": Policy(environment="dev", required_approvals=0, approval_timeout_seconds=3600),
-    "staging": Policy(environment="staging", required_approvals=1, approval_timeout_seconds=4 * 3600),
-    "prod": Policy(environment="prod", required_approvals=1, approval_timeout_seconds=24 * 3600),
+    "dev": Policy(environment="dev", required_approvals=0, approval_timeout_seconds=3600, max_deletions=20_000),
+    "staging": Policy(
+        environment="staging", required_approvals=1, approval_timeout_seconds=4 * 3600, max_deletions=5_000
+    ),
+    "prod": Policy(environment="prod", required_approvals=1, approval_timeout_seconds=24 * 3600, max_deletions=500),
 }
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -32,6 +32,11 @@ class RunInput(BaseModel):
     policy: Policy
     # The time-skipping test server knows no custom search attributes; tests turn them off.
     search_attributes: bool = True
+    # Continue-as-new once a run's history reaches this many events (Temporal warns at 10k).
+    history_event_limit: int = 4000
+    # Set by continue-as-new: the state to resume applying from, and the operation's progress.
+    resume: RunState | None = None
+    carry: dict[str, Any] = {}
 
 
 class Decision(StrEnum):
@@ -131,6 +136,7 @@ class RunState(BaseModel):
     failure: Failure | None = None
     next_action: str = ""
     phase_times: dict[str, datetime] = {}
+    continued: int = 0  # how many times this run continued as new to keep its history small
 
     @property
     def retryable(self) -> Retryable:
@@ -147,3 +153,6 @@ class RunState(BaseModel):
 
     def approvals(self) -> list[str]:
         return [d.actor for d in self.decisions if d.decision is Decision.APPROVE and d.accepted]
+
+
+RunInput.model_rebuild()  # RunInput refers to RunState, defined after it

@@ -105,13 +105,15 @@ class Lifecycle(Generic[SpecT]):
 
     async def run_lifecycle(self, input: RunInput) -> RunState:
         self._input = input
-        self._state = self._initial_state(input)
-        self._steps_done = 0
-        self._cancel: DecisionRecord | None = None
+        self._state = input.resume or self._initial_state(input)
+        self._steps_done = self._state.progress.done
+        self._cancel: DecisionRecord | None = next(
+            (d for d in self._state.decisions if d.decision is Decision.CANCEL and d.accepted), None
+        )
         self._resolution: DecisionRecord | None = None
         self._upsert_search_attributes()
         try:
-            return await self._run(input)
+            return await (self._resume(input) if input.resume else self._run(input))
         except StepFailed as failed:
             return self._fail(failed.failure)
         except RunEnded as ended:
@@ -140,6 +142,14 @@ class Lifecycle(Generic[SpecT]):
         self._enter(Phase.VERIFYING)
         return await self._verify(spec)
 
+    async def _resume(self, input: RunInput) -> RunState:
+        """A continued run: the plan was approved in an earlier run of this chain; go on applying."""
+        spec = self._validate(input)
+        assert self._state.plan is not None, "a run is only continued from apply"
+        await self.apply(spec, self._state.plan)
+        self._enter(Phase.VERIFYING)
+        return await self._verify(spec)
+
     def _validate(self, input: RunInput) -> SpecT:
         try:
             return self.spec_model.model_validate(input.request.spec)
@@ -152,6 +162,10 @@ class Lifecycle(Generic[SpecT]):
         self._state.plan = plan
         self._state.plan_hash = plan.hash()
         self._upsert_search_attributes()
+        limit = self._input.policy.max_deletions
+        if plan.deletions > limit:
+            message = f"the plan deletes {plan.deletions} resources; {self._state.environment} allows {limit} per run"
+            raise StepFailed(Failure(kind=FailureKind.POLICY_DENIED, message=message, step="plan"))
         return plan
 
     async def _approval_gate(self, spec: SpecT) -> RunState | None:
@@ -211,15 +225,20 @@ class Lifecycle(Generic[SpecT]):
         arg: Any,
         *,
         timeout: timedelta = STEP_TIMEOUT,
+        heartbeat_timeout: timedelta | None = None,
     ) -> ResultT:
-        """Run one bounded apply step. A cancel request is honoured before it starts."""
+        """Run one bounded apply step. A cancel request is honoured before it starts.
+
+        Long steps heartbeat (with their checkpoint) and pass `heartbeat_timeout`, so a
+        killed worker is noticed within it and the retry resumes from the checkpoint.
+        """
         if self._cancel is not None:
             raise CancelRequested
         total = self._state.progress.total
         self._state.progress = Progress(step=name, done=self._steps_done, total=total)
         record = StepRecord(name=name, started=workflow.now())
         self._state.steps.append(record)
-        result = await self.probe(activity, arg, step=name, timeout=timeout)
+        result = await self.probe(activity, arg, step=name, timeout=timeout, heartbeat_timeout=heartbeat_timeout)
         record.finished = workflow.now()
         self._steps_done += 1
         self._state.progress = Progress(step=name, done=self._steps_done, total=total)
@@ -227,7 +246,28 @@ class Lifecycle(Generic[SpecT]):
 
     def expect_steps(self, total: int) -> None:
         """Tell progress reporting how many apply steps this run has."""
-        self._state.progress = Progress(total=total)
+        self._state.progress = Progress(total=total, done=self._steps_done)
+
+    @property
+    def carried(self) -> dict[str, Any]:
+        """What the previous run of this chain handed over with `continue_as_new_if_due`."""
+        return self._input.carry
+
+    async def continue_as_new_if_due(self, carry: dict[str, Any]) -> None:
+        """Between apply steps: start a fresh history when this one grows large.
+
+        The next run resumes in apply with the same state (plan, approvals, changes,
+        progress) and `carry`, the operation's own progress. Signals are never lost:
+        every handler has finished before the hand-over.
+        """
+        info = workflow.info()
+        if not (
+            info.is_continue_as_new_suggested() or info.get_current_history_length() >= self._input.history_event_limit
+        ):
+            return
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        self._state.continued += 1
+        workflow.continue_as_new(self._input.model_copy(update={"resume": self._state, "carry": carry}))
 
     def record_change(self, resource: Resource) -> None:
         """Checkpoint a change (with its external id) in the run's state as soon as it is known."""
@@ -243,13 +283,18 @@ class Lifecycle(Generic[SpecT]):
         *,
         step: str = "",
         timeout: timedelta = STEP_TIMEOUT,
+        heartbeat_timeout: timedelta | None = None,
     ) -> ResultT:
         """Call one activity. Classified failures end the run; unknown ones go to review."""
         step = step or self._state.phase.value
         while True:
             try:
                 return await workflow.execute_activity_method(
-                    activity, arg, start_to_close_timeout=timeout, retry_policy=STEP_RETRY
+                    activity,
+                    arg,
+                    start_to_close_timeout=timeout,
+                    heartbeat_timeout=heartbeat_timeout,
+                    retry_policy=STEP_RETRY,
                 )
             except ActivityError as err:
                 failure = self._classify(step, err)

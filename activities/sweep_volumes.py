@@ -1,0 +1,211 @@
+"""The steps of SweepStaleVolumes: discover candidates, delete them in bounded batches, verify.
+
+EC2 has no idempotency token for DeleteVolume or CreateSnapshot, so both are made
+idempotent by observation: a volume that is already gone counts as done, and a snapshot
+is tagged with the run and the volume, so a retried step finds and adopts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel
+from temporalio import activity
+
+from activities.aws import AwsSettings, call, classify_aws, make_client
+from activities.errors import classified
+from contracts.plan import Action, Plan, PlannedAction, Rollback
+from contracts.run import Check
+from contracts.sweep_volumes import SweepStaleVolumesSpec
+
+RUN_TAG, VOLUME_TAG = "opsctl:run", "opsctl:volume"
+GONE = {"InvalidVolume.NotFound"}
+IN_USE = {"VolumeInUse", "IncorrectState"}
+
+
+class PlanSweepInput(BaseModel):
+    spec: SweepStaleVolumesSpec
+
+
+class DeleteBatchInput(BaseModel):
+    workflow_id: str
+    volume_ids: list[str]
+    snapshot_first: bool
+    concurrency: int
+
+
+class DeleteBatchResult(BaseModel):
+    deleted: list[str] = []
+    already_gone: list[str] = []
+    skipped: dict[str, str] = {}  # volume id → why it was not deleted
+    snapshots: int = 0
+
+
+class VerifySweepInput(BaseModel):
+    workflow_id: str
+    volume_ids: list[str]  # the volumes that must be gone
+    expected_snapshots: int  # snapshots this run made before deleting
+
+
+def classify_volume(volume: dict[str, Any], spec: SweepStaleVolumesSpec, now: datetime) -> str:
+    """Why a volume is skipped, or "" if it is a candidate. Reasons are stable texts: they group."""
+    tags = {tag["Key"]: tag["Value"] for tag in volume.get("Tags", [])}
+    if spec.keep_tag in tags:
+        return f"has the '{spec.keep_tag}' tag"
+    if volume["State"] != "available":
+        return f"state is {volume['State']} (attached or changing)"
+    if volume["CreateTime"] > now - timedelta(days=spec.older_than_days):
+        return f"created less than {spec.older_than_days} days ago"
+    return ""
+
+
+class SweepVolumesActivities:
+    def __init__(self, aws: AwsSettings) -> None:
+        self._ec2 = make_client(aws, "ec2")
+
+    async def _volumes(self, spec: SweepStaleVolumesSpec) -> list[dict[str, Any]]:
+        filters = [{"Name": f"tag:{key}", "Values": [value]} for key, value in sorted(spec.tag_filters.items())]
+
+        def every_page() -> list[dict[str, Any]]:
+            pages = self._ec2.get_paginator("describe_volumes").paginate(
+                Filters=filters, PaginationConfig={"PageSize": 500}
+            )
+            return [volume for page in pages for volume in page["Volumes"]]
+
+        return await asyncio.to_thread(every_page)
+
+    @activity.defn(name="sweep_volumes.plan")
+    @classified(classify_aws)
+    async def plan(self, input: PlanSweepInput) -> Plan:
+        """Every volume in scope is either a candidate or skipped with its reason, in id order."""
+        spec = input.spec
+        now = datetime.now(UTC)
+        groups: dict[str, list[str]] = {}
+        for volume in sorted(await self._volumes(spec), key=lambda v: str(v["VolumeId"])):
+            groups.setdefault(classify_volume(volume, spec, now), []).append(volume["VolumeId"])
+        candidates = groups.pop("", [])
+        scope = ", ".join(f"{k}={v}" for k, v in sorted(spec.tag_filters.items())) or "all volumes"
+        actions = []
+        if candidates:
+            actions.append(
+                PlannedAction(
+                    action=Action.DELETE,
+                    resource_type="ec2:volume",
+                    resource_id=f"{len(candidates)} volumes",
+                    reason=f"available, created more than {spec.older_than_days} days ago, no '{spec.keep_tag}' tag",
+                    reversible=spec.snapshot_first,
+                    rollback=Rollback.RESTORE_FROM_SNAPSHOT if spec.snapshot_first else Rollback.NONE,
+                    observed={"scope": scope, "snapshot_first": str(spec.snapshot_first).lower()},
+                    resource_ids=candidates,
+                )
+            )
+        for reason, ids in sorted(groups.items()):
+            actions.append(
+                PlannedAction(
+                    action=Action.NOOP,
+                    resource_type="ec2:volume",
+                    resource_id=f"{len(ids)} volumes",
+                    reason=f"skipped: {reason}",
+                    reversible=True,
+                    rollback=Rollback.NONE,
+                    resource_ids=ids,
+                )
+            )
+        return Plan(kind="SweepStaleVolumes", target=f"EBS volumes in {scope}", actions=actions)
+
+    @activity.defn(name="sweep_volumes.delete_batch")
+    @classified(classify_aws)
+    async def delete_batch(self, input: DeleteBatchInput) -> DeleteBatchResult:
+        """Delete one batch with at most `concurrency` calls in flight; heartbeat as they finish."""
+        result = DeleteBatchResult()
+        limit = asyncio.Semaphore(input.concurrency)
+
+        async def sweep(volume_id: str) -> None:
+            async with limit:
+                outcome = await self._sweep_one(input.workflow_id, volume_id, input.snapshot_first)
+            if outcome == "deleted":
+                result.deleted.append(volume_id)
+            elif outcome == "gone":
+                result.already_gone.append(volume_id)
+            else:
+                result.skipped[volume_id] = outcome
+            done = len(result.deleted) + len(result.already_gone) + len(result.skipped)
+            activity.heartbeat({"done": done, "total": len(input.volume_ids), "unit": "volumes"})
+
+        await asyncio.gather(*(sweep(volume_id) for volume_id in input.volume_ids))
+        result.snapshots = len(result.deleted) if input.snapshot_first else 0
+        return result
+
+    async def _sweep_one(self, workflow_id: str, volume_id: str, snapshot_first: bool) -> str:
+        from botocore.exceptions import ClientError
+
+        try:
+            if snapshot_first:
+                await self._snapshot(workflow_id, volume_id)
+            await call(self._ec2.delete_volume, VolumeId=volume_id)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in GONE:
+                return "gone"
+            if code in IN_USE:
+                return f"not deleted: {code} (attached since the plan was made)"
+            raise
+        return "deleted"
+
+    async def _snapshot(self, workflow_id: str, volume_id: str) -> str:
+        """One snapshot per volume and run, found again by its tags after a retry."""
+        existing = await call(
+            self._ec2.describe_snapshots,
+            OwnerIds=["self"],
+            Filters=[
+                {"Name": f"tag:{RUN_TAG}", "Values": [workflow_id]},
+                {"Name": f"tag:{VOLUME_TAG}", "Values": [volume_id]},
+            ],
+        )
+        if existing["Snapshots"]:
+            return str(existing["Snapshots"][0]["SnapshotId"])
+        created = await call(
+            self._ec2.create_snapshot,
+            VolumeId=volume_id,
+            Description=f"opsctl sweep {workflow_id}: {volume_id} before deletion",
+            TagSpecifications=[
+                {
+                    "ResourceType": "snapshot",
+                    "Tags": [{"Key": RUN_TAG, "Value": workflow_id}, {"Key": VOLUME_TAG, "Value": volume_id}],
+                }
+            ],
+        )
+        return str(created["SnapshotId"])
+
+    @activity.defn(name="sweep_volumes.verify")
+    @classified(classify_aws)
+    async def verify(self, input: VerifySweepInput) -> list[Check]:
+        wanted = set(input.volume_ids)
+        remaining: set[str] = set()
+        for start in range(0, len(input.volume_ids), 200):
+            chunk = input.volume_ids[start : start + 200]
+            found = await call(self._ec2.describe_volumes, Filters=[{"Name": "volume-id", "Values": chunk}])
+            remaining.update(volume["VolumeId"] for volume in found["Volumes"])
+        checks = [
+            Check(
+                name="candidates deleted",
+                passed=not remaining,
+                detail=f"{len(wanted) - len(remaining)}/{len(wanted)} gone"
+                + (f"; still present: {', '.join(sorted(remaining)[:5])}" if remaining else ""),
+            )
+        ]
+        if input.expected_snapshots:
+            pages = self._ec2.get_paginator("describe_snapshots").paginate(
+                OwnerIds=["self"], Filters=[{"Name": f"tag:{RUN_TAG}", "Values": [input.workflow_id]}]
+            )
+            found = await asyncio.to_thread(lambda: sum(len(page["Snapshots"]) for page in pages))
+            checks.append(
+                Check(
+                    name="a snapshot of every deleted volume",
+                    passed=found >= input.expected_snapshots,
+                    detail=f"{found}/{input.expected_snapshots} snapshots tagged {RUN_TAG}={input.workflow_id}",
+                )
+            )
+        return checks

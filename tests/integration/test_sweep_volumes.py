@@ -1,0 +1,150 @@
+"""SweepStaleVolumes on the real stack: moto's EC2 endpoint, the Temporal dev server."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import boto3
+import pytest
+from temporalio.client import Client
+from temporalio.testing import ActivityEnvironment
+from temporalio.worker import Worker
+
+from activities.sweep_volumes import DeleteBatchInput, SweepVolumesActivities
+from client.devstack import Stack
+from client.runs import run_input
+from contracts.failures import ExitCode
+from contracts.phases import Phase
+from contracts.policy import POLICIES
+from contracts.request import parse_request
+from contracts.run import Mode, RunInput, RunState
+from worker.settings import WorkerSettings
+from workflows.sweep_volumes import SweepStaleVolumes
+
+
+@pytest.fixture
+async def sweep_queue(client: Client, worker_settings: WorkerSettings) -> AsyncIterator[str]:
+    queue = f"sweep-{uuid.uuid4().hex[:6]}"
+    sweep = SweepVolumesActivities(worker_settings.aws)
+    async with Worker(
+        client,
+        task_queue=queue,
+        workflows=[SweepStaleVolumes],
+        activities=[sweep.plan, sweep.delete_batch, sweep.verify],
+    ):
+        yield queue
+
+
+def ec2(stack: Stack) -> Any:
+    return boto3.client("ec2", endpoint_url=stack.aws_endpoint, region_name="us-east-1")
+
+
+def make_volumes(stack: Stack, scope: str, count: int, **extra_tags: str) -> list[str]:
+    tags = [{"Key": "sweep-test", "Value": scope}, *({"Key": k, "Value": v} for k, v in extra_tags.items())]
+    client = ec2(stack)
+    return [
+        client.create_volume(
+            AvailabilityZone="us-east-1a", Size=1, TagSpecifications=[{"ResourceType": "volume", "Tags": tags}]
+        )["VolumeId"]
+        for _ in range(count)
+    ]
+
+
+def existing(stack: Stack, scope: str) -> set[str]:
+    found = ec2(stack).describe_volumes(Filters=[{"Name": "tag:sweep-test", "Values": [scope]}])["Volumes"]
+    return {volume["VolumeId"] for volume in found}
+
+
+def sweep_input(scope: str, **spec: Any) -> RunInput:
+    request = parse_request(
+        {
+            "apiVersion": "opsctl/v1",
+            "kind": "SweepStaleVolumes",
+            "metadata": {"environment": "dev", "requester": "alice", "idempotencyKey": scope},
+            "spec": {"olderThanDays": 0, "tagFilters": {"sweep-test": scope}, **spec},
+        }
+    )
+    return run_input(request, Mode.APPLY)
+
+
+async def run(client: Client, queue: str, input: RunInput) -> RunState:
+    return await client.execute_workflow(
+        SweepStaleVolumes.run, input, id=input.request.workflow_id(), task_queue=queue, result_type=RunState
+    )
+
+
+async def test_the_plan_lists_every_candidate_and_every_skip_with_its_reason(
+    stack: Stack, client: Client, sweep_queue: str
+) -> None:
+    scope = uuid.uuid4().hex[:8]
+    stale = make_volumes(stack, scope, 3)
+    kept = make_volumes(stack, scope, 1, keep="yes")
+    dry = sweep_input(scope).model_copy(update={"mode": Mode.DRY_RUN})
+    result = await run(client, sweep_queue, dry)
+
+    assert result.plan is not None
+    groups = {step.reason: step.resource_ids for step in result.plan.actions}
+    assert Phase.PLANNED == result.phase
+    assert sorted(stale) == groups["available, created more than 0 days ago, no 'keep' tag"]
+    assert kept == groups["skipped: has the 'keep' tag"]
+    assert ExitCode.CHANGES_PENDING == result.exit_code()
+    assert set(stale + kept) == existing(stack, scope), "a dry run deletes nothing"
+
+
+async def test_young_volumes_are_skipped_and_nothing_is_deleted(stack: Stack, client: Client, sweep_queue: str) -> None:
+    scope = uuid.uuid4().hex[:8]
+    young = make_volumes(stack, scope, 2)
+    result = await run(client, sweep_queue, sweep_input(scope, olderThanDays=1))
+    assert Phase.NO_CHANGES == result.phase
+    assert result.plan is not None
+    assert ["skipped: created less than 1 days ago"] == [step.reason for step in result.plan.actions]
+    assert set(young) == existing(stack, scope)
+
+
+async def test_a_sweep_deletes_in_batches_with_snapshots_and_continues_as_new(
+    stack: Stack, client: Client, sweep_queue: str
+) -> None:
+    """60 volumes, 5 per batch, a tiny history limit: several runs, one workflow id, all gone."""
+    scope = uuid.uuid4().hex[:8]
+    make_volumes(stack, scope, 60)
+    input = sweep_input(scope, batchSize=5, snapshotFirst=True).model_copy(update={"history_event_limit": 40})
+    result = await run(client, sweep_queue, input)
+
+    assert Phase.SUCCEEDED == result.phase, result.failure
+    assert set() == existing(stack, scope)
+    assert 2 <= result.continued
+    assert 12 == len(result.changed)
+    assert (12, 12) == (result.progress.done, result.progress.total)
+    assert all(check.passed for check in result.checks), result.checks
+    snapshots = ec2(stack).describe_snapshots(
+        OwnerIds=["self"], Filters=[{"Name": "tag:opsctl:run", "Values": [input.request.workflow_id()]}]
+    )["Snapshots"]
+    assert 60 == len(snapshots)
+
+
+async def test_more_deletions_than_the_policy_allows_is_denied_before_any_change(
+    stack: Stack, client: Client, sweep_queue: str
+) -> None:
+    scope = uuid.uuid4().hex[:8]
+    volumes = make_volumes(stack, scope, 3)
+    tight = POLICIES["dev"].model_copy(update={"max_deletions": 2})
+    result = await run(client, sweep_queue, sweep_input(scope).model_copy(update={"policy": tight}))
+
+    assert Phase.FAILED == result.phase
+    assert result.failure is not None
+    assert "policy_denied" == result.failure.kind.value
+    assert ExitCode.DENIED == result.exit_code()
+    assert set(volumes) == existing(stack, scope)
+
+
+async def test_a_volume_that_is_already_gone_counts_as_done(stack: Stack, worker_settings: WorkerSettings) -> None:
+    scope = uuid.uuid4().hex[:8]
+    [present] = make_volumes(stack, scope, 1)
+    batch = DeleteBatchInput(
+        workflow_id=f"sweep-{scope}", volume_ids=[present, "vol-0123456789abcdef0"], snapshot_first=False, concurrency=2
+    )
+    result = await ActivityEnvironment().run(SweepVolumesActivities(worker_settings.aws).delete_batch, batch)
+    assert [present] == result.deleted
+    assert ["vol-0123456789abcdef0"] == result.already_gone

@@ -1,0 +1,110 @@
+"""SweepStaleVolumes: delete stale EBS volumes in bounded batches, continuing as new when large.
+
+The approved plan lists every candidate. Apply walks it in batches of `batch_size` (one
+step each, bounded concurrency inside); between batches the run continues as new once
+its history grows, carrying where it stopped, so 10,000 volumes stay far below
+Temporal's history limits.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+
+from workflows.lifecycle import Lifecycle
+
+with workflow.unsafe.imports_passed_through():
+    from activities.sweep_volumes import (
+        DeleteBatchInput,
+        PlanSweepInput,
+        SweepVolumesActivities,
+        VerifySweepInput,
+    )
+    from contracts.plan import Action, Plan
+    from contracts.run import Check, Resource, RunInput, RunState
+    from contracts.sweep_volumes import SweepStaleVolumesSpec
+
+PLAN_TIMEOUT = timedelta(minutes=5)  # paginating through tens of thousands of volumes
+BATCH_TIMEOUT = timedelta(minutes=10)
+BATCH_HEARTBEAT = timedelta(seconds=60)
+
+
+def candidates(plan: Plan) -> list[str]:
+    return [volume for step in plan.actions if step.action is Action.DELETE for volume in step.resource_ids]
+
+
+@workflow.defn(name="SweepStaleVolumes")
+class SweepStaleVolumes(Lifecycle[SweepStaleVolumesSpec]):
+    spec_model = SweepStaleVolumesSpec
+
+    @workflow.run
+    async def run(self, input: RunInput) -> RunState:
+        return await self.run_lifecycle(input)
+
+    async def plan(self, spec: SweepStaleVolumesSpec) -> Plan:
+        return await self.probe(SweepVolumesActivities.plan, PlanSweepInput(spec=spec), timeout=PLAN_TIMEOUT)
+
+    async def apply(self, spec: SweepStaleVolumesSpec, plan: Plan) -> None:
+        volumes = candidates(plan)
+        batches = range(0, len(volumes), spec.batch_size)
+        self.expect_steps(len(batches))
+        # Carried across continue-as-new: where to go on, and what was not deleted and why.
+        self._next = int(self.carried.get("next", 0))
+        self._skipped: dict[str, str] = dict(self.carried.get("skipped", {}))
+        self._snapshots = int(self.carried.get("snapshots", 0))
+        for start in batches:
+            if start < self._next:
+                continue
+            batch = volumes[start : start + spec.batch_size]
+            result = await self.step(
+                f"delete volumes {start + 1}-{start + len(batch)} of {len(volumes)}",
+                SweepVolumesActivities.delete_batch,
+                DeleteBatchInput(
+                    workflow_id=workflow.info().workflow_id,
+                    volume_ids=batch,
+                    snapshot_first=spec.snapshot_first,
+                    concurrency=spec.concurrency,
+                ),
+                timeout=BATCH_TIMEOUT,
+                heartbeat_timeout=BATCH_HEARTBEAT,
+            )
+            self._skipped.update(result.skipped)
+            self._snapshots += result.snapshots
+            self.record_change(
+                Resource(
+                    resource_type="ec2:volume",
+                    resource_id=f"{batch[0]}…{batch[-1]}",
+                    detail=f"{len(result.deleted)} deleted, {len(result.already_gone)} already gone, "
+                    f"{len(result.skipped)} skipped"
+                    + (f", {result.snapshots} snapshots" if spec.snapshot_first else ""),
+                )
+            )
+            self._next = start + len(batch)
+            await self.continue_as_new_if_due(
+                {"next": self._next, "skipped": self._skipped, "snapshots": self._snapshots}
+            )
+        for volume, reason in sorted(self._skipped.items()):
+            self.warn(f"{volume} {reason}")
+
+    async def verify(self, spec: SweepStaleVolumesSpec) -> list[Check]:
+        plan = self.state().plan
+        assert plan is not None
+        gone = [volume for volume in candidates(plan) if volume not in self._skipped]
+        return await self.probe(
+            SweepVolumesActivities.verify,
+            VerifySweepInput(
+                workflow_id=workflow.info().workflow_id, volume_ids=gone, expected_snapshots=self._snapshots
+            ),
+            step="verify",
+            timeout=PLAN_TIMEOUT,
+        )
+
+    async def compensate(self, spec: SweepStaleVolumesSpec) -> None:
+        # Deleted volumes cannot be undeleted; with snapshot_first they can be restored by hand.
+        where = f"snapshots tagged opsctl:run={workflow.info().workflow_id}" if spec.snapshot_first else "no snapshots"
+        self.warn(f"cancelled after {self._next} volumes were processed; deletions stand ({where})")
+
+
+if __name__ == "__main__":
+    raise SystemExit("workflows are run by the worker: `python -m worker`")
