@@ -44,6 +44,9 @@ def _spec_line(state: RunState) -> str:
     return ", ".join(f"{key}={value}" for key, value in state.request.spec.items())
 
 
+LISTED_IDS = 8  # ids shown per grouped action in text; JSON has them all
+
+
 def render_plan(state: RunState) -> list[str]:
     if state.plan is None:
         return ["Plan        not computed yet"]
@@ -55,6 +58,10 @@ def render_plan(state: RunState) -> list[str]:
         if step.observed:
             facts = ", ".join(f"{key}={value}" for key, value in step.observed.items())
             lines.append(f"     observed: {facts}")
+        if step.resource_ids:
+            shown = ", ".join(step.resource_ids[:LISTED_IDS])
+            more = len(step.resource_ids) - LISTED_IDS
+            lines.append(f"     {shown}" + (f" (+{more} more; --format json lists all)" if more > 0 else ""))
     return lines
 
 
@@ -86,6 +93,9 @@ def render_status(state: RunState, web_ui: str) -> str:
     ]
     if state.progress.total:
         lines.append(f"Progress    {state.progress.done}/{state.progress.total} steps — {state.progress.step}")
+    lines += [f"Running     {activity.describe()}" for activity in state.live]
+    if state.continued:
+        lines.append(f"History     continued as new {state.continued} times (one run id, small histories)")
     if state.plan_hash:
         lines.append(f"Plan hash   {state.plan_hash}")
     lines.append(f"Next        {state.next_action or 'wait: the run is working'}")

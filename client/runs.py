@@ -27,7 +27,16 @@ from contracts.failures import ExitCode, FailureKind, OpsctlError
 from contracts.phases import Phase
 from contracts.policy import policy_for
 from contracts.request import Request
-from contracts.run import Decision, DecisionInput, DecisionRecord, Mode, ResolveInput, RunInput, RunState
+from contracts.run import (
+    Decision,
+    DecisionInput,
+    DecisionRecord,
+    LiveActivity,
+    Mode,
+    ResolveInput,
+    RunInput,
+    RunState,
+)
 
 
 async def connect(address: str, namespace: str) -> Client:
@@ -106,7 +115,28 @@ async def read_state(handle: WorkflowHandle[Any, RunState]) -> RunState:
             hint="inspect its history in the Temporal Web UI",
         )
     state: RunState = await handle.query("state", result_type=RunState)
+    state.live = await _live_activities(handle, described)
     return state
+
+
+async def _live_activities(handle: WorkflowHandle[Any, RunState], described: Any) -> list[LiveActivity]:
+    """What running steps report through heartbeats: progress inside one long step."""
+    live = []
+    converter = handle._client.data_converter  # the handle's own converter decodes its payloads
+    for pending in described.raw_description.pending_activities:
+        details: dict[str, Any] = {}
+        if pending.heartbeat_details.payloads:
+            decoded = await converter.decode(pending.heartbeat_details.payloads)
+            details = decoded[0] if decoded and isinstance(decoded[0], dict) else {}
+        live.append(
+            LiveActivity(
+                activity_type=pending.activity_type.name,
+                attempt=pending.attempt,
+                details=details,
+                last_failure=pending.last_failure.message if pending.HasField("last_failure") else "",
+            )
+        )
+    return live
 
 
 async def wait_for(
@@ -123,7 +153,8 @@ async def wait_for(
     seen: tuple[Any, ...] = ()
     while True:
         state = await read_state(handle)
-        fingerprint = (state.phase, len(state.decisions), [(s.name, s.finished) for s in state.steps])
+        live = [(a.details.get("done"), a.details.get("paused"), a.attempt) for a in state.live]
+        fingerprint = (state.phase, len(state.decisions), [(s.name, s.finished) for s in state.steps], live)
         if fingerprint != seen:
             seen = fingerprint
             on_change(state)

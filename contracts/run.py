@@ -111,6 +111,31 @@ class StepRecord(BaseModel):
     finished: datetime | None = None
 
 
+class LiveActivity(BaseModel):
+    """A running step as its heartbeats describe it. Filled by the client, never by the workflow.
+
+    Long steps heartbeat details shaped {"done", "total", "unit", "checkpoint"?, "paused"?}.
+    """
+
+    activity_type: str
+    attempt: int
+    details: dict[str, Any] = {}
+    last_failure: str = ""
+
+    def describe(self) -> str:
+        done, total, unit = self.details.get("done"), self.details.get("total"), self.details.get("unit", "")
+        parts = [f"{self.activity_type} (attempt {self.attempt})"]
+        if done is not None:
+            parts.append(f"{done}/{total} {unit}".strip() if total else f"{done} {unit}".strip())
+        if "checkpoint" in self.details:
+            parts.append(f"checkpoint {self.details['checkpoint']}")
+        if self.details.get("paused"):
+            parts.append(f"paused: {self.details['paused']}")
+        if self.last_failure:
+            parts.append(f"retrying after: {self.last_failure}")
+        return " — ".join(parts)
+
+
 class RunState(BaseModel):
     schema_version: str = RESULT_SCHEMA
     workflow_id: str
@@ -137,6 +162,7 @@ class RunState(BaseModel):
     next_action: str = ""
     phase_times: dict[str, datetime] = {}
     continued: int = 0  # how many times this run continued as new to keep its history small
+    live: list[LiveActivity] = []  # running steps, from their heartbeats (set by the client)
 
     @property
     def retryable(self) -> Retryable:

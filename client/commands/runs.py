@@ -64,6 +64,11 @@ def _reporter(progress: Progress) -> Callable[[RunState], None]:
             if key not in said:
                 said.add(key)
                 progress(line)
+        for activity in state.live:
+            line = f"[{state.phase.value}] {activity.describe()}"
+            if line not in said:  # heartbeats change: print each new reading once
+                said.add(line)
+                progress(line)
 
     return report
 

@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio import activity
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.rotate_credential import RotationStepInput, StepResult
 from client.devstack import Stack, free_port, seed_role
 from tests.workflows.test_lifecycle import FakeRotation
 from workflows.rotate_credential import RotateDbCredential
@@ -282,3 +284,35 @@ async def test_the_dev_example_runs_on_the_embedded_stack(stack: Stack, cli_env:
     ran = await opsctl(cli_env, "apply", "-f", str(ROOT / "examples" / "rotate-db-credential-dev.yaml"), "--wait")
     assert 0 == ran.code, ran.stdout + ran.stderr
     assert "old password refused: login refused" in ran.stdout
+
+
+async def test_status_shows_a_long_step_s_progress_from_its_heartbeats(
+    client: Client, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A running step's heartbeat details (done/total/unit/checkpoint) appear in status."""
+    release = asyncio.Event()
+
+    @activity.defn(name="rotate_credential.promote")
+    async def slow_promote(input: RotationStepInput) -> StepResult:
+        activity.heartbeat({"done": 3, "total": 10, "unit": "rows", "checkpoint": 3})
+        await release.wait()
+        return StepResult(changed=True)
+
+    fake = FakeRotation()
+    activities = [a for a in fake.activities() if a != fake.promote] + [slow_promote]
+    queue = f"live-{uuid.uuid4().hex[:6]}"
+    env = {**cli_env, "OPSCTL_TASK_QUEUE": queue}
+    async with Worker(client, task_queue=queue, workflows=[RotateDbCredential], activities=activities):
+        doc = document(tmp_path, "r", f"s{queue}", "dev")
+        started = await opsctl(env, "apply", "-f", doc, "--timeout", "2", "--format", "json")
+        run_id = started.json()["workflow_id"]
+        status = await opsctl(env, "status", run_id, "--format", "json")
+        text = await opsctl(env, "status", run_id)
+        release.set()
+        final = await opsctl(env, "result", run_id, "--wait", "--timeout", "30")
+    live = status.json()["live"]
+    assert [("rotate_credential.promote", 3, "rows")] == [
+        (a["activity_type"], a["details"]["done"], a["details"]["unit"]) for a in live
+    ]
+    assert "3/10 rows — checkpoint 3" in text.stdout
+    assert 0 == final.code
