@@ -16,24 +16,26 @@ from temporalio.worker import Worker
 
 from activities.postgres import Databases
 from activities.rotate_credential import RotateCredentialActivities
+from activities.sweep_volumes import SweepVolumesActivities
 from worker.settings import WorkerSettings
 from worker.telemetry import metrics_runtime, setup_tracing
 from workflows.rotate_credential import RotateDbCredential
+from workflows.sweep_volumes import SweepStaleVolumes
 
-WORKFLOWS = [RotateDbCredential]
+WORKFLOWS = [RotateDbCredential, SweepStaleVolumes]
+
+
+def activity_methods(instance: object) -> list[Callable[..., Any]]:
+    """Every @activity.defn method of an activities object, so adding a step needs no wiring."""
+    methods = (getattr(instance, name) for name in dir(instance) if not name.startswith("_"))
+    return [method for method in methods if hasattr(method, "__temporal_activity_definition")]
 
 
 def build_activities(settings: WorkerSettings) -> list[Callable[..., Any]]:
     databases = Databases(settings.databases)
-    rotate = RotateCredentialActivities(databases, settings.aws)
     return [
-        rotate.plan,
-        rotate.create_pending,
-        rotate.set_password,
-        rotate.test_login,
-        rotate.promote,
-        rotate.verify,
-        rotate.compensate,
+        *activity_methods(RotateCredentialActivities(databases, settings.aws)),
+        *activity_methods(SweepVolumesActivities(settings.aws)),
     ]
 
 

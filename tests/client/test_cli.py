@@ -316,3 +316,19 @@ async def test_status_shows_a_long_step_s_progress_from_its_heartbeats(
     ]
     assert "3/10 rows — checkpoint 3" in text.stdout
     assert 0 == final.code
+
+
+async def test_the_sweep_example_runs_on_the_embedded_stack(stack: Stack, cli_env: dict[str, str]) -> None:
+    """examples/seed_volumes.py then the sweep example, exactly as its comment says."""
+    seeded = await asyncio.create_subprocess_exec(
+        sys.executable, "examples/seed_volumes.py", "30", "--state-dir", str(stack.state_dir), cwd=ROOT
+    )
+    assert 0 == await seeded.wait()
+    example = str(ROOT / "examples" / "sweep-stale-volumes.yaml")
+    planned = await opsctl(cli_env, "plan", "-f", example)
+    assert 10 == planned.code, planned.stderr
+    assert "delete ec2:volume 30 volumes" in planned.stdout
+    assert "skipped: has the 'keep' tag" in planned.stdout
+    applied = await opsctl(cli_env, "apply", "-f", example, "--wait", "--format", "json")
+    assert 0 == applied.code, applied.stdout
+    assert [True, True] == [check["passed"] for check in applied.json()["checks"]]
