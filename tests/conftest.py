@@ -20,9 +20,11 @@ from worker.settings import WorkerSettings
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     os.environ.update(DEV_AWS_ENV)
     embedded = Stack(tmp_path_factory.mktemp("stack"), Ports.free())
-    embedded.up(worker=False)
-    yield embedded
-    embedded.down()
+    try:
+        embedded.up(worker=False)
+        yield embedded
+    finally:  # also when `up` failed half-way: stop what it started
+        embedded.down()
 
 
 @pytest.fixture(scope="session")
