@@ -31,7 +31,7 @@ def make_client(settings: AwsSettings, service: str) -> Any:
     from botocore.config import Config
 
     # Retries are the workflow's job (classified, visible in history); boto3 gets a short leash.
-    config = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5, read_timeout=20)
+    config = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5, read_timeout=60)
     # The service is chosen at run time, so no single boto3-stubs overload applies.
     return boto3.client(  # type: ignore[call-overload]
         service, region_name=settings.region, endpoint_url=settings.endpoint_url, config=config
