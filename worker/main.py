@@ -15,14 +15,16 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from activities.postgres import Databases
+from activities.read_replica import ReadReplicaActivities
 from activities.rotate_credential import RotateCredentialActivities
 from activities.sweep_volumes import SweepVolumesActivities
 from worker.settings import WorkerSettings
 from worker.telemetry import metrics_runtime, setup_tracing
+from workflows.read_replica import CreateReadReplica
 from workflows.rotate_credential import RotateDbCredential
 from workflows.sweep_volumes import SweepStaleVolumes
 
-WORKFLOWS = [RotateDbCredential, SweepStaleVolumes]
+WORKFLOWS = [RotateDbCredential, SweepStaleVolumes, CreateReadReplica]
 
 
 def activity_methods(instance: object) -> list[Callable[..., Any]]:
@@ -36,6 +38,7 @@ def build_activities(settings: WorkerSettings) -> list[Callable[..., Any]]:
     return [
         *activity_methods(RotateCredentialActivities(databases, settings.aws)),
         *activity_methods(SweepVolumesActivities(settings.aws)),
+        *activity_methods(ReadReplicaActivities(settings.aws)),
     ]
 
 

@@ -40,7 +40,7 @@ def _reporter(progress: Progress) -> Callable[[RunState], None]:
     said: set[str] = set()
 
     def report(state: RunState) -> None:
-        events: list[tuple[datetime, int, str, str]] = []
+        events: list[tuple[datetime, int, int, str, str]] = []
         for phase, entered in state.phase_times.items():
             line = f"[{phase}]"
             if phase == Phase.AWAITING_APPROVAL.value and state.phase is Phase.AWAITING_APPROVAL:
@@ -50,17 +50,19 @@ def _reporter(progress: Progress) -> Callable[[RunState], None]:
                     f"    opsctl approve {state.workflow_id} --plan-hash {state.plan_hash}"
                 )
             if phase != Phase.VALIDATING.value:
-                events.append((entered, len(events), f"{phase}@{entered.isoformat()}", line))
+                # At equal times a phase that opens apply comes before the steps, others after.
+                rank = 0 if phase in _BEFORE_STEPS else 3
+                events.append((entered, rank, 0, f"{phase}@{entered.isoformat()}", line))
         total = state.progress.total or len(state.steps)
         for number, step in enumerate(state.steps, 1):
             if step.finished is None:
                 line = f"[applying] step {number}/{total}: {step.name} …"
-                events.append((step.started, len(events), f"step {number}", line))
+                events.append((step.started, 1, 2 * number, f"step {number}", line))
             else:
                 took = _duration((step.finished - step.started).total_seconds())
                 line = f"[applying] step {number}/{total}: {step.name} — done in {took}"
-                events.append((step.finished, len(events), f"step {number} done", line))
-        for _, _, key, line in sorted(events):
+                events.append((step.finished, 1, 2 * number + 1, f"step {number} done", line))
+        for *_, key, line in sorted(events):
             if key not in said:
                 said.add(key)
                 progress(line)
@@ -71,6 +73,9 @@ def _reporter(progress: Progress) -> Callable[[RunState], None]:
                 progress(line)
 
     return report
+
+
+_BEFORE_STEPS = {Phase.PLANNING.value, Phase.AWAITING_APPROVAL.value, Phase.REPLANNING.value, Phase.APPLYING.value}
 
 
 def _duration(seconds: float) -> str:
