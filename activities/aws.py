@@ -24,6 +24,9 @@ class AwsSettings(BaseModel):
 
     region: str = "us-east-1"
     endpoint_url: str | None = None  # a local endpoint (moto) in development
+    # Per request. AWS pages its listings; moto answers one unpaged listing, which for
+    # 10,000 volumes takes it minutes (its cost grows with the square of the count).
+    read_timeout_seconds: int = 60
 
 
 def make_client(settings: AwsSettings, service: str) -> Any:
@@ -31,7 +34,9 @@ def make_client(settings: AwsSettings, service: str) -> Any:
     from botocore.config import Config
 
     # Retries are the workflow's job (classified, visible in history); boto3 gets a short leash.
-    config = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5, read_timeout=60)
+    config = Config(
+        retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5, read_timeout=settings.read_timeout_seconds
+    )
     # The service is chosen at run time, so no single boto3-stubs overload applies.
     return boto3.client(  # type: ignore[call-overload]
         service, region_name=settings.region, endpoint_url=settings.endpoint_url, config=config

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -54,7 +55,8 @@ async def bench(count: int) -> None:
             create_volumes(stack.aws_endpoint, scope, count)
             print(f"created {count} volumes in moto: {time.perf_counter() - started:.1f} s")
             client = await Client.connect(stack.temporal_address, data_converter=pydantic_data_converter)
-            sweep = SweepVolumesActivities(AwsSettings(endpoint_url=stack.aws_endpoint))
+            # moto lists all volumes in one unpaged answer, slower than AWS's pages: be patient.
+            sweep = SweepVolumesActivities(AwsSettings(endpoint_url=stack.aws_endpoint, read_timeout_seconds=900))
             request = parse_request(
                 {
                     "apiVersion": "opsctl/v1",
@@ -88,4 +90,5 @@ async def bench(count: int) -> None:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the stack on the way out
     asyncio.run(bench(int(sys.argv[1]) if len(sys.argv) > 1 else 10_000))
