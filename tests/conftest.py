@@ -9,10 +9,9 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Worker
 
 from client.devstack import DEV_AWS_ENV, Ports, Stack
-from worker.main import WORKFLOWS, build_activities
+from worker.main import build_worker
 from worker.settings import WorkerSettings
 
 
@@ -45,7 +44,8 @@ async def client(stack: Stack) -> Client:
 
 @pytest.fixture
 async def task_queue(client: Client, worker_settings: WorkerSettings) -> AsyncIterator[str]:
-    """A real Worker with the real activities on a fresh task queue."""
+    """The worker exactly as `python -m worker` builds it, on a fresh task queue."""
     queue = f"test-{uuid.uuid4().hex[:8]}"
-    async with Worker(client, task_queue=queue, workflows=WORKFLOWS, activities=build_activities(worker_settings)):
+    temporal = worker_settings.temporal.model_copy(update={"task_queue": queue})
+    async with build_worker(client, worker_settings.model_copy(update={"temporal": temporal})):
         yield queue

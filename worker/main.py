@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
@@ -14,17 +15,24 @@ from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
+from activities.backfill_table import BackfillActivities
+from activities.migrate_schema import MigrateSchemaActivities
 from activities.postgres import Databases
 from activities.read_replica import ReadReplicaActivities
 from activities.rotate_credential import RotateCredentialActivities
 from activities.sweep_volumes import SweepVolumesActivities
 from worker.settings import WorkerSettings
 from worker.telemetry import metrics_runtime, setup_tracing
+from workflows.backfill_table import BackfillTable
+from workflows.migrate_schema import MigrateSchema
 from workflows.read_replica import CreateReadReplica
 from workflows.rotate_credential import RotateDbCredential
 from workflows.sweep_volumes import SweepStaleVolumes
 
-WORKFLOWS = [RotateDbCredential, SweepStaleVolumes, CreateReadReplica]
+WORKFLOWS = [RotateDbCredential, SweepStaleVolumes, CreateReadReplica, BackfillTable, MigrateSchema]
+
+
+HEARTBEAT_THROTTLE = timedelta(seconds=5)
 
 
 def activity_methods(instance: object) -> list[Callable[..., Any]]:
@@ -39,6 +47,8 @@ def build_activities(settings: WorkerSettings) -> list[Callable[..., Any]]:
         *activity_methods(RotateCredentialActivities(databases, settings.aws)),
         *activity_methods(SweepVolumesActivities(settings.aws)),
         *activity_methods(ReadReplicaActivities(settings.aws)),
+        *activity_methods(BackfillActivities(databases)),
+        *activity_methods(MigrateSchemaActivities(databases)),
     ]
 
 
@@ -58,6 +68,8 @@ def build_worker(client: Client, settings: WorkerSettings) -> Worker:
         task_queue=settings.temporal.task_queue,
         workflows=WORKFLOWS,
         activities=build_activities(settings),
+        # Heartbeats carry checkpoints and live progress: send them often, not every ~48 s.
+        max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
     )
 
 

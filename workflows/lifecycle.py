@@ -9,6 +9,7 @@ points, failure classification and `needs_review` live here once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, Generic, TypeVar
@@ -18,6 +19,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as StepTimeout
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from contracts.failures import NON_RETRYABLE_KINDS, FailureKind
@@ -285,17 +287,34 @@ class Lifecycle(Generic[SpecT]):
         timeout: timedelta = STEP_TIMEOUT,
         heartbeat_timeout: timedelta | None = None,
     ) -> ResultT:
-        """Call one activity. Classified failures end the run; unknown ones go to review."""
+        """Call one activity. Classified failures end the run; unknown ones go to review.
+
+        A heartbeating step is also a safe point while it runs: a cancel request cancels
+        it, and the lifecycle waits until the activity has stopped before compensating.
+        """
         step = step or self._state.phase.value
         while True:
             try:
-                return await workflow.execute_activity_method(
+                running = workflow.start_activity_method(
                     activity,
                     arg,
                     start_to_close_timeout=timeout,
                     heartbeat_timeout=heartbeat_timeout,
                     retry_policy=STEP_RETRY,
+                    cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
                 )
+                if heartbeat_timeout is not None:
+
+                    def stopped_or_cancelled(running: asyncio.Future[Any] = running) -> bool:
+                        return running.done() or self._cancel is not None
+
+                    await workflow.wait_condition(stopped_or_cancelled)
+                    if not running.done():
+                        running.cancel()
+                        with contextlib.suppress(ActivityError, asyncio.CancelledError):
+                            await running
+                        raise CancelRequested
+                return await running
             except ActivityError as err:
                 failure = self._classify(step, err)
                 if failure.kind is not FailureKind.UNKNOWN:

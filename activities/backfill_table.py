@@ -1,0 +1,488 @@
+"""The steps of BackfillTable: check the SQL, plan the key range, update in batches, verify.
+
+The apply is one long activity: keyset batches (`key > last AND key <= upper`), each its
+own short transaction, throttled to an average rate, paused while a guard is over its
+threshold. After every batch it heartbeats `{"done", "total", "unit", "checkpoint"}`;
+a retried attempt (killed worker, timeout) reads that checkpoint and goes on from there.
+Re-running a batch is harmless because the predicate names the rows still to backfill.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel
+from temporalio import activity
+
+from activities.errors import classified, failure
+from activities.postgres import LOCK_TIMEOUT, STATEMENT_TIMEOUT, Databases, classify_postgres, quote_ident
+from contracts.backfill_table import BackfillTableSpec
+from contracts.failures import FailureKind
+from contracts.plan import Action, Plan, PlannedAction, Rollback
+from contracts.run import Check
+
+PLAN_STATEMENT_TIMEOUT = "120s"  # counting matching rows scans them once
+GUARD_STATEMENT_TIMEOUT = "5s"
+INTEGER_KEYS = {"smallint", "integer", "bigint"}  # checkpointed as JSON numbers, others as text
+
+# Functions that reach beyond the updated rows: other sessions, the server, files, other
+# databases, or arbitrary SQL in a string. The database role's privileges stay the real
+# boundary (a user-defined function can do anything); this refuses the obvious.
+FORBIDDEN_FUNCTIONS = (
+    "pg_terminate_backend",
+    "pg_cancel_backend",
+    "pg_reload_conf",
+    "pg_rotate_logfile",
+    "pg_switch_wal",
+    "pg_promote",
+    "pg_create_restore_point",
+    "pg_backup_",
+    "pg_start_backup",
+    "pg_stop_backup",
+    "pg_logical_emit_message",
+    "pg_notify",
+    "pg_sleep",
+    "pg_advisory",
+    "pg_try_advisory",
+    "pg_read_",
+    "pg_ls_",
+    "pg_stat_file",
+    "pg_file_",
+    "set_config",
+    "dblink",
+    "lo_",
+    "query_to_xml",
+    "cursor_to_xml",
+    "table_to_xml",
+    "schema_to_xml",
+    "database_to_xml",
+)
+
+Checkpoint = int | str | None
+
+# Everything a SELECT can have besides its target list: a fragment that sets one escaped.
+SELECT_CLAUSES = (
+    "fromClause",
+    "whereClause",
+    "groupClause",
+    "havingClause",
+    "windowClause",
+    "sortClause",
+    "limitCount",
+    "limitOffset",
+    "lockingClause",
+    "withClause",
+    "distinctClause",
+    "intoClause",
+    "valuesLists",
+)
+
+
+class SqlFragmentError(ValueError):
+    """A SQL fragment of the spec that opsctl refuses to run."""
+
+
+# ---- SQL fragment checks (pure: unit-tested without a database) ----------------------------
+
+
+def _parse_single_select(sql: str, what: str, shape: str = "a single expression") -> Any:
+    import pglast  # lazily: the workflow imports this module for its input types only
+
+    try:
+        statements: Any = pglast.parse_sql(sql)
+    except pglast.parser.ParseError as exc:
+        raise SqlFragmentError(f"{what} does not parse: {exc}") from None
+    if len(statements) != 1 or not isinstance(statements[0].stmt, pglast.ast.SelectStmt):
+        raise SqlFragmentError(f"{what} must be {shape}, nothing else")
+    return statements[0].stmt
+
+
+def _only_target(stmt: Any, what: str) -> Any:
+    """The one target of `SELECT (fragment)`; anything beyond it means the fragment escaped its parentheses."""
+    extra = [name for name in SELECT_CLAUSES if getattr(stmt, name, None)]
+    targets: Any = stmt.targetList or ()
+    if extra or stmt.larg is not None or len(targets) != 1 or targets[0].name:
+        raise SqlFragmentError(f"{what} must be exactly one expression (found {', '.join(extra) or 'a list'})")
+    return targets[0].val
+
+
+def _refuse_forbidden(node: Any, what: str) -> None:
+    from pglast import ast
+    from pglast.visitors import Visitor
+
+    class Inspect(Visitor):
+        def visit(self, ancestors: Any, node: Any) -> None:
+            attrs: Any = node  # pglast types optional node fields as possibly None
+            if isinstance(node, ast.ParamRef):
+                raise SqlFragmentError(f"{what} may not use parameters ($n): opsctl binds its own")
+            if isinstance(node, ast.FuncCall):
+                name = str(attrs.funcname[-1].sval).lower()
+                if name.startswith(FORBIDDEN_FUNCTIONS):
+                    raise SqlFragmentError(f"{what} may not call {name}()")
+                if node.over is not None:
+                    raise SqlFragmentError(f"{what} may not use window functions")
+            if isinstance(node, ast.ColumnRef) and any(isinstance(f, ast.A_Star) for f in attrs.fields):
+                raise SqlFragmentError(f"{what} may not use *")
+            if isinstance(node, ast.SelectStmt) and (node.lockingClause or node.intoClause):
+                raise SqlFragmentError(f"{what} may not lock rows or select INTO")
+            if isinstance(node, ast.CommonTableExpr) and not isinstance(node.ctequery, ast.SelectStmt):
+                raise SqlFragmentError(f"{what} may not modify data in a WITH clause")
+
+    Inspect()(node)
+
+
+def check_expression(fragment: str, what: str = "expression") -> str:
+    """The fragment as one SQL expression, re-printed from its parse tree; raises SqlFragmentError.
+
+    It is parsed as `SELECT (fragment)` and must stay exactly that. What runs is the
+    re-printed tree, never the raw text, so what was checked is what executes (no comments).
+    """
+    from pglast.stream import RawStream
+
+    expression = _only_target(_parse_single_select(f"SELECT ({fragment})", what), what)
+    _refuse_forbidden(expression, what)
+    return str(RawStream()(expression))
+
+
+def check_guard_query(query: str) -> str:
+    """A read-only SELECT (re-printed); it also runs in a READ ONLY transaction."""
+    from pglast.stream import RawStream
+
+    stmt = _parse_single_select(query, "guard query", "one SELECT statement")
+    _refuse_forbidden(stmt, "guard query")
+    return str(RawStream()(stmt))
+
+
+def table_ident(table: str) -> str:
+    return ".".join(quote_ident(part) for part in table.split("."))
+
+
+# ---- batching math -------------------------------------------------------------------------
+
+
+def batch_count(rows: int, batch_size: int) -> int:
+    return math.ceil(rows / batch_size)
+
+
+def throttle_delay(rows: int, elapsed: float, max_rows_per_second: int) -> float:
+    """Seconds to sleep after a batch of `rows` that took `elapsed` s, so it took rows/rate s in all."""
+    return max(0.0, rows / max_rows_per_second - elapsed)
+
+
+def to_checkpoint(key_text: str, key_type: str) -> Checkpoint:
+    return int(key_text) if key_type in INTEGER_KEYS else key_text
+
+
+def range_done(checkpoint: Checkpoint, key_max: str) -> bool:
+    """The last batch ended at the range's maximum. Both sides are PostgreSQL's own ::text forms."""
+    return checkpoint is not None and str(checkpoint) == key_max
+
+
+def resume_point(details: Any) -> tuple[int, Checkpoint]:
+    """(rows done, last key) from the previous attempt's heartbeat, or a fresh start."""
+    if isinstance(details, dict) and details.get("checkpoint") is not None:
+        return int(details.get("done", 0)), details["checkpoint"]
+    return 0, None
+
+
+class BatchSql(BaseModel):
+    """The statements of one batch, built from quoted identifiers and re-printed fragments."""
+
+    upper_bound: str  # $1 lower key, $2 last key of the range, $3 batch size → the batch's last key
+    update: str  # $1 lower key, $2 the batch's last key → "UPDATE n"
+
+
+def batch_sql(spec: BackfillTableSpec, key_type: str, *, first: bool) -> BatchSql:
+    table, key, column = table_ident(spec.table), quote_ident(spec.key_column), quote_ident(spec.set_column)
+    expression, predicate = check_expression(spec.expression), check_expression(spec.predicate, "predicate")
+    lower = (
+        ">=" if first else ">"
+    )  # the first batch includes the range's minimum; later ones start after the checkpoint
+    keyed = f"{key} {lower} $1::text::{key_type} AND {key} <= $2::text::{key_type} AND ({predicate})"
+    batch = f"SELECT {key} AS k FROM {table} WHERE {keyed} ORDER BY {key} LIMIT $3"
+    return BatchSql(
+        upper_bound=f"SELECT max(k)::text FROM ({batch}) AS batch",
+        update=f"UPDATE {table} SET {column} = ({expression}) WHERE {keyed}",
+    )
+
+
+# ---- activity inputs and results -------------------------------------------------------------
+
+
+class PlanBackfillInput(BaseModel):
+    spec: BackfillTableSpec
+
+
+class BackfillInput(BaseModel):
+    """The approved plan's range: apply never widens it, even if new rows match meanwhile."""
+
+    workflow_id: str
+    spec: BackfillTableSpec
+    key_type: str
+    key_min: str
+    key_max: str
+    estimated_rows: int
+
+
+class BackfillResult(BaseModel):
+    rows_updated: int  # across all attempts
+    rows_this_attempt: int
+    batches_this_attempt: int
+    attempt: int
+    resumed_from: Checkpoint = None  # the checkpoint this attempt started after (None: from the start)
+    checkpoint: Checkpoint = None  # the last key done
+    paused_seconds: float = 0.0
+
+
+class VerifyBackfillInput(BaseModel):
+    spec: BackfillTableSpec
+    key_type: str
+    key_min: str
+    key_max: str
+
+
+class BackfillActivities:
+    def __init__(self, databases: Databases) -> None:
+        self._databases = databases
+
+    @activity.defn(name="backfill_table.plan")
+    @classified(classify_postgres)
+    async def plan(self, input: PlanBackfillInput) -> Plan:
+        """Read-only: check the SQL, find the key's type and index, count matching rows and their key range."""
+        spec = input.spec
+        try:
+            expression, predicate = check_expression(spec.expression), check_expression(spec.predicate, "predicate")
+            guard = check_guard_query(spec.guard.query) if spec.guard else ""
+        except SqlFragmentError as exc:
+            raise failure(FailureKind.VALIDATION, str(exc)) from None
+        table, key = table_ident(spec.table), quote_ident(spec.key_column)
+        conn = await self._databases.connect(self._databases.target(spec.database))
+        try:
+            # READ ONLY: the fragments are evaluated here, and a function that writes fails instead.
+            async with conn.transaction(readonly=True):
+                await conn.execute(f"SET LOCAL statement_timeout = '{PLAN_STATEMENT_TIMEOUT}'")
+                await conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+                key_type = await self._key_type(conn, spec)
+                # Type-checks the expression against the column as the real UPDATE will; EXPLAIN runs nothing.
+                await conn.execute(f"EXPLAIN {batch_sql(spec, key_type, first=True).update}", None, None)
+                rows, key_min, key_max = await conn.fetchrow(
+                    f"SELECT count(*), min({key})::text, max({key})::text FROM {table} WHERE ({predicate})"
+                )
+                if spec.guard:
+                    await self._guard_value(conn, guard)
+        finally:
+            await conn.close()
+        where = f"{spec.database}/{spec.table}"
+        facts = {
+            "table": spec.table,
+            "key_column": spec.key_column,
+            "key_type": key_type,
+            "set_column": spec.set_column,
+            "expression": expression,
+            "predicate": predicate,
+            "batch_size": str(spec.batch_size),
+            "max_rows_per_second": str(spec.max_rows_per_second),
+        }
+        if spec.guard:
+            facts.update(guard=guard, guard_max_value=str(spec.guard.max_value))
+        if not rows:
+            action = PlannedAction(
+                action=Action.NOOP,
+                resource_type="postgres:table",
+                resource_id=where,
+                reason=f"no rows match the predicate ({predicate}): nothing to backfill",
+                reversible=True,
+                rollback=Rollback.NONE,
+                observed={**facts, "matching_rows": "0"},
+            )
+            return Plan(kind="BackfillTable", target=f"table {where}", actions=[action])
+        facts.update(
+            matching_rows=str(rows),
+            key_min=key_min,
+            key_max=key_max,
+            batches=str(batch_count(rows, spec.batch_size)),
+            min_duration_seconds=str(math.ceil(rows / spec.max_rows_per_second)),
+        )
+        action = PlannedAction(
+            action=Action.MODIFY,
+            resource_type="postgres:table",
+            resource_id=where,
+            reason=f"set {spec.set_column} = {expression} on {rows} rows where {predicate}, "
+            f"key {spec.key_column} in [{key_min}, {key_max}], {spec.batch_size} rows per transaction",
+            reversible=False,  # the overwritten values are not kept
+            rollback=Rollback.NONE,
+            observed=facts,
+        )
+        return Plan(kind="BackfillTable", target=f"table {where}", actions=[action])
+
+    async def _key_type(self, conn: Any, spec: BackfillTableSpec) -> str:
+        table = table_ident(spec.table)
+        if await conn.fetchval("SELECT to_regclass($1)", table) is None:
+            raise failure(FailureKind.VALIDATION, f"table {spec.table!r} does not exist in {spec.database!r}")
+        columns = dict(
+            await conn.fetch(
+                "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+                "WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped AND attname = ANY($2)",
+                table,
+                [spec.key_column, spec.set_column],
+            )
+        )
+        for column in (spec.key_column, spec.set_column):
+            if column not in columns:
+                raise failure(FailureKind.VALIDATION, f"column {column!r} does not exist in table {spec.table!r}")
+        indexed = await conn.fetchval(
+            "SELECT EXISTS (SELECT FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "JOIN pg_am am ON am.oid = c.relam JOIN pg_attribute a ON a.attrelid = i.indrelid "
+            "WHERE i.indrelid = $1::regclass AND a.attname = $2 AND i.indkey[0] = a.attnum "
+            "AND am.amname = 'btree' AND i.indisvalid AND i.indpred IS NULL)",
+            table,
+            spec.key_column,
+        )
+        if not indexed:
+            raise failure(
+                FailureKind.UNSAFE,
+                f"no btree index leads with {spec.key_column!r}: every batch would scan the whole table",
+            )
+        return str(columns[spec.key_column])
+
+    @staticmethod
+    async def _guard_value(conn: Any, guard_sql: str) -> float | None:
+        """The guard's one number (an interval counts in seconds); None if it returned NULL."""
+        value = await conn.fetchval(guard_sql)
+        if value is None:
+            return None
+        if isinstance(value, timedelta):
+            return value.total_seconds()
+        if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+            raise failure(FailureKind.VALIDATION, f"the guard query returned {value!r}, not a number")
+        return float(value)
+
+    @activity.defn(name="backfill_table.backfill")
+    @classified(classify_postgres)
+    async def backfill(self, input: BackfillInput) -> BackfillResult:
+        """Every batch of the approved range, resumed from the last heartbeat's checkpoint."""
+        info = activity.info()
+        details = info.heartbeat_details[0] if info.heartbeat_details else None
+        done, checkpoint = resume_point(details)
+        result = BackfillResult(
+            rows_updated=done,
+            rows_this_attempt=0,
+            batches_this_attempt=0,
+            attempt=info.attempt,
+            resumed_from=checkpoint,
+            checkpoint=checkpoint,
+        )
+        spec = input.spec
+        first_sql, next_sql = batch_sql(spec, input.key_type, first=True), batch_sql(spec, input.key_type, first=False)
+        guard = check_guard_query(spec.guard.query) if spec.guard else ""
+        conn = await self._databases.connect(self._databases.target(spec.database))
+        try:
+            # One session lock for the whole run: a second backfill of this table is a conflict.
+            lock = f"opsctl:backfill:{spec.database}/{spec.table}"
+            if not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", lock):
+                raise failure(FailureKind.CONFLICT, f"another operation holds the lock on {lock}")
+            while not range_done(result.checkpoint, input.key_max):
+                if spec.guard:
+                    result.paused_seconds += await self._wait_for_guard(conn, guard, spec, input, result)
+                started = time.monotonic()
+                sql = first_sql if result.checkpoint is None else next_sql
+                lower = input.key_min if result.checkpoint is None else str(result.checkpoint)
+                async with conn.transaction():
+                    await conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+                    await conn.execute(f"SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}'")
+                    upper = await conn.fetchval(sql.upper_bound, lower, input.key_max, spec.batch_size)
+                    if upper is None:
+                        break
+                    status = await conn.execute(sql.update, lower, upper)
+                updated = int(status.split()[-1])
+                result.rows_updated += updated
+                result.rows_this_attempt += updated
+                result.batches_this_attempt += 1
+                result.checkpoint = to_checkpoint(upper, input.key_type)
+                self._heartbeat(input, result)
+                if range_done(result.checkpoint, input.key_max):
+                    break  # no throttle sleep, no guard check after the last batch
+                # Pace each batch on its own (work + sleep ≥ rows/rate): a slow batch or a guard
+                # pause earns no credit, so the rate never bursts above the limit to catch up.
+                delay = throttle_delay(updated, time.monotonic() - started, spec.max_rows_per_second)
+                await self._sleep(delay, input, result)
+        finally:
+            await _close(conn)
+        return result
+
+    @staticmethod
+    def _heartbeat(input: BackfillInput, result: BackfillResult, paused: str = "") -> None:
+        details: dict[str, Any] = {"done": result.rows_updated, "total": input.estimated_rows, "unit": "rows"}
+        if result.checkpoint is not None:
+            details["checkpoint"] = result.checkpoint
+        if paused:
+            details["paused"] = paused
+        activity.heartbeat(details)
+
+    async def _sleep(self, seconds: float, input: BackfillInput, result: BackfillResult, paused: str = "") -> None:
+        """Sleep in short slices, heartbeating, so cancellation and a killed worker are noticed."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(left, 1.0))
+            self._heartbeat(input, result, paused)
+
+    async def _wait_for_guard(
+        self, conn: Any, guard_sql: str, spec: BackfillTableSpec, input: BackfillInput, result: BackfillResult
+    ) -> float:
+        """Block while the guard is over its threshold; returns the seconds paused."""
+        assert spec.guard is not None
+        started = time.monotonic()
+        while True:
+            async with conn.transaction(readonly=True):
+                await conn.execute(f"SET LOCAL statement_timeout = '{GUARD_STATEMENT_TIMEOUT}'")
+                value = await self._guard_value(conn, guard_sql)
+            if value is not None and value <= spec.guard.max_value:
+                return time.monotonic() - started
+            paused = time.monotonic() - started
+            if paused > spec.guard.max_pause_seconds:
+                raise failure(
+                    FailureKind.DEPENDENCY_UNAVAILABLE,
+                    f"paused {paused:.0f}s, longer than maxPauseSeconds: guard value {value} > {spec.guard.max_value}",
+                )
+            reason = f"guard value {'none' if value is None else f'{value:g}'} > {spec.guard.max_value:g}"
+            self._heartbeat(input, result, reason)
+            await self._sleep(spec.guard.poll_seconds, input, result, reason)
+
+    @activity.defn(name="backfill_table.verify")
+    @classified(classify_postgres)
+    async def verify(self, input: VerifyBackfillInput) -> list[Check]:
+        """No row matches the predicate any more; rows outside the planned range are named apart."""
+        spec = input.spec
+        table, key = table_ident(spec.table), quote_ident(spec.key_column)
+        predicate = check_expression(spec.predicate, "predicate")
+        conn = await self._databases.connect(self._databases.target(spec.database))
+        try:
+            async with conn.transaction(readonly=True):
+                await conn.execute(f"SET LOCAL statement_timeout = '{PLAN_STATEMENT_TIMEOUT}'")
+                left, in_range = await conn.fetchrow(
+                    f"SELECT count(*), count(*) FILTER (WHERE {key} BETWEEN $1::text::{input.key_type} "
+                    f"AND $2::text::{input.key_type}) FROM {table} WHERE ({predicate})",
+                    input.key_min,
+                    input.key_max,
+                )
+        finally:
+            await conn.close()
+        detail = (
+            "no row matches the predicate"
+            if not left
+            else f"{left} rows still match ({in_range} in the planned key range, {left - in_range} outside it)"
+        )
+        return [Check(name="no rows left to backfill", passed=not left, detail=detail)]
+
+
+async def _close(conn: Any) -> None:
+    """Close politely; a connection interrupted mid-query (cancelled attempt) is dropped instead."""
+    try:
+        await asyncio.wait_for(conn.close(), timeout=5)
+    except Exception:  # the session ends either way; its advisory lock goes with it
+        conn.terminate()

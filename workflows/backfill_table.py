@@ -1,0 +1,110 @@
+"""BackfillTable: a reviewed, throttled, resumable batched UPDATE over one table's key range.
+
+The plan pins the key range and the number of matching rows; apply is one long step
+that walks that range batch by batch and heartbeats its checkpoint, so a killed worker's
+retry resumes where the last one stopped. Verify proves no row matches the predicate.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+from temporalio import workflow
+
+from workflows.lifecycle import Lifecycle
+
+with workflow.unsafe.imports_passed_through():
+    from activities.backfill_table import (
+        BackfillActivities,
+        BackfillInput,
+        BackfillResult,
+        PlanBackfillInput,
+        VerifyBackfillInput,
+    )
+    from contracts.backfill_table import BackfillTableSpec
+    from contracts.plan import Plan
+    from contracts.run import Check, Resource, RunInput, RunState
+
+PLAN_TIMEOUT = timedelta(minutes=5)  # counting the matching rows scans them once
+# A batch is one statement under statement_timeout (30 s) plus lock_timeout (5 s): a worker
+# silent for longer than this is gone, and the retry resumes from the last checkpoint.
+BACKFILL_HEARTBEAT = timedelta(seconds=60)
+
+
+def backfill_timeout(spec: BackfillTableSpec, rows: int) -> timedelta:
+    """Twice the throttled duration, plus slack and the longest guard pause.
+
+    Running out is not fatal: a timed-out attempt is retried and resumes from its checkpoint.
+    """
+    seconds = 2 * math.ceil(rows / spec.max_rows_per_second) + 600
+    if spec.guard:
+        seconds += spec.guard.max_pause_seconds
+    return timedelta(seconds=seconds)
+
+
+@workflow.defn(name="BackfillTable")
+class BackfillTable(Lifecycle[BackfillTableSpec]):
+    spec_model = BackfillTableSpec
+
+    @workflow.run
+    async def run(self, input: RunInput) -> RunState:
+        return await self.run_lifecycle(input)
+
+    async def plan(self, spec: BackfillTableSpec) -> Plan:
+        return await self.probe(BackfillActivities.plan, PlanBackfillInput(spec=spec), timeout=PLAN_TIMEOUT)
+
+    async def apply(self, spec: BackfillTableSpec, plan: Plan) -> None:
+        self.expect_steps(1)
+        facts = plan.actions[0].observed
+        rows = int(facts["matching_rows"])
+        self._range = VerifyBackfillInput(
+            spec=spec, key_type=facts["key_type"], key_min=facts["key_min"], key_max=facts["key_max"]
+        )
+        # Recorded before the step: once a batch commits the table has changed, so a failure
+        # from here on is reported as a partial application, never as "nothing changed".
+        table = Resource(
+            resource_type="postgres:table",
+            resource_id=f"{spec.database}/{spec.table}",
+            detail=f"backfill of {spec.set_column} started over {rows} rows",
+        )
+        self.record_change(table)
+        result: BackfillResult = await self.step(
+            f"backfill {rows} rows in batches of {spec.batch_size}",
+            BackfillActivities.backfill,
+            BackfillInput(
+                workflow_id=workflow.info().workflow_id,
+                spec=spec,
+                key_type=facts["key_type"],
+                key_min=facts["key_min"],
+                key_max=facts["key_max"],
+                estimated_rows=rows,
+            ),
+            timeout=backfill_timeout(spec, rows),
+            heartbeat_timeout=BACKFILL_HEARTBEAT,
+        )
+        table.external_id = f"{spec.key_column} ≤ {result.checkpoint}"
+        table.detail = describe(spec, result)
+
+    async def verify(self, spec: BackfillTableSpec) -> list[Check]:
+        return await self.probe(BackfillActivities.verify, self._range, step="verify", timeout=PLAN_TIMEOUT)
+
+    async def compensate(self, spec: BackfillTableSpec) -> None:
+        # The overwritten values were not kept: committed batches stand.
+        self.warn(f"cancelled: rows of {spec.table} already backfilled keep their new {spec.set_column}")
+
+
+def describe(spec: BackfillTableSpec, result: BackfillResult) -> str:
+    parts = [f"{spec.set_column} set on {result.rows_updated} rows"]
+    if result.resumed_from is not None:
+        parts.append(
+            f"attempt {result.attempt} resumed after {spec.key_column} {result.resumed_from} "
+            f"and updated {result.rows_this_attempt} rows in {result.batches_this_attempt} batches"
+        )
+    if result.paused_seconds >= 1:
+        parts.append(f"paused {result.paused_seconds:.0f}s for the guard")
+    return "; ".join(parts)
+
+
+if __name__ == "__main__":
+    raise SystemExit("workflows are run by the worker: `python -m worker`")
