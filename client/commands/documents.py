@@ -7,11 +7,15 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from client.config import load_config
+from client.migrations import inline_directory
 from client.render import Output
 from contracts.failures import ExitCode, OpsctlError
-from contracts.request import DocumentError, Request, parse_document
+from contracts.request import DocumentError, Request, load_mapping, parse_request
+
+LOCAL_FILES: dict[str, Callable[[dict[str, Any], Path], dict[str, Any]]] = {"MigrateSchema": inline_directory}
 
 
 def read_request(path: str, as_user: str | None = None, state_dir: str | None = None) -> Request:
@@ -23,7 +27,13 @@ def read_request(path: str, as_user: str | None = None, state_dir: str | None = 
             text, source = Path(path).read_text(), path
         except OSError as exc:
             raise OpsctlError(ExitCode.INVALID_INPUT, f"cannot read {path}: {exc.strerror}") from exc
-    request = parse_document(text, source)
+    data = load_mapping(text, source)
+    # Files a spec names on this machine are read here: the worker never sees this disk.
+    read_local_files = LOCAL_FILES.get(str(data.get("kind")))
+    if read_local_files is not None and isinstance(data.get("spec"), dict):
+        base = Path.cwd() if path == "-" else Path(path).parent
+        data = {**data, "spec": read_local_files(data["spec"], base)}
+    request = parse_request(data)
     user = load_config(as_user, state_dir).user
     asked = request.metadata.requester
     if asked is not None and asked != user:

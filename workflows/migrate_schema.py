@@ -1,0 +1,119 @@
+"""MigrateSchema: ordered SQL migrations, linted and planned against the ledger, one step each."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+
+from workflows.lifecycle import Lifecycle
+
+with workflow.unsafe.imports_passed_through():
+    from activities.migrate_schema import (
+        LEDGER_RESOURCE,
+        MIGRATION_RESOURCE,
+        MigrateSchemaActivities,
+        MigrationStepInput,
+        PlanMigrationsInput,
+        VerifyMigrationsInput,
+    )
+    from contracts.migrate_schema import MigrateSchemaSpec
+    from contracts.plan import Action, Plan
+    from contracts.run import Check, Resource, RunInput, RunState
+
+PROBE_TIMEOUT = timedelta(seconds=60)
+# Beyond the statements' own timeouts: connecting, taking the lock, writing the ledger row.
+STEP_MARGIN = timedelta(seconds=30)
+
+
+def pending_statements(plan: Plan) -> dict[str, int]:
+    """Version → statement count of every migration the plan applies."""
+    return {
+        action.resource_id.rsplit("/", 1)[-1]: int(action.observed.get("statements", "1"))
+        for action in plan.actions
+        if action.resource_type == MIGRATION_RESOURCE and action.action is Action.MODIFY
+    }
+
+
+def step_timeout(spec: MigrateSchemaSpec, statements: int) -> timedelta:
+    """Every statement may use its statement_timeout; one more for rebuilding an invalid index."""
+    return timedelta(seconds=spec.statement_timeout_seconds * (statements + 1)) + STEP_MARGIN
+
+
+@workflow.defn(name="MigrateSchema")
+class MigrateSchema(Lifecycle[MigrateSchemaSpec]):
+    spec_model = MigrateSchemaSpec
+
+    def __init__(self) -> None:
+        self._applied: list[str] = []  # versions this run applied: verify probes their objects
+
+    @workflow.run
+    async def run(self, input: RunInput) -> RunState:
+        return await self.run_lifecycle(input)
+
+    async def plan(self, spec: MigrateSchemaSpec) -> Plan:
+        return await self.probe(MigrateSchemaActivities.plan, PlanMigrationsInput(spec=spec), timeout=PROBE_TIMEOUT)
+
+    async def apply(self, spec: MigrateSchemaSpec, plan: Plan) -> None:
+        pending = pending_statements(plan)
+        creates_ledger = any(a.resource_type == LEDGER_RESOURCE and a.action is Action.CREATE for a in plan.actions)
+        self.expect_steps(len(pending) + int(creates_ledger))
+        run_id = workflow.info().workflow_id
+        base = MigrationStepInput(
+            workflow_id=run_id,
+            database=spec.database,
+            schema_name=spec.schema_name,
+            lock_timeout_seconds=spec.lock_timeout_seconds,
+            statement_timeout_seconds=spec.statement_timeout_seconds,
+        )
+        if creates_ledger:
+            ledger = await self.step("create the migration ledger", MigrateSchemaActivities.create_ledger, base)
+            # Recorded even if a retry found it already there: the plan said this run creates it.
+            self.record_change(
+                Resource(
+                    resource_type=LEDGER_RESOURCE,
+                    resource_id=f"{spec.database}/{spec.schema_name}.opsctl_schema_migrations",
+                    detail=ledger.detail,
+                )
+            )
+        for migration in spec.migrations:
+            if migration.version not in pending:
+                continue
+            result = await self.step(
+                f"apply {migration.version}",
+                MigrateSchemaActivities.apply_migration,
+                base.model_copy(
+                    update={"version": migration.version, "sql": migration.sql, "checksum": migration.sha256}
+                ),
+                timeout=step_timeout(spec, pending[migration.version]),
+            )
+            if result.applied_by != run_id:
+                self.warn(f"{migration.version}: {result.detail}")
+                continue
+            self._applied.append(migration.version)
+            self.record_change(
+                Resource(
+                    resource_type=MIGRATION_RESOURCE,
+                    resource_id=f"{spec.database}/{spec.schema_name}/{migration.version}",
+                    external_id=migration.sha256,
+                    detail=result.detail,
+                )
+            )
+
+    async def verify(self, spec: MigrateSchemaSpec) -> list[Check]:
+        result = await self.probe(
+            MigrateSchemaActivities.verify,
+            VerifyMigrationsInput(spec=spec, applied_versions=self._applied),
+            step="verify",
+            timeout=PROBE_TIMEOUT,
+        )
+        return result.checks
+
+    async def compensate(self, spec: MigrateSchemaSpec) -> None:
+        # Migrations have no down scripts: what was applied stays, and the report says so.
+        applied = ", ".join(self._applied) or "none"
+        self.warn(f"cancelled: applied migrations are not rolled back (applied by this run: {applied})")
+
+
+if __name__ == "__main__":
+    raise SystemExit("workflows are run by the worker: `python -m worker`")
