@@ -16,26 +16,25 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as StepTimeout
 from temporalio.workflow import ActivityCancellationType
 
+from workflows.run_record import RunRecord
+
 with workflow.unsafe.imports_passed_through():
     from contracts.failures import NON_RETRYABLE_KINDS, FailureKind
-    from contracts.phases import Phase, check_transition
+    from contracts.phases import Phase
     from contracts.plan import Plan
-    from contracts.policy import judge_approval
     from contracts.request import describe_validation_error
     from contracts.run import (
         Check,
         Decision,
-        DecisionInput,
         DecisionRecord,
         Failure,
         Mode,
         Progress,
-        ResolveInput,
         Resource,
         RunInput,
         RunState,
@@ -56,14 +55,6 @@ STEP_RETRY = RetryPolicy(
 STEP_TIMEOUT = timedelta(seconds=60)
 
 _KINDS = {kind.value for kind in FailureKind}
-
-SEARCH_ATTRIBUTES = {
-    "kind": SearchAttributeKey.for_keyword("OpsctlKind"),
-    "environment": SearchAttributeKey.for_keyword("OpsctlEnvironment"),
-    "phase": SearchAttributeKey.for_keyword("OpsctlPhase"),
-    "requester": SearchAttributeKey.for_keyword("OpsctlRequester"),
-    "plan_hash": SearchAttributeKey.for_keyword("OpsctlPlanHash"),
-}
 
 
 class StepFailed(Exception):
@@ -86,7 +77,7 @@ class RunEnded(Exception):
         self.phase = phase
 
 
-class Lifecycle(Generic[SpecT]):
+class Lifecycle(RunRecord, Generic[SpecT]):
     spec_model: type[SpecT]
 
     # ---- what an operation writes -------------------------------------------------
@@ -271,13 +262,6 @@ class Lifecycle(Generic[SpecT]):
         self._state.continued += 1
         workflow.continue_as_new(self._input.model_copy(update={"resume": self._state, "carry": carry}))
 
-    def record_change(self, resource: Resource) -> None:
-        """Checkpoint a change (with its external id) in the run's state as soon as it is known."""
-        self._state.changed.append(resource)
-
-    def warn(self, message: str) -> None:
-        self._state.warnings.append(message)
-
     async def probe(
         self,
         activity: Callable[..., Awaitable[ResultT]],
@@ -355,122 +339,6 @@ class Lifecycle(Generic[SpecT]):
             self._state.next_action = "nothing to do: an operator completed the run by hand"
             raise RunEnded(Phase.SUCCEEDED)
         self._enter(resume_in)
-
-    # ---- signals and queries -----------------------------------------------------------
-
-    @workflow.signal
-    def approve(self, input: DecisionInput) -> None:
-        self._record(Decision.APPROVE, input, *self._judge_approval(input))
-
-    @workflow.signal
-    def reject(self, input: DecisionInput) -> None:
-        waiting = self._state.phase is Phase.AWAITING_APPROVAL
-        reason = "rejected" if waiting else f"nothing to reject in phase {self._state.phase.value}"
-        self._record(Decision.REJECT, input, waiting, reason)
-
-    @workflow.signal
-    def cancel(self, input: DecisionInput) -> None:
-        safe = not self._state.phase.terminal and self._state.phase is not Phase.VERIFYING
-        reason = (
-            "cancel requested: stopping at the next safe point"
-            if safe
-            else (f"cannot cancel in phase {self._state.phase.value}")
-        )
-        record = self._record(Decision.CANCEL, input, safe, reason)
-        if safe and self._cancel is None:
-            self._cancel = record
-
-    @workflow.signal
-    def resolve(self, input: ResolveInput) -> None:
-        """needs_review: retry the step, mark the run done by hand, or abort it."""
-        ok = self._state.phase is Phase.NEEDS_REVIEW
-        reason = input.resolution.value if ok else f"nothing to resolve in phase {self._state.phase.value}"
-        record = self._record(input.resolution, input, ok, reason)
-        if ok:
-            self._resolution = record
-
-    @workflow.query
-    def state(self) -> RunState:
-        return self._state
-
-    def _judge_approval(self, input: DecisionInput) -> tuple[bool, str]:
-        if self._state.phase is not Phase.AWAITING_APPROVAL:
-            return False, f"no plan is awaiting approval (phase {self._state.phase.value})"
-        assert self._state.approval_deadline is not None
-        verdict = judge_approval(
-            actor=input.actor,
-            plan_hash=input.plan_hash,
-            requester=self._state.requester,
-            current_plan_hash=self._state.plan_hash,
-            policy=self._input.policy,
-            approved_by=self._state.approvals(),
-            now=workflow.now(),
-            deadline=self._state.approval_deadline,
-        )
-        return verdict.accepted, verdict.reason
-
-    def _record(self, decision: Decision, input: DecisionInput, accepted: bool, reason: str) -> DecisionRecord:
-        record = DecisionRecord(
-            decision=decision,
-            actor=input.actor,
-            plan_hash=input.plan_hash,
-            comment=input.comment,
-            attempt_id=input.attempt_id,
-            accepted=accepted,
-            reason=reason,
-            at=workflow.now(),
-        )
-        self._state.decisions.append(record)
-        workflow.logger.info("%s by %s: %s", decision.value, input.actor, reason)
-        return record
-
-    def _gate_decided(self) -> bool:
-        approvals = len(self._state.approvals())
-        return self._cancel is not None or self._rejected() or approvals >= self._input.policy.required_approvals
-
-    def _rejected(self) -> bool:
-        return any(d.decision is Decision.REJECT and d.accepted for d in self._state.decisions)
-
-    def _approval_timeout_seconds(self) -> int:
-        asked = self._input.request.metadata.approval_timeout_seconds
-        limit = self._input.policy.approval_timeout_seconds
-        return min(asked, limit) if asked else limit
-
-    # ---- state keeping -------------------------------------------------------------------
-
-    def _initial_state(self, input: RunInput) -> RunState:
-        info = workflow.info()
-        request = input.request
-        return RunState(
-            workflow_id=info.workflow_id,
-            kind=request.kind,
-            mode=input.mode,
-            environment=request.metadata.environment,
-            requester=request.metadata.requester or "",
-            phase=Phase.VALIDATING,
-            request=request,
-            required_approvals=input.policy.required_approvals,
-            phase_times={Phase.VALIDATING.value: workflow.now()},
-        )
-
-    def _enter(self, phase: Phase) -> None:
-        self._state.phase = check_transition(self._state.phase, phase)
-        if not phase.terminal:
-            self._state.next_action = ""  # each phase says its own
-        self._state.phase_times[phase.value] = workflow.now()
-        self._upsert_search_attributes()
-
-    def _upsert_search_attributes(self) -> None:
-        if not self._input.search_attributes:
-            return
-        values = {
-            "kind": self._state.kind,
-            "environment": self._state.environment,
-            "phase": self._state.phase.value,
-            "requester": self._state.requester,
-            "plan_hash": self._state.plan_hash,
-        }
-        workflow.upsert_search_attributes([SEARCH_ATTRIBUTES[name].value_set(value) for name, value in values.items()])
 
     def _finish(self, phase: Phase) -> RunState:
         if self._state.phase is not phase:

@@ -60,7 +60,7 @@ class CreateReadReplica(Lifecycle[CreateReadReplicaSpec]):
         else:
             # Another run made it between our plan and our create: not our change, but ours to verify.
             owner = replica.owner_run or "outside opsctl"
-            self.state().skipped.append(resource.model_copy(update={"detail": f"adopted: created by {owner}"}))
+            self.record_skip(resource.model_copy(update={"detail": f"adopted: created by {owner}"}))
             self.warn(f"{replica.replica_id} already existed (created by {owner}): adopted, not created")
 
     async def verify(self, spec: CreateReadReplicaSpec) -> list[Check]:
