@@ -396,7 +396,7 @@ class Stack:
         )
         if started.returncode != 0:
             raise StackError(f"PostgreSQL did not start: {started.stderr.strip()}; see {log}")
-        self._psql(f"CREATE DATABASE {DEMO_DATABASE}", database="postgres", ignore_exists=True)
+        self.psql(f"CREATE DATABASE {DEMO_DATABASE}", database="postgres", ignore_exists=True)
         pid = int((self.pgdata / "postmaster.pid").read_text().split()[0])
         return Piece(
             "postgres",
@@ -406,7 +406,7 @@ class Stack:
             {"admin_password_file": str(self.admin_password_file)},
         )
 
-    def _psql(self, sql: str, database: str = DEMO_DATABASE, ignore_exists: bool = False) -> None:
+    def psql(self, sql: str, database: str = DEMO_DATABASE, ignore_exists: bool = False) -> None:
         binaries, run_as = self._pg()
         result = subprocess.run(
             [
@@ -466,7 +466,7 @@ def seed_role(stack: Stack, role: str, secret_id: str, password: str | None = No
     import boto3
 
     password = password or secrets.token_urlsafe(18)
-    stack._psql(
+    stack.psql(
         f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') "
         f"THEN CREATE ROLE {role} LOGIN; END IF; END $$; "
         f"ALTER ROLE {role} LOGIN PASSWORD '{password}'; GRANT CONNECT ON DATABASE {DEMO_DATABASE} TO {role}"

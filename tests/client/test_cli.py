@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from temporalio import activity
@@ -20,50 +17,9 @@ from temporalio.worker import Worker
 
 from activities.rotate_credential import RotationStepInput, StepResult
 from client.devstack import Stack, free_port, seed_role
+from tests.client.conftest import ROOT, opsctl
 from tests.workflows.test_lifecycle import FakeRotation
 from workflows.rotate_credential import RotateDbCredential
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@dataclass
-class Ran:
-    code: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> Any:
-        return json.loads(self.stdout)
-
-
-@pytest.fixture
-def cli_env(stack: Stack, task_queue: str, tmp_path: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "OPSCTL_TEMPORAL_ADDRESS": stack.temporal_address,
-        "OPSCTL_TASK_QUEUE": task_queue,
-        "OPSCTL_UI_URL": stack.ui_url,
-        "OPSCTL_STATE_DIR": str(tmp_path / "state"),
-        "OPSCTL_CONFIG": str(tmp_path / "no-config.toml"),
-        "OPSCTL_USER": "alice",
-    }
-
-
-async def opsctl(env: dict[str, str], *argv: str) -> Ran:
-    """Run `opsctl` as a separate process without blocking the in-process worker's event loop."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "client.main",
-        *argv,
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
-    assert process.returncode is not None
-    return Ran(process.returncode, out.decode(), err.decode())
 
 
 def document(tmp_path: Path, role: str, secret: str, environment: str = "prod", extra: str = "") -> str:
@@ -233,7 +189,7 @@ async def test_reject_ends_the_run_as_denied(cli_env: dict[str, str], tmp_path: 
 async def test_a_partial_application_exits_5(
     stack: Stack, cli_env: dict[str, str], tmp_path: Path, seeded: tuple[str, str]
 ) -> None:
-    stack._psql(f"ALTER ROLE {seeded[0]} VALID UNTIL '2000-01-01'")
+    stack.psql(f"ALTER ROLE {seeded[0]} VALID UNTIL '2000-01-01'")
     ran = await opsctl(
         cli_env, "apply", "-f", document(tmp_path, *seeded, environment="dev"), "--wait", "--format", "json"
     )
@@ -278,14 +234,6 @@ async def test_a_run_ended_outside_opsctl_is_an_unexpected_failure(
     assert "terminated" in ran.stderr
 
 
-async def test_the_dev_example_runs_on_the_embedded_stack(stack: Stack, cli_env: dict[str, str]) -> None:
-    """examples/rotate-db-credential-dev.yaml, exactly as documented, succeeds end to end."""
-    seed_role(stack, "app_user", "demo/app_user")
-    ran = await opsctl(cli_env, "apply", "-f", str(ROOT / "examples" / "rotate-db-credential-dev.yaml"), "--wait")
-    assert 0 == ran.code, ran.stdout + ran.stderr
-    assert "old password refused: login refused" in ran.stdout
-
-
 async def test_status_shows_a_long_step_s_progress_from_its_heartbeats(
     client: Client, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -316,19 +264,3 @@ async def test_status_shows_a_long_step_s_progress_from_its_heartbeats(
     ]
     assert "3/10 rows — checkpoint 3" in text.stdout
     assert 0 == final.code
-
-
-async def test_the_sweep_example_runs_on_the_embedded_stack(stack: Stack, cli_env: dict[str, str]) -> None:
-    """examples/seed_volumes.py then the sweep example, exactly as its comment says."""
-    seeded = await asyncio.create_subprocess_exec(
-        sys.executable, "examples/seed_volumes.py", "30", "--state-dir", str(stack.state_dir), cwd=ROOT
-    )
-    assert 0 == await seeded.wait()
-    example = str(ROOT / "examples" / "sweep-stale-volumes.yaml")
-    planned = await opsctl(cli_env, "plan", "-f", example)
-    assert 10 == planned.code, planned.stderr
-    assert "delete ec2:volume 30 volumes" in planned.stdout
-    assert "skipped: has the 'keep' tag" in planned.stdout
-    applied = await opsctl(cli_env, "apply", "-f", example, "--wait", "--format", "json")
-    assert 0 == applied.code, applied.stdout
-    assert [True, True] == [check["passed"] for check in applied.json()["checks"]]

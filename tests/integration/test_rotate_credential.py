@@ -157,7 +157,7 @@ async def test_a_role_that_cannot_log_in_after_the_change_is_a_partial_applicati
 ) -> None:
     """An expired role takes the new password but refuses the test login: changes, then failure."""
     role, _, _, request = await seeded_request(stack, "dev")
-    stack._psql(f"ALTER ROLE {role} VALID UNTIL '2000-01-01'")
+    stack.psql(f"ALTER ROLE {role} VALID UNTIL '2000-01-01'")
     handle, _ = await start_run(client, request, task_queue=task_queue)
     result = await handle.result()
 

@@ -1,11 +1,14 @@
 """Committed histories must replay on the current workflow code: a guard for determinism.
 
 A failure here means a change would break runs already in flight. Guard the change
-with `workflow.patched`, then record new histories (tests/workflows/record_histories.py).
+with `workflow.patched`, then record new histories beside the old ones:
+`OPSCTL_RECORD_HISTORIES=1 .venv/bin/python -m pytest tests/client/test_examples.py` (real runs of
+every example) and `python -m tests.workflows.record_histories` (approval, expiry, review).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -13,18 +16,22 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from workflows.rotate_credential import RotateDbCredential
+from worker.main import WORKFLOWS
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 
-def test_there_are_histories_to_replay() -> None:
-    assert 3 <= len(HISTORIES)
+def test_every_workflow_type_has_a_history_to_replay() -> None:
+    recorded = {
+        json.loads(path.read_text())["events"][0]["workflowExecutionStartedEventAttributes"]["workflowType"]["name"]
+        for path in HISTORIES
+    }
+    assert {workflow.__temporal_workflow_definition.name for workflow in WORKFLOWS} <= recorded
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_a_committed_history_replays_without_nondeterminism(path: Path) -> None:
-    replayer = Replayer(workflows=[RotateDbCredential], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
     history = WorkflowHistory.from_json(path.stem, path.read_text())
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None

@@ -1,0 +1,58 @@
+"""CLI test helpers: run `opsctl` as a subprocess against the session's real stack."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from client.devstack import Stack
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Ran:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+@pytest.fixture
+def cli_env(stack: Stack, task_queue: str, tmp_path: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "OPSCTL_TEMPORAL_ADDRESS": stack.temporal_address,
+        "OPSCTL_TASK_QUEUE": task_queue,
+        "OPSCTL_UI_URL": stack.ui_url,
+        "OPSCTL_STATE_DIR": str(tmp_path / "state"),
+        "OPSCTL_CONFIG": str(tmp_path / "no-config.toml"),
+        "OPSCTL_USER": "alice",
+    }
+
+
+async def opsctl(env: dict[str, str], *argv: str) -> Ran:
+    """Run `opsctl` as a separate process without blocking the in-process worker's event loop."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "client.main",
+        *argv,
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
+    assert process.returncode is not None
+    return Ran(process.returncode, out.decode(), err.decode())
