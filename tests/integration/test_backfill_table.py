@@ -22,7 +22,7 @@ from activities.backfill_table import BackfillActivities, BackfillResult
 from activities.postgres import Databases
 from client.runs import read_state, start_run, wait_for
 from contracts.phases import Phase
-from contracts.request import Request, parse_document, parse_request
+from contracts.request import Request, parse_request
 from contracts.run import DecisionInput, RunState
 from worker.settings import WorkerSettings
 from workflows.backfill_table import BackfillTable
@@ -264,26 +264,6 @@ async def test_no_matching_rows_is_a_noop_plan_and_no_changes(client: Client, da
     assert [] == result.changed
     state = await read_state(handle)
     assert Phase.NO_CHANGES == state.phase
-
-
-async def test_the_example_document_runs_on_the_embedded_stack(
-    client: Client, databases: Databases, queue: str
-) -> None:
-    """examples/backfill-table-setup.sql, then examples/backfill-table.yaml as its comment says."""
-    setup = (EXAMPLES / "backfill-table-setup.sql").read_text()
-    await sql(databases, setup)
-    document = EXAMPLES / "backfill-table.yaml"
-    request = parse_document(document.read_text(), document.name)
-    handle, _ = await start_run(client, request, task_queue=queue)
-    result = await asyncio.wait_for(handle.result(), timeout=60)
-
-    assert Phase.SUCCEEDED == result.phase, result.failure
-    assert result.plan is not None
-    assert "20" == result.plan.actions[0].observed["batches"]
-    assert (
-        0
-        == (await sql(databases, "SELECT count(*) FROM demo_users WHERE email_lower IS DISTINCT FROM lower(email)"))[0]
-    )
 
 
 async def test_cancel_stops_a_running_backfill_between_batches(
