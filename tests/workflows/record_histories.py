@@ -7,8 +7,6 @@ commit the new JSON beside the old: old histories must keep replaying.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from temporalio.worker import Worker
 
 from contracts.phases import Phase
 from contracts.run import Decision, DecisionInput, ResolveInput, RunState
+from tests.workflows.conftest import time_skipping_server
 from tests.workflows.test_lifecycle import FakeRotation, run_input, until_phase
 from workflows.rotate_credential import RotateDbCredential
 
@@ -29,9 +28,8 @@ Handle = WorkflowHandle[Any, RunState]
 
 
 async def record() -> None:
-    path = shutil.which("temporal-test-server", path=str(Path(sys.executable).parent))
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=path
+        data_converter=pydantic_data_converter, test_server_existing_path=time_skipping_server()
     )
     async with env:
         for name, scenario in SCENARIOS.items():

