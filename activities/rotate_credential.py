@@ -61,6 +61,11 @@ class StepResult(BaseModel):
     detail: str = ""
 
 
+class CompensateResult(BaseModel):
+    undone: bool  # False: the rotation had completed, so it stands
+    detail: str
+
+
 class VerifyRotationResult(BaseModel):
     checks: list[Check]
 
@@ -276,13 +281,13 @@ class RotateCredentialActivities:
 
     @activity.defn(name="rotate_credential.compensate")
     @classified(classify)
-    async def compensate(self, input: RotationStepInput) -> StepResult:
+    async def compensate(self, input: RotationStepInput) -> CompensateResult:
         """Undo an unfinished rotation: the role gets the current password back, pending is dropped."""
         spec = input.spec
         target = self._target(spec)
         stages = stages_of(await self._describe(spec.secret_id))
         if version_with(CURRENT, stages) == input.pending_version_id:
-            return StepResult(changed=False, detail="already promoted: nothing to undo")
+            return CompensateResult(undone=False, detail="already promoted: the new password stands")
         details = []
         current_password = (await self._credentials(spec.secret_id, input.current_version_id))["password"]
         if not await self._databases.can_login(target, spec.role, current_password):
@@ -296,4 +301,4 @@ class RotateCredentialActivities:
                 RemoveFromVersionId=input.pending_version_id,
             )
             details.append(f"removed {PENDING} from the new version")
-        return StepResult(changed=bool(details), detail="; ".join(details) or "nothing to undo")
+        return CompensateResult(undone=True, detail="; ".join(details) or "nothing to undo")

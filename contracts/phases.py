@@ -49,7 +49,7 @@ TRANSITIONS: dict[Phase, frozenset[Phase]] = {
     Phase.AWAITING_APPROVAL: frozenset({Phase.REPLANNING, Phase.REJECTED, Phase.EXPIRED, Phase.CANCELLED}),
     Phase.REPLANNING: frozenset({Phase.APPLYING, Phase.AWAITING_APPROVAL, Phase.NO_CHANGES, *_ENDINGS}),
     Phase.APPLYING: frozenset({Phase.VERIFYING, Phase.COMPENSATING, *_ENDINGS}),
-    Phase.VERIFYING: frozenset({Phase.SUCCEEDED, *_ENDINGS}),
+    Phase.VERIFYING: frozenset({Phase.SUCCEEDED, Phase.COMPENSATING, *_ENDINGS}),
     Phase.COMPENSATING: frozenset({Phase.CANCELLED, Phase.FAILED, Phase.NEEDS_REVIEW}),
     Phase.NEEDS_REVIEW: frozenset(
         {

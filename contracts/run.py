@@ -171,7 +171,7 @@ class RunState(BaseModel):
         return FAILURE_TABLE[self.failure.kind][1]
 
     def exit_code(self) -> ExitCode:
-        if self.phase is Phase.FAILED and self.failure is not None:
+        if self.phase in (Phase.FAILED, Phase.CANCELLED) and self.failure is not None:
             return FAILURE_TABLE[self.failure.kind][0]
         if self.phase is Phase.PLANNED and self.plan is not None and self.plan.has_changes:
             return ExitCode.CHANGES_PENDING

@@ -89,9 +89,10 @@ class BackfillTable(Lifecycle[BackfillTableSpec]):
     async def verify(self, spec: BackfillTableSpec) -> list[Check]:
         return await self.probe(BackfillActivities.verify, self._range, step="verify", timeout=PLAN_TIMEOUT)
 
-    async def compensate(self, spec: BackfillTableSpec) -> None:
+    async def compensate(self, spec: BackfillTableSpec) -> bool:
         # The overwritten values were not kept: committed batches stand.
-        self.warn(f"cancelled: rows of {spec.table} already backfilled keep their new {spec.set_column}")
+        self.warn(f"not undone: rows of {spec.table} already backfilled keep their new {spec.set_column}")
+        return False
 
 
 def describe(spec: BackfillTableSpec, result: BackfillResult) -> str:

@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 from temporalio.exceptions import TimeoutError as StepTimeout
 from temporalio.workflow import ActivityCancellationType
 
@@ -91,8 +91,13 @@ class Lifecycle(RunRecord, Generic[SpecT]):
     async def verify(self, spec: SpecT) -> list[Check]:
         raise NotImplementedError
 
-    async def compensate(self, spec: SpecT) -> None:
-        """Undo what apply did so far, when cancelled at a safe point. Default: nothing to undo."""
+    async def compensate(self, spec: SpecT) -> bool:
+        """Undo what apply did so far (after a cancel, a failure or an abort).
+
+        Returns True when nothing applied remains; False when some changes stand (say
+        which with `warn`). Default: nothing can be undone.
+        """
+        return False
 
     # ---- the procedure ---------------------------------------------------------------
 
@@ -104,11 +109,12 @@ class Lifecycle(RunRecord, Generic[SpecT]):
             (d for d in self._state.decisions if d.decision is Decision.CANCEL and d.accepted), None
         )
         self._resolution: DecisionRecord | None = None
+        self._compensated: bool | None = None  # set once compensation has run
         self._upsert_search_attributes()
         try:
             return await (self._resume(input) if input.resume else self._run(input))
         except StepFailed as failed:
-            return self._fail(failed.failure)
+            return await self._failed(failed.failure)
         except RunEnded as ended:
             return self._finish(ended.phase)
         except CancelRequested:
@@ -132,14 +138,23 @@ class Lifecycle(RunRecord, Generic[SpecT]):
                 return outcome
         self._enter(Phase.APPLYING)
         await self.apply(spec, plan)
+        self._note_late_cancel()
         self._enter(Phase.VERIFYING)
         return await self._verify(spec)
+
+    def _note_late_cancel(self) -> None:
+        """A cancel that arrived during the last step found no safe point left: say so."""
+        if self._cancel is not None:
+            self._cancel.reason = "too late: apply had completed before a safe point was reached"
+            self.warn(f"the cancel by {self._cancel.actor} came during the last step; the apply completed")
+            self._cancel = None
 
     async def _resume(self, input: RunInput) -> RunState:
         """A continued run: the plan was approved in an earlier run of this chain; go on applying."""
         spec = self._validate(input)
         assert self._state.plan is not None, "a run is only continued from apply"
         await self.apply(spec, self._state.plan)
+        self._note_late_cancel()
         self._enter(Phase.VERIFYING)
         return await self._verify(spec)
 
@@ -300,6 +315,9 @@ class Lifecycle(RunRecord, Generic[SpecT]):
                         raise CancelRequested
                 return await running
             except ActivityError as err:
+                if isinstance(err.cause, CancelledError):  # the run itself was cancelled in Temporal
+                    self.warn("cancelled through Temporal")
+                    raise CancelRequested from None
                 failure = self._classify(step, err)
                 if failure.kind is not FailureKind.UNKNOWN:
                     raise StepFailed(failure) from None
@@ -325,14 +343,18 @@ class Lifecycle(RunRecord, Generic[SpecT]):
             "--retry | --mark-done | --abort --comment ...`"
         )
         self._resolution = None
-        await workflow.wait_condition(lambda: self._resolution is not None or self._cancel is not None)
+        compensating = resume_in is Phase.COMPENSATING  # a cancel cannot interrupt undoing
+
+        def answered() -> bool:
+            return self._resolution is not None or (self._cancel is not None and not compensating)
+
+        await workflow.wait_condition(answered)
         resolution = self._resolution
         if resolution is None:
             raise CancelRequested
         if resolution.decision is Decision.ABORT:
-            self._state.failure = Failure(kind=FailureKind.UNKNOWN, message=f"aborted in review: {reason}", step=step)
-            self._state.next_action = "the outcome is uncertain: check the resources listed under uncertain by hand"
-            raise RunEnded(Phase.FAILED)
+            message = f"aborted in review by {resolution.actor}: {reason}"
+            raise StepFailed(Failure(kind=FailureKind.UNKNOWN, message=message, step=step))
         if resolution.decision is Decision.MARK_DONE:
             self._state.warnings.append(f"marked done by {resolution.actor}: {resolution.comment}")
             self._state.uncertain = []
@@ -355,15 +377,19 @@ class Lifecycle(RunRecord, Generic[SpecT]):
             )
         return self._state
 
-    def _fail(self, failure: Failure) -> RunState:
+    async def _failed(self, failure: Failure) -> RunState:
         if self._state.changed:
             self._state.uncertain.append(f"{failure.step}: {failure.message}")
-            failure = Failure(
-                kind=FailureKind.PARTIAL_APPLICATION,
-                message=f"{failure.kind.value} after {len(self._state.changed)} change(s): {failure.message}",
-                step=failure.step,
-            )
-            self._state.next_action = "some changes were applied: review them, then fix the cause and resubmit"
+            if await self._undo():
+                self._state.next_action = "the applied changes were compensated; fix the cause and submit again"
+                failure = failure.model_copy(update={"message": f"{failure.message} (changes compensated)"})
+            else:
+                failure = Failure(
+                    kind=FailureKind.PARTIAL_APPLICATION,
+                    message=f"{failure.kind.value} after {len(self._state.changed)} change(s): {failure.message}",
+                    step=failure.step,
+                )
+                self._state.next_action = "some changes stand: review them (warnings, uncertain), then resubmit"
         else:
             self._state.next_action = _NEXT_ACTION.get(failure.kind, "review the failure message")
         self._state.failure = failure
@@ -371,13 +397,32 @@ class Lifecycle(RunRecord, Generic[SpecT]):
         return self._finish(Phase.FAILED)
 
     async def _cancelled(self) -> RunState:
-        if self._state.changed:
-            self._enter(Phase.COMPENSATING)
-            await self.compensate(self.spec_model.model_validate(self._input.request.spec))
-            self._state.next_action = "cancelled: applied changes were compensated"
-        else:
+        if not self._state.changed:
             self._state.next_action = "cancelled before any change: nothing to undo"
+            return self._finish(Phase.CANCELLED)
+        if await self._undo():
+            self._state.next_action = "cancelled: the applied changes were compensated"
+            return self._finish(Phase.CANCELLED)
+        # Cancelled it is, but not cleanly: the failure makes the exit code say "partial" (5).
+        self._state.failure = Failure(
+            kind=FailureKind.PARTIAL_APPLICATION, message="cancelled; some applied changes stand", step="cancel"
+        )
+        self._state.next_action = "cancelled; some changes stand: review them (warnings, uncertain)"
         return self._finish(Phase.CANCELLED)
+
+    async def _undo(self) -> bool:
+        """Run the operation's compensation once. A failure in it is reported, never raised."""
+        if self._compensated is not None:
+            return self._compensated
+        self._enter(Phase.COMPENSATING)
+        try:
+            self._compensated = await self.compensate(self.spec_model.model_validate(self._input.request.spec))
+        except StepFailed as failed:
+            self._state.uncertain.append(f"compensation failed: {failed.failure.message}")
+            self._compensated = False
+        except RunEnded:  # an operator marked the compensation done by hand
+            self._compensated = True
+        return self._compensated
 
 
 _NEXT_ACTION = {

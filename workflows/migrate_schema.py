@@ -109,10 +109,11 @@ class MigrateSchema(Lifecycle[MigrateSchemaSpec]):
         )
         return result.checks
 
-    async def compensate(self, spec: MigrateSchemaSpec) -> None:
+    async def compensate(self, spec: MigrateSchemaSpec) -> bool:
         # Migrations have no down scripts: what was applied stays, and the report says so.
         applied = ", ".join(self._applied) or "none"
-        self.warn(f"cancelled: applied migrations are not rolled back (applied by this run: {applied})")
+        self.warn(f"not undone: applied migrations are not rolled back (applied by this run: {applied})")
+        return False
 
 
 if __name__ == "__main__":

@@ -83,7 +83,7 @@ class CreateReadReplica(Lifecycle[CreateReadReplicaSpec]):
             await workflow.sleep(min(pause, remaining))
             pause = min(pause * 2, LONGEST_PAUSE)
 
-    async def compensate(self, spec: CreateReadReplicaSpec) -> None:
+    async def compensate(self, spec: CreateReadReplicaSpec) -> bool:
         result = await self.probe(
             ReadReplicaActivities.compensate,
             ReplicaStepInput(workflow_id=workflow.info().workflow_id, spec=spec),
@@ -91,6 +91,7 @@ class CreateReadReplica(Lifecycle[CreateReadReplicaSpec]):
             timeout=PROBE_TIMEOUT,
         )
         self.warn(f"compensation: {result.detail}")
+        return True  # deleted what this run created; an adopted replica was never this run's change
 
 
 if __name__ == "__main__":

@@ -69,11 +69,12 @@ class RotateDbCredential(Lifecycle[RotateDbCredentialSpec]):
         )
         return result.checks
 
-    async def compensate(self, spec: RotateDbCredentialSpec) -> None:
+    async def compensate(self, spec: RotateDbCredentialSpec) -> bool:
         result = await self.probe(
             RotateCredentialActivities.compensate, self._step_input, step="compensate", timeout=PROBE_TIMEOUT
         )
         self.warn(f"compensation: {result.detail}")
+        return result.undone
 
 
 if __name__ == "__main__":

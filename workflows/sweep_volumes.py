@@ -100,10 +100,11 @@ class SweepStaleVolumes(Lifecycle[SweepStaleVolumesSpec]):
             timeout=PLAN_TIMEOUT,
         )
 
-    async def compensate(self, spec: SweepStaleVolumesSpec) -> None:
+    async def compensate(self, spec: SweepStaleVolumesSpec) -> bool:
         # Deleted volumes cannot be undeleted; with snapshot_first they can be restored by hand.
         where = f"snapshots tagged opsctl:run={workflow.info().workflow_id}" if spec.snapshot_first else "no snapshots"
-        self.warn(f"cancelled after {self._next} volumes were processed; deletions stand ({where})")
+        self.warn(f"not undone: {self._next} volumes were processed and their deletions stand ({where})")
+        return False
 
 
 if __name__ == "__main__":

@@ -278,6 +278,8 @@ async def test_cancel_stops_a_running_backfill_between_batches(
 
     done = (await counts(databases, table))["done"]
     assert Phase.CANCELLED == result.phase
+    assert result.failure is not None
+    assert "partial_application" == result.failure.kind.value, "backfilled rows stay: the exit code says partial"
     assert 100 <= done < 1000, "stopped mid-range, batches done so far stay done"
     await asyncio.sleep(1)
     assert done == (await counts(databases, table))["done"], "nothing runs after the cancel"

@@ -152,20 +152,25 @@ async def test_a_missing_role_fails_validation_before_any_change(stack: Stack, c
     assert stages_before == secret_stages(stack, secret_id)
 
 
-async def test_a_role_that_cannot_log_in_after_the_change_is_a_partial_application(
-    stack: Stack, client: Client, task_queue: str
-) -> None:
-    """An expired role takes the new password but refuses the test login: changes, then failure."""
-    role, _, _, request = await seeded_request(stack, "dev")
+async def test_a_rotation_that_fails_half_way_is_undone(stack: Stack, client: Client, task_queue: str) -> None:
+    """An expired role takes the new password but refuses the test login: the old password is put back."""
+    role, secret_id, old_password, request = await seeded_request(stack, "dev")
+    current_before = next(v for v, s in secret_stages(stack, secret_id).items() if "AWSCURRENT" in s)
     stack.psql(f"ALTER ROLE {role} VALID UNTIL '2000-01-01'")
     handle, _ = await start_run(client, request, task_queue=task_queue)
     result = await handle.result()
+    stack.psql(f"ALTER ROLE {role} VALID UNTIL 'infinity'")
 
     assert Phase.FAILED == result.phase
     assert result.failure is not None
-    assert "partial_application" == result.failure.kind.value
+    assert "auth" == result.failure.kind.value
+    assert result.failure.message.endswith("(changes compensated)")
     assert ["secretsmanager:secret", "postgres:role"] == [c.resource_type for c in result.changed]
-    assert 5 == int(result.exit_code())
+    assert 4 == int(result.exit_code())
+    assert await can_login(stack, role, old_password), "the role has its old password again"
+    stages = secret_stages(stack, secret_id)
+    assert ["AWSCURRENT"] == stages[current_before]
+    assert not any("AWSPENDING" in labels for labels in stages.values())
 
 
 async def test_an_approval_deadline_on_the_dev_server_expires_the_run(

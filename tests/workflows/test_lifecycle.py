@@ -6,7 +6,9 @@ Search attributes are off there (the test server does not know custom ones).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from temporalio import activity
@@ -16,6 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.rotate_credential import (
+    CompensateResult,
     CreatePendingResult,
     PlanRotationInput,
     RotationStepInput,
@@ -64,6 +67,7 @@ class FakeRotation:
         self.failures = failures or {}
         self.checks_pass = checks_pass or [True]
         self.calls: list[str] = []
+        self.undo_works = True
 
     def _call(self, name: str) -> None:
         self.calls.append(name)
@@ -103,9 +107,9 @@ class FakeRotation:
         return VerifyRotationResult(checks=[Check(name="secret current version", passed=passed, detail="probe")])
 
     @activity.defn(name="rotate_credential.compensate")
-    async def compensate(self, input: RotationStepInput) -> StepResult:
+    async def compensate(self, input: RotationStepInput) -> CompensateResult:
         self._call("compensate")
-        return StepResult(changed=True, detail="restored")
+        return CompensateResult(undone=self.undo_works, detail="restored" if self.undo_works else "could not")
 
     def activities(self) -> list[Any]:
         return [
@@ -197,17 +201,76 @@ async def test_an_unknown_error_lands_in_needs_review_and_a_retry_resumes(env: W
     assert 2 == fake.calls.count("set_password")
 
 
-async def test_a_permanent_failure_after_changes_is_a_partial_application(env: WorkflowEnvironment) -> None:
+async def test_a_permanent_failure_after_changes_is_compensated(env: WorkflowEnvironment) -> None:
+    """A half-done rotation is undone: the failure keeps its own kind and says it was compensated."""
     denied = ApplicationError("login refused", type=FailureKind.AUTH.value, non_retryable=True)
     fake, queue = FakeRotation(failures={"test_login": [denied]}), uuid.uuid4().hex
     async with worker(env, fake, queue):
         result = await (await start(env, fake, queue, run_input("dev"))).result()
     assert Phase.FAILED == result.phase
     assert result.failure is not None
+    assert FailureKind.AUTH == result.failure.kind
+    assert result.failure.message.endswith("(changes compensated)")
+    assert 1 == fake.calls.count("test_login"), "a non-retryable failure is not retried"
+    assert ["compensate"] == fake.calls[-1:]
+    assert "promote" not in fake.calls
+
+
+async def test_a_failure_whose_changes_cannot_be_undone_is_a_partial_application(env: WorkflowEnvironment) -> None:
+    denied = ApplicationError("login refused", type=FailureKind.AUTH.value, non_retryable=True)
+    fake, queue = FakeRotation(failures={"test_login": [denied]}), uuid.uuid4().hex
+    fake.undo_works = False
+    async with worker(env, fake, queue):
+        result = await (await start(env, fake, queue, run_input("dev"))).result()
+    assert result.failure is not None
     assert FailureKind.PARTIAL_APPLICATION == result.failure.kind
     assert ExitCode.PARTIAL_SUCCESS == result.exit_code()
-    assert 1 == fake.calls.count("test_login"), "a non-retryable failure is not retried"
-    assert "promote" not in fake.calls
+
+
+async def test_a_failing_compensation_still_ends_the_run_and_says_what_is_uncertain(env: WorkflowEnvironment) -> None:
+    """Cancel in review, then compensation itself fails: the run ends, it does not hang."""
+    lost = ApplicationError("timeout", type="unknown", non_retryable=True)
+    broken = ApplicationError("secret is gone", type=FailureKind.VALIDATION.value, non_retryable=True)
+    fake, queue = FakeRotation(failures={"promote": [lost], "compensate": [broken]}), uuid.uuid4().hex
+    async with worker(env, fake, queue):
+        handle = await start(env, fake, queue, run_input("dev"))
+        await until_phase(handle, Phase.NEEDS_REVIEW)
+        await handle.signal(RotateDbCredential.cancel, DecisionInput(actor="carol", comment="roll back"))
+        result = await handle.result()
+    assert Phase.CANCELLED == result.phase
+    assert result.failure is not None
+    assert FailureKind.PARTIAL_APPLICATION == result.failure.kind
+    assert ExitCode.PARTIAL_SUCCESS == result.exit_code()
+    assert any(item.startswith("compensation failed: secret is gone") for item in result.uncertain)
+
+
+async def test_a_temporal_cancel_during_a_step_compensates_and_ends_cancelled(env: WorkflowEnvironment) -> None:
+    """`temporal workflow cancel` while promote runs: promote stops, compensation runs, the run is cancelled."""
+    started = asyncio.Event()
+
+    @activity.defn(name="rotate_credential.promote")
+    async def endless_promote(input: RotationStepInput) -> StepResult:
+        started.set()
+        while True:  # until cancelled: heartbeats deliver the cancel
+            activity.heartbeat()
+            await asyncio.sleep(0.05)
+
+    fake, queue = FakeRotation(), uuid.uuid4().hex
+    activities = [a for a in fake.activities() if a != fake.promote] + [endless_promote]
+    async with Worker(
+        env.client,
+        task_queue=queue,
+        workflows=[RotateDbCredential],
+        activities=activities,
+        max_heartbeat_throttle_interval=timedelta(milliseconds=100),
+    ):
+        handle = await start(env, fake, queue, run_input("dev"))
+        await asyncio.wait_for(started.wait(), timeout=10)
+        await handle.cancel()
+        result = await handle.result()
+    assert Phase.CANCELLED == result.phase
+    assert "compensate" == fake.calls[-1]
+    assert "cancelled through Temporal" in result.warnings
 
 
 async def test_a_transient_failure_is_retried_with_backoff(env: WorkflowEnvironment) -> None:
