@@ -185,9 +185,10 @@ class RotateCredentialActivities:
         if token in stages:
             return CreatePendingResult(version_id=token, created=False)
         if version_with(CURRENT, stages) != input.current_version_id:
+            # Not retryable: the approved plan is stale, waiting cannot make it true again.
             raise failure(
-                FailureKind.CONFLICT,
-                f"secret {spec.secret_id} was rotated by someone else since the plan was made",
+                FailureKind.VALIDATION,
+                f"secret {spec.secret_id} was rotated by someone else since the plan was made; submit a new request",
             )
         current = await self._credentials(spec.secret_id, input.current_version_id)
         new_value = {**current, "password": secrets.token_urlsafe(24)}
@@ -231,22 +232,24 @@ class RotateCredentialActivities:
         spec = input.spec
         stages = stages_of(await self._describe(spec.secret_id))
         current = version_with(CURRENT, stages)
-        if current == input.pending_version_id:
-            return StepResult(changed=False, detail="already current")
-        await call(
-            self._secrets.update_secret_version_stage,
-            SecretId=spec.secret_id,
-            VersionStage=CURRENT,
-            MoveToVersionId=input.pending_version_id,
-            RemoveFromVersionId=current,
-        )
-        await call(
-            self._secrets.update_secret_version_stage,
-            SecretId=spec.secret_id,
-            VersionStage=PENDING,
-            RemoveFromVersionId=input.pending_version_id,
-        )
-        return StepResult(changed=True)
+        changed = current != input.pending_version_id
+        if changed:
+            await call(
+                self._secrets.update_secret_version_stage,
+                SecretId=spec.secret_id,
+                VersionStage=CURRENT,
+                MoveToVersionId=input.pending_version_id,
+                RemoveFromVersionId=current,
+            )
+        # A second call, so a crash can fall between the two: a retry still finishes the job.
+        if PENDING in stages.get(input.pending_version_id, []) or changed:
+            await call(
+                self._secrets.update_secret_version_stage,
+                SecretId=spec.secret_id,
+                VersionStage=PENDING,
+                RemoveFromVersionId=input.pending_version_id,
+            )
+        return StepResult(changed=changed, detail="" if changed else "already current")
 
     @activity.defn(name="rotate_credential.verify")
     @classified(classify)

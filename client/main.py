@@ -165,8 +165,14 @@ def run(argv: Sequence[str], stdout: TextIO = sys.stdout, stderr: TextIO = sys.s
             ExitCode.UNEXPECTED, "interrupted", "the run (if any) goes on: see `opsctl status`", fmt, stdout, stderr
         )
     except Exception as exc:
+        from temporalio.service import RPCError  # only imported when something already failed
+
         from contracts.request import DocumentError
 
+        if isinstance(exc, RPCError):
+            hint = "check the address, the namespace and that the server is healthy"
+            message = f"Temporal refused the request: {exc.message}"
+            return _error(ExitCode.DEPENDENCY_FAILURE, message, hint, fmt, stdout, stderr)
         if isinstance(exc, DocumentError):
             return _error(
                 exc.exit_code,

@@ -41,7 +41,15 @@ def run_output(state: RunState, web_ui: str, *, full: bool = True) -> Output:
 
 
 def _spec_line(state: RunState) -> str:
-    return ", ".join(f"{key}={value}" for key, value in state.request.spec.items())
+    """The spec in one line: long values (inlined SQL, lists) are summarised; JSON has them whole."""
+
+    def short(value: object) -> str:
+        if isinstance(value, list):
+            return f"[{len(value)} items]"
+        text = str(value)
+        return text if len(text) <= 60 and "\n" not in text else f"{text.splitlines()[0][:50]}… ({len(text)} chars)"
+
+    return ", ".join(f"{key}={short(value)}" for key, value in state.request.spec.items())
 
 
 LISTED_IDS = 8  # ids shown per grouped action in text; JSON has them all

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
@@ -37,6 +38,8 @@ from contracts.run import (
     RunInput,
     RunState,
 )
+
+QUERY_TIMEOUT = timedelta(seconds=10)
 
 
 async def connect(address: str, namespace: str) -> Client:
@@ -114,7 +117,14 @@ async def read_state(handle: WorkflowHandle[Any, RunState]) -> RunState:
             f"run {handle.id} ended as {described.status.name.lower() if described.status else 'unknown'}",
             hint="inspect its history in the Temporal Web UI",
         )
-    state: RunState = await handle.query("state", result_type=RunState)
+    try:
+        state: RunState = await handle.query("state", result_type=RunState, rpc_timeout=QUERY_TIMEOUT)
+    except RPCError as exc:
+        raise OpsctlError(
+            ExitCode.DEPENDENCY_FAILURE,
+            f"run {handle.id} did not answer within {QUERY_TIMEOUT.total_seconds():.0f}s ({exc.message})",
+            hint="a run answers through a worker: is one polling its task queue? `opsctl dev status`",
+        ) from exc
     state.live = await _live_activities(handle, described)
     return state
 

@@ -55,15 +55,17 @@ def judge_approval(
     """Decide one approval attempt. Refusals say exactly why."""
     if now >= deadline:
         return ApprovalVerdict(accepted=False, reason=f"too late: the approval deadline was {deadline.isoformat()}")
-    if actor == requester:
+    # Identities compare case-insensitively: "Alice" is alice.
+    who, approved = actor.casefold(), {name.casefold() for name in approved_by}
+    if who == requester.casefold():
         return ApprovalVerdict(accepted=False, reason="four-eyes: the requester cannot approve their own run")
-    if policy.allowed_approvers is not None and actor not in policy.allowed_approvers:
+    if policy.allowed_approvers is not None and who not in {name.casefold() for name in policy.allowed_approvers}:
         return ApprovalVerdict(accepted=False, reason=f"{actor} may not approve runs in {policy.environment}")
     if plan_hash != current_plan_hash:
         return ApprovalVerdict(
             accepted=False,
             reason=f"plan hash mismatch: you approved {plan_hash[:12]}…, the current plan is {current_plan_hash[:12]}…",
         )
-    if actor in approved_by:
+    if who in approved:
         return ApprovalVerdict(accepted=False, reason=f"{actor} has already approved this plan")
     return ApprovalVerdict(accepted=True, reason="approved")

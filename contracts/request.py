@@ -70,7 +70,8 @@ class DocumentError(Exception):
     """A request document that cannot be used. `field` is a dotted path when one is known."""
 
     def __init__(self, message: str, field: str = "", exit_code: ExitCode = ExitCode.INVALID_INPUT):
-        super().__init__(f"{field}: {message}" if field else message)
+        prefixed = field and not message.startswith(f"{field}:")
+        super().__init__(f"{field}: {message}" if prefixed else message)
         self.field = field
         self.message = message
         self.exit_code = exit_code
@@ -92,12 +93,34 @@ def describe_validation_error(error: ValidationError, prefix: str = "") -> Docum
     return DocumentError("; ".join(problems), field=first_field, exit_code=ExitCode.VALIDATION_FAILED)
 
 
+def _strict_loader() -> Any:
+    """yaml's SafeLoader, except that a key given twice is an error instead of "last one wins"."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if key in result:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark, f"duplicate key {key!r}", key_node.start_mark
+                )
+            result[key] = loader.construct_object(value_node, deep=True)
+        return result
+
+    StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return StrictLoader
+
+
 def load_mapping(text: str, source: str = "document") -> dict[str, Any]:
     """Read YAML or JSON (JSON is YAML) into a mapping, or raise DocumentError (exit 2)."""
     import yaml  # imported here: the CLI's --help must not pay for it
 
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_strict_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise DocumentError(f"{source} is not valid YAML or JSON: {exc}") from exc
     if not isinstance(data, dict):
@@ -122,6 +145,14 @@ def parse_request(data: dict[str, Any]) -> Request:
         envelope = Request.model_validate(data)
     except ValidationError as exc:
         raise describe_validation_error(exc) from exc
+    from contracts.policy import POLICIES
+
+    if envelope.metadata.environment not in POLICIES:
+        raise DocumentError(
+            f"no policy for environment {envelope.metadata.environment!r}; known: {', '.join(POLICIES)}",
+            field="metadata.environment",
+            exit_code=ExitCode.VALIDATION_FAILED,
+        )
     try:
         spec = model.model_validate(envelope.spec)
     except ValidationError as exc:

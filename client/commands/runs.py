@@ -19,10 +19,23 @@ Progress = Callable[[str], None]
 
 
 def execute(args: argparse.Namespace, progress: Progress) -> Output:
+    if args.command == "list":
+        _check_filters(args)
     config = load_config(args.as_user, args.state_dir)
     command: Callable[..., Any] = globals()[f"cmd_{args.command}"]
     result: Output = asyncio.run(_with_client(command, args, config, progress))
     return result
+
+
+def _check_filters(args: argparse.Namespace) -> None:
+    """Unknown filter values are mistakes, not empty results."""
+    from contracts.kinds import KINDS
+    from contracts.policy import POLICIES
+
+    filters = [("--phase", args.phase, [p.value for p in Phase]), ("--kind", args.kind, list(KINDS))]
+    for flag, value, known in [*filters, ("--env", args.env, list(POLICIES))]:
+        if value and value not in known:
+            raise OpsctlError(ExitCode.INVALID_INPUT, f"{flag} {value!r} is not one of: {', '.join(known)}")
 
 
 async def _with_client(
@@ -103,10 +116,19 @@ async def cmd_plan(client: Any, args: argparse.Namespace, config: Config, progre
 
 
 async def cmd_apply(client: Any, args: argparse.Namespace, config: Config, progress: Progress) -> Output:
-    from client.runs import start_run, wait_for
+    from client.runs import read_state, start_run, wait_for
 
     request = read_request(args.file, args.as_user, args.state_dir)
     handle, new = await start_run(client, request, task_queue=config.task_queue)
+    if not new:
+        earlier = await read_state(handle)
+        if earlier.request.spec_hash() != request.spec_hash():
+            raise OpsctlError(
+                ExitCode.INVALID_INPUT,
+                f"idempotencyKey {request.metadata.idempotency_key!r} already names run {handle.id}, "
+                "submitted with a different request (kind, environment or spec)",
+                hint="use a new idempotencyKey for a new request; the same key only ever means the same request",
+            )
     if new:
         progress(f"submitted {handle.id} as {request.metadata.requester}")
     else:
@@ -185,9 +207,6 @@ async def cmd_list(client: Any, args: argparse.Namespace, config: Config, progre
         )
         if value
     ]
-    for value in (args.phase, args.kind, args.env):
-        if value and not value.replace("_", "").replace("-", "").isalnum():
-            raise OpsctlError(ExitCode.INVALID_INPUT, f"invalid filter value {value!r}")
     query = " AND ".join(["OpsctlKind IS NOT NULL", *filters])
     rows = []
     async for execution in client.list_workflows(query, limit=args.limit):

@@ -268,3 +268,40 @@ async def test_status_shows_a_long_step_s_progress_from_its_heartbeats(
     ]
     assert "3/10 rows — checkpoint 3" in text.stdout
     assert 0 == final.code
+
+
+async def test_looser_inputs_are_refused_too(cli_env: dict[str, str], tmp_path: Path) -> None:
+    """A key given twice (exit 2), an environment without a policy (exit 3), an unknown filter (exit 2)."""
+    twice = tmp_path / "twice.yaml"
+    twice.write_text(
+        "apiVersion: opsctl/v1\nkind: RotateDbCredential\nkind: SweepStaleVolumes\n"
+        "metadata: {environment: dev}\nspec: {olderThanDays: 1}\n"
+    )
+    qa = document(tmp_path, "r", "s", environment="qa")
+    duplicate, unknown_env = (
+        await opsctl(cli_env, "validate", "-f", str(twice)),
+        await opsctl(cli_env, "validate", "-f", qa),
+    )
+    bogus = await opsctl(cli_env, "list", "--phase", "bogus")
+    assert (2, 3, 2) == (duplicate.code, unknown_env.code, bogus.code)
+    assert "duplicate key 'kind'" in duplicate.stderr
+    assert "error: metadata.environment: no policy for environment 'qa'" in unknown_env.stderr
+
+
+async def test_an_idempotency_key_reused_for_another_request_is_refused(
+    cli_env: dict[str, str], tmp_path: Path, seeded: tuple[str, str]
+) -> None:
+    key = f"  idempotencyKey: reuse-{uuid.uuid4().hex[:8]}\n"
+    first = await opsctl(cli_env, "apply", "-f", document(tmp_path, *seeded, extra=key))
+    other = await opsctl(cli_env, "apply", "-f", document(tmp_path, "other_role", seeded[1], extra=key))
+    assert 7 == first.code, first.stderr
+    assert 2 == other.code
+    assert "already names run" in other.stderr
+
+
+async def test_a_run_nobody_works_on_is_a_dependency_failure_not_a_bug(cli_env: dict[str, str], tmp_path: Path) -> None:
+    """No worker polls the queue: the state query times out and the CLI says what to check (exit 4)."""
+    env = {**cli_env, "OPSCTL_TASK_QUEUE": f"nobody-{uuid.uuid4().hex[:6]}"}
+    ran = await opsctl(env, "apply", "-f", document(tmp_path, "r", f"s-{uuid.uuid4().hex[:6]}", "dev"))
+    assert 4 == ran.code, ran.stderr
+    assert "is one polling its task queue" in ran.stderr

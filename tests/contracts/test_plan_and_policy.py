@@ -70,10 +70,11 @@ def test_a_second_person_approving_the_current_plan_is_accepted() -> None:
     assert (True, "approved") == judge()
 
 
-def test_the_requester_cannot_approve_their_own_run() -> None:
-    accepted, reason = judge(actor="alice")
-    assert not accepted
-    assert reason.startswith("four-eyes")
+def test_the_requester_cannot_approve_their_own_run_in_any_spelling() -> None:
+    for spelling in ("alice", "Alice", "ALICE"):
+        accepted, reason = judge(actor=spelling)
+        assert not accepted
+        assert reason.startswith("four-eyes")
 
 
 def test_an_approval_of_another_plan_hash_is_refused() -> None:
