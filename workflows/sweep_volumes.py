@@ -65,6 +65,7 @@ class SweepStaleVolumes(Lifecycle[SweepStaleVolumesSpec]):
                     volume_ids=batch,
                     snapshot_first=spec.snapshot_first,
                     concurrency=spec.concurrency,
+                    keep_tag=spec.keep_tag,
                 ),
                 timeout=BATCH_TIMEOUT,
                 heartbeat_timeout=BATCH_HEARTBEAT,

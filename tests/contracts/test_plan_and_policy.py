@@ -112,3 +112,20 @@ def test_an_impossible_phase_transition_raises() -> None:
         check_transition(Phase.AWAITING_APPROVAL, Phase.APPLYING)
     with pytest.raises(IllegalTransition):
         check_transition(Phase.SUCCEEDED, Phase.APPLYING)
+
+
+def test_noop_entries_are_context_and_stay_out_of_the_hash() -> None:
+    """A skipped resource appearing or vanishing does not void an approval; a changed deletion does."""
+    skipped = PlannedAction(
+        action=Action.NOOP,
+        resource_type="ec2:volume",
+        resource_id="1 volumes",
+        reason="skipped: attached",
+        reversible=True,
+        rollback=Rollback.NONE,
+        resource_ids=["vol-1"],
+    )
+    with_skip = plan().model_copy(update={"actions": [*plan().actions, skipped]})
+    only_skip = plan().model_copy(update={"actions": [skipped]})
+    assert plan().hash() == with_skip.hash()
+    assert plan().hash() != only_skip.hash()

@@ -148,3 +148,19 @@ async def test_a_volume_that_is_already_gone_counts_as_done(stack: Stack, worker
     result = await ActivityEnvironment().run(SweepVolumesActivities(worker_settings.aws).delete_batch, batch)
     assert [present] == result.deleted
     assert ["vol-0123456789abcdef0"] == result.already_gone
+
+
+async def test_a_volume_tagged_keep_after_the_plan_is_not_deleted(
+    stack: Stack, worker_settings: WorkerSettings
+) -> None:
+    """Each batch looks again just before deleting: a late keep tag or attachment wins."""
+    scope = uuid.uuid4().hex[:8]
+    stale, late_keep = make_volumes(stack, scope, 2)
+    ec2(stack).create_tags(Resources=[late_keep], Tags=[{"Key": "keep", "Value": "yes"}])
+    batch = DeleteBatchInput(
+        workflow_id=f"sweep-{scope}", volume_ids=[stale, late_keep], snapshot_first=False, concurrency=2
+    )
+    result = await ActivityEnvironment().run(SweepVolumesActivities(worker_settings.aws).delete_batch, batch)
+    assert [stale] == result.deleted
+    assert {late_keep: "not deleted: tagged 'keep' since the plan was made"} == result.skipped
+    assert {late_keep} == existing(stack, scope)
