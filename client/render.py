@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from contracts.failures import ExitCode
+from contracts.plan import Action
 from contracts.run import RunState
 
 
@@ -62,7 +63,7 @@ def render_plan(state: RunState) -> list[str]:
     for number, step in enumerate(state.plan.actions, 1):
         undo = "reversible: " + step.rollback.value if step.reversible else "not reversible"
         lines.append(f"  {number}. {step.action.value:<6} {step.resource_type} {step.resource_id}")
-        lines.append(f"     why: {step.reason}  [{undo}]")
+        lines.append(f"     why: {step.reason}" + ("" if step.action is Action.NOOP else f"  [{undo}]"))
         if step.observed:
             facts = ", ".join(f"{key}={value}" for key, value in step.observed.items())
             lines.append(f"     observed: {facts}")
