@@ -301,24 +301,35 @@ class BackfillActivities:
                 observed={**facts, "matching_rows": "0"},
             )
             return Plan(kind="BackfillTable", target=f"table {where}", actions=[action])
-        facts.update(
-            matching_rows=str(rows),
-            key_min=key_min,
-            key_max=key_max,
-            batches=str(batch_count(rows, spec.batch_size)),
-            min_duration_seconds=str(math.ceil(rows / spec.max_rows_per_second)),
-        )
         action = PlannedAction(
             action=Action.MODIFY,
             resource_type="postgres:table",
             resource_id=where,
-            reason=f"set {spec.set_column} = {expression} on {rows} rows where {predicate}, "
-            f"key {spec.key_column} in [{key_min}, {key_max}], {spec.batch_size} rows per transaction",
+            reason=f"set {spec.set_column} = {expression} where {predicate}, "
+            f"in key order of {spec.key_column}, {spec.batch_size} rows per transaction",
             reversible=False,  # the overwritten values are not kept
             rollback=Rollback.NONE,
             observed=facts,
         )
-        return Plan(kind="BackfillTable", target=f"table {where}", actions=[action])
+        # The size of the work is an estimate of a table that may be live: shown to the
+        # reviewer as a noop (context, outside the plan hash), so new rows do not void the
+        # approval. Apply walks the range of the latest plan; verify catches rows beyond it.
+        estimate = PlannedAction(
+            action=Action.NOOP,
+            resource_type="postgres:table",
+            resource_id=where,
+            reason=f"estimate when planned: {rows} matching rows, key {spec.key_column} in [{key_min}, {key_max}]",
+            reversible=True,
+            rollback=Rollback.NONE,
+            observed={
+                "matching_rows": str(rows),
+                "key_min": key_min,
+                "key_max": key_max,
+                "batches": str(batch_count(rows, spec.batch_size)),
+                "min_duration_seconds": str(math.ceil(rows / spec.max_rows_per_second)),
+            },
+        )
+        return Plan(kind="BackfillTable", target=f"table {where}", actions=[action, estimate])
 
     async def _key_type(self, conn: Any, spec: BackfillTableSpec) -> str:
         table = table_ident(spec.table)

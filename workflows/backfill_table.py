@@ -56,7 +56,7 @@ class BackfillTable(Lifecycle[BackfillTableSpec]):
 
     async def apply(self, spec: BackfillTableSpec, plan: Plan) -> None:
         self.expect_steps(1)
-        facts = plan.actions[0].observed
+        facts = {key: value for step in plan.actions for key, value in step.observed.items()}
         rows = int(facts["matching_rows"])
         self._range = VerifyBackfillInput(
             spec=spec, key_type=facts["key_type"], key_min=facts["key_min"], key_max=facts["key_max"]

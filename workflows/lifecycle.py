@@ -136,6 +136,9 @@ class Lifecycle(RunRecord, Generic[SpecT]):
             outcome = await self._approval_gate(spec)
             if outcome is not None:
                 return outcome
+            # The approved hash, observed afresh: apply acts on the latest observation.
+            assert self._state.plan is not None
+            plan = self._state.plan
         self._enter(Phase.APPLYING)
         await self.apply(spec, plan)
         self._note_late_cancel()

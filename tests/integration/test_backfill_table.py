@@ -150,7 +150,7 @@ async def test_a_backfill_of_thousands_of_rows_completes_and_verifies(
 
     assert Phase.SUCCEEDED == result.phase, result.failure
     assert result.plan is not None
-    facts = result.plan.actions[0].observed
+    facts = {key: value for step in result.plan.actions for key, value in step.observed.items()}
     assert ("3000", "1", "3000", "6") == (facts["matching_rows"], facts["key_min"], facts["key_max"], facts["batches"])
     assert {"done": 3000, "repeated": 0} == {k: v for k, v in (await counts(databases, table)).items() if k != "span"}
     assert [True] == [check.passed for check in result.checks]
@@ -283,3 +283,23 @@ async def test_cancel_stops_a_running_backfill_between_batches(
     assert 100 <= done < 1000, "stopped mid-range, batches done so far stay done"
     await asyncio.sleep(1)
     assert done == (await counts(databases, table))["done"], "nothing runs after the cancel"
+
+
+async def test_rows_added_to_a_live_table_before_approval_do_not_void_it(
+    client: Client, databases: Databases, queue: str
+) -> None:
+    """The estimate (row count, key range) is context: the approval holds and apply covers the new rows."""
+    table = await make_table(databases, 500)
+    request = backfill_request(table).model_copy(
+        update={"metadata": backfill_request(table).metadata.model_copy(update={"environment": "prod"})}
+    )
+    handle, _ = await start_run(client, request, task_queue=queue)
+    waiting = await wait_for(handle, lambda s: s.phase is Phase.AWAITING_APPROVAL, timeout=30)
+    await sql(databases, f"INSERT INTO {table} (id, email) SELECT g, 'New' || g FROM generate_series(501, 600) g")
+    await handle.signal("approve", DecisionInput(actor="bob", plan_hash=waiting.plan_hash))
+    result = await asyncio.wait_for(handle.result(), timeout=60)
+
+    assert Phase.SUCCEEDED == result.phase, result.failure
+    assert waiting.plan_hash == result.plan_hash
+    assert [d.accepted for d in result.decisions] == [True]
+    assert {"done": 600, "repeated": 0} == {k: v for k, v in (await counts(databases, table)).items() if k != "span"}
