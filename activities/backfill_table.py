@@ -301,6 +301,9 @@ class BackfillActivities:
                 observed={**facts, "matching_rows": "0"},
             )
             return Plan(kind="BackfillTable", target=f"table {where}", actions=[action])
+        # The order of magnitude is approved (hashed): rows growing tenfold needs a new approval,
+        # ordinary growth of a live table does not.
+        facts["rows_order_of_magnitude"] = f"1e{len(str(rows)) - 1}"
         action = PlannedAction(
             action=Action.MODIFY,
             resource_type="postgres:table",

@@ -154,7 +154,15 @@ def build_plan(spec: CreateReadReplicaSpec, source: dict[str, Any], replica: dic
             ),
             reversible=True,
             rollback=Rollback.COMPENSATE,  # cancel deletes a replica this run created
-            observed={"replica_exists": "false"},
+            # What the replica inherits from its source is part of what is approved (hashed).
+            observed={
+                "replica_exists": "false",
+                **{
+                    f"source_{k}": v
+                    for k, v in source_facts(source).items()
+                    if k in ("engine", "storage", "replicates")
+                },
+            },
         )
     else:
         refuse_foreign(spec, replica)

@@ -23,6 +23,7 @@ from contracts.sweep_volumes import SweepStaleVolumesSpec
 RUN_TAG, VOLUME_TAG = "opsctl:run", "opsctl:volume"
 GONE = {"InvalidVolume.NotFound"}
 IN_USE = {"VolumeInUse", "IncorrectState"}
+FILTER_VALUES = 200
 
 
 class PlanSweepInput(BaseModel):
@@ -122,8 +123,11 @@ class SweepVolumesActivities:
         """Delete one batch with at most `concurrency` calls in flight; heartbeat as they finish."""
         result = DeleteBatchResult()
         limit = asyncio.Semaphore(input.concurrency)
-        found = await call(self._ec2.describe_volumes, Filters=[{"Name": "volume-id", "Values": input.volume_ids}])
-        now = {volume["VolumeId"]: volume for volume in found["Volumes"]}
+        now: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(input.volume_ids), FILTER_VALUES):  # EC2 caps values per filter
+            chunk = input.volume_ids[start : start + FILTER_VALUES]
+            found = await call(self._ec2.describe_volumes, Filters=[{"Name": "volume-id", "Values": chunk}])
+            now.update({volume["VolumeId"]: volume for volume in found["Volumes"]})
 
         async def sweep(volume_id: str) -> None:
             volume = now.get(volume_id)
@@ -196,8 +200,8 @@ class SweepVolumesActivities:
     async def verify(self, input: VerifySweepInput) -> list[Check]:
         wanted = set(input.volume_ids)
         remaining: set[str] = set()
-        for start in range(0, len(input.volume_ids), 200):
-            chunk = input.volume_ids[start : start + 200]
+        for start in range(0, len(input.volume_ids), FILTER_VALUES):
+            chunk = input.volume_ids[start : start + FILTER_VALUES]
             found = await call(self._ec2.describe_volumes, Filters=[{"Name": "volume-id", "Values": chunk}])
             remaining.update(volume["VolumeId"] for volume in found["Volumes"])
         checks = [

@@ -39,7 +39,8 @@ from contracts.run import (
     RunState,
 )
 
-QUERY_TIMEOUT = timedelta(seconds=10)
+QUERY_TIMEOUT = timedelta(seconds=5)
+UNANSWERED_LIMIT = 3  # queries in a row without an answer: the run has no worker, say so
 
 
 async def connect(address: str, namespace: str) -> Client:
@@ -161,8 +162,20 @@ async def wait_for(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     seen: tuple[Any, ...] = ()
+    unanswered = 0
     while True:
-        state = await read_state(handle)
+        try:
+            state = await read_state(handle)
+            unanswered = 0
+        except OpsctlError as exc:
+            # A worker restarting does not end the run: ask again a few times before giving up.
+            unanswered += 1
+            if exc.exit_code is not ExitCode.DEPENDENCY_FAILURE or unanswered >= UNANSWERED_LIMIT:
+                raise
+            if loop.time() >= deadline:
+                raise
+            await asyncio.sleep(interval)
+            continue
         live = [(a.details.get("done"), a.details.get("paused"), a.attempt) for a in state.live]
         fingerprint = (state.phase, len(state.decisions), [(s.name, s.finished) for s in state.steps], live)
         if fingerprint != seen:

@@ -59,7 +59,7 @@ class Plan(BaseModel):
         """How many resources the plan deletes: what blast-radius policies limit."""
         return sum(step.count for step in self.actions if step.action is Action.DELETE)
 
-    def hash(self) -> str:
+    def hash(self, include_noops: bool = False) -> str:
         """sha256 of the canonical JSON form of what the plan changes: the identity a human approves.
 
         `noop` entries (skipped resources, already-applied migrations, the source a replica
@@ -69,6 +69,7 @@ class Plan(BaseModel):
         contract never changes the hash of a plan that does not use it.
         """
         body = self.model_dump(mode="json", exclude_defaults=True)
-        body["actions"] = [step for step in body["actions"] if step["action"] != Action.NOOP.value]
+        if not include_noops:  # True only for runs started before this rule (workflow.patched)
+            body["actions"] = [step for step in body["actions"] if step["action"] != Action.NOOP.value]
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()

@@ -61,14 +61,13 @@ class BackfillTable(Lifecycle[BackfillTableSpec]):
         self._range = VerifyBackfillInput(
             spec=spec, key_type=facts["key_type"], key_min=facts["key_min"], key_max=facts["key_max"]
         )
-        # Recorded before the step: once a batch commits the table has changed, so a failure
-        # from here on is reported as a partial application, never as "nothing changed".
+        # Recorded as the step starts: once a batch commits the table has changed, so a failure
+        # from there on is reported as a partial application, never as "nothing changed".
         table = Resource(
             resource_type="postgres:table",
             resource_id=f"{spec.database}/{spec.table}",
             detail=f"backfill of {spec.set_column} started over {rows} rows",
         )
-        self.record_change(table)
         result: BackfillResult = await self.step(
             f"backfill {rows} rows in batches of {spec.batch_size}",
             BackfillActivities.backfill,
@@ -82,6 +81,7 @@ class BackfillTable(Lifecycle[BackfillTableSpec]):
             ),
             timeout=backfill_timeout(spec, rows),
             heartbeat_timeout=BACKFILL_HEARTBEAT,
+            changes=table,
         )
         table.external_id = f"{spec.key_column} ≤ {result.checkpoint}"
         table.detail = describe(spec, result)

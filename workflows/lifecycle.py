@@ -110,6 +110,7 @@ class Lifecycle(RunRecord, Generic[SpecT]):
         )
         self._resolution: DecisionRecord | None = None
         self._compensated: bool | None = None  # set once compensation has run
+        self._apply_done = False  # after apply, failures are about observing, not changing
         self._upsert_search_attributes()
         try:
             return await (self._resume(input) if input.resume else self._run(input))
@@ -141,23 +142,22 @@ class Lifecycle(RunRecord, Generic[SpecT]):
             plan = self._state.plan
         self._enter(Phase.APPLYING)
         await self.apply(spec, plan)
-        self._note_late_cancel()
+        self._after_apply()
         self._enter(Phase.VERIFYING)
         return await self._verify(spec)
 
-    def _note_late_cancel(self) -> None:
-        """A cancel that arrived during the last step found no safe point left: say so."""
+    def _after_apply(self) -> None:
+        """The end of apply is a safe point too: a cancel that came during the last step is honoured."""
+        self._apply_done = True
         if self._cancel is not None:
-            self._cancel.reason = "too late: apply had completed before a safe point was reached"
-            self.warn(f"the cancel by {self._cancel.actor} came during the last step; the apply completed")
-            self._cancel = None
+            raise CancelRequested
 
     async def _resume(self, input: RunInput) -> RunState:
         """A continued run: the plan was approved in an earlier run of this chain; go on applying."""
         spec = self._validate(input)
         assert self._state.plan is not None, "a run is only continued from apply"
         await self.apply(spec, self._state.plan)
-        self._note_late_cancel()
+        self._after_apply()
         self._enter(Phase.VERIFYING)
         return await self._verify(spec)
 
@@ -171,7 +171,8 @@ class Lifecycle(RunRecord, Generic[SpecT]):
     async def _plan(self, spec: SpecT) -> Plan:
         plan = await self.plan(spec)
         self._state.plan = plan
-        self._state.plan_hash = plan.hash()
+        # Runs started before noop entries left the hash keep the hash their approvals used.
+        self._state.plan_hash = plan.hash(include_noops=not workflow.patched("plan-hash-excludes-noops"))
         self._upsert_search_attributes()
         limit = self._input.policy.max_deletions
         if plan.deletions > limit:
@@ -202,10 +203,10 @@ class Lifecycle(RunRecord, Generic[SpecT]):
             approved_hash = self._state.plan_hash
             self._enter(Phase.REPLANNING)
             fresh = await self._plan(spec)
-            if fresh.hash() == approved_hash:
+            if self._state.plan_hash == approved_hash:
                 return None
             self._state.warnings.append(
-                f"the plan changed after approval ({approved_hash[:12]}… → {fresh.hash()[:12]}…); "
+                f"the plan changed after approval ({approved_hash[:12]}… → {self._state.plan_hash[:12]}…); "
                 "its approvals are void and it needs approving again"
             )
             for record in self._state.decisions:
@@ -217,7 +218,13 @@ class Lifecycle(RunRecord, Generic[SpecT]):
 
     async def _verify(self, spec: SpecT) -> RunState:
         while True:
-            checks = await self.verify(spec)
+            try:
+                checks = await self.verify(spec)
+            except StepFailed as failed:
+                # Apply is done; a probe that cannot observe leaves the outcome uncertain, not wrong.
+                self._state.uncertain = [f"verify: {failed.failure.kind.value}: {failed.failure.message}"]
+                await self._needs_review("verify", "the outcome could not be observed")
+                continue
             self._state.checks = checks
             failing = [check for check in checks if not check.passed]
             if not failing:
@@ -237,8 +244,12 @@ class Lifecycle(RunRecord, Generic[SpecT]):
         *,
         timeout: timedelta = STEP_TIMEOUT,
         heartbeat_timeout: timedelta | None = None,
+        changes: Resource | None = None,
     ) -> ResultT:
         """Run one bounded apply step. A cancel request is honoured before it starts.
+
+        `changes`: recorded as the step starts, for steps that commit as they go (a failure
+        later in the step is then a partial application, never "nothing changed").
 
         Long steps heartbeat (with their checkpoint) and pass `heartbeat_timeout`, so a
         killed worker is noticed within it and the retry resumes from the checkpoint.
@@ -249,6 +260,8 @@ class Lifecycle(RunRecord, Generic[SpecT]):
         self._state.progress = Progress(step=name, done=self._steps_done, total=total)
         record = StepRecord(name=name, started=workflow.now())
         self._state.steps.append(record)
+        if changes is not None:
+            self.record_change(changes)
         result = await self.probe(activity, arg, step=name, timeout=timeout, heartbeat_timeout=heartbeat_timeout)
         record.finished = workflow.now()
         self._steps_done += 1
@@ -315,11 +328,14 @@ class Lifecycle(RunRecord, Generic[SpecT]):
                         running.cancel()
                         with contextlib.suppress(ActivityError, asyncio.CancelledError):
                             await running
+                        self._interrupted(step)
                         raise CancelRequested
                 return await running
             except ActivityError as err:
                 if isinstance(err.cause, CancelledError):  # the run itself was cancelled in Temporal
                     self.warn("cancelled through Temporal")
+                    if self._state.phase is Phase.APPLYING:
+                        self._interrupted(step)
                     raise CancelRequested from None
                 failure = self._classify(step, err)
                 if failure.kind is not FailureKind.UNKNOWN:
@@ -327,6 +343,11 @@ class Lifecycle(RunRecord, Generic[SpecT]):
                 self._state.uncertain.append(f"{step}: {failure.message}")
                 await self._needs_review(step, failure.message)
                 self._state.uncertain.pop()
+
+    def _interrupted(self, step: str) -> None:
+        """A step stopped half-way may have changed things: count it, so the report says partial."""
+        self.record_change(Resource(resource_type="step", resource_id=step, detail="interrupted by a cancel"))
+        self._state.uncertain.append(f"{step}: interrupted by a cancel, partly applied")
 
     @staticmethod
     def _classify(step: str, err: ActivityError) -> Failure:
@@ -382,8 +403,10 @@ class Lifecycle(RunRecord, Generic[SpecT]):
 
     async def _failed(self, failure: Failure) -> RunState:
         if self._state.changed:
-            self._state.uncertain.append(f"{failure.step}: {failure.message}")
-            if await self._undo():
+            note = f"{failure.step}: {failure.message}"
+            if note not in self._state.uncertain:
+                self._state.uncertain.append(note)
+            if not self._apply_done and await self._undo():
                 self._state.next_action = "the applied changes were compensated; fix the cause and submit again"
                 failure = failure.model_copy(update={"message": f"{failure.message} (changes compensated)"})
             else:
@@ -417,11 +440,15 @@ class Lifecycle(RunRecord, Generic[SpecT]):
         """Run the operation's compensation once. A failure in it is reported, never raised."""
         if self._compensated is not None:
             return self._compensated
+        self._undoing = True
         self._enter(Phase.COMPENSATING)
         try:
             self._compensated = await self.compensate(self.spec_model.model_validate(self._input.request.spec))
         except StepFailed as failed:
             self._state.uncertain.append(f"compensation failed: {failed.failure.message}")
+            self._compensated = False
+        except (CancelRequested, asyncio.CancelledError):  # a Temporal cancel while undoing
+            self._state.uncertain.append("compensation interrupted by a cancel: it may be incomplete")
             self._compensated = False
         except RunEnded:  # an operator marked the compensation done by hand
             self._compensated = True

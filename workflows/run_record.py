@@ -37,6 +37,7 @@ class RunRecord:
     _state: RunState
     _cancel: DecisionRecord | None
     _resolution: DecisionRecord | None
+    _undoing = False  # compensation has started: nothing left to cancel
 
     def record_change(self, resource: Resource) -> None:
         """Checkpoint a change (with its external id) in the run's state as soon as it is known."""
@@ -63,12 +64,13 @@ class RunRecord:
 
     @workflow.signal
     def cancel(self, input: DecisionInput) -> None:
-        safe = not self._state.phase.terminal and self._state.phase is not Phase.VERIFYING
-        reason = (
-            "cancel requested: stopping at the next safe point"
-            if safe
-            else (f"cannot cancel in phase {self._state.phase.value}")
-        )
+        safe = not self._state.phase.terminal and self._state.phase is not Phase.VERIFYING and not self._undoing
+        if self._undoing:
+            reason = "already undoing the applied changes"
+        elif safe:
+            reason = "cancel requested: stopping at the next safe point"
+        else:
+            reason = f"cannot cancel in phase {self._state.phase.value}"
         record = self._record(Decision.CANCEL, input, safe, reason)
         if safe and self._cancel is None:
             self._cancel = record

@@ -325,3 +325,37 @@ async def test_a_dry_run_plans_and_stops(env: WorkflowEnvironment) -> None:
     assert Phase.PLANNED == result.phase
     assert ExitCode.CHANGES_PENDING == result.exit_code()
     assert ["plan"] == fake.calls
+
+
+async def test_a_temporal_cancel_while_compensation_waits_in_review_still_ends_the_run(
+    env: WorkflowEnvironment,
+) -> None:
+    """Failure → compensation → compensation needs review → `temporal workflow cancel`: a result, not a wedge."""
+    denied = ApplicationError("login refused", type=FailureKind.AUTH.value, non_retryable=True)
+    lost = ApplicationError("connection reset", type="unknown", non_retryable=True)
+    fake, queue = FakeRotation(failures={"test_login": [denied], "compensate": [lost]}), uuid.uuid4().hex
+    async with worker(env, fake, queue):
+        handle = await start(env, fake, queue, run_input("dev"))
+        await until_phase(handle, Phase.NEEDS_REVIEW)
+        await handle.cancel()
+        result = await handle.result()
+    assert Phase.FAILED == result.phase
+    assert result.failure is not None
+    assert FailureKind.PARTIAL_APPLICATION == result.failure.kind
+    assert "compensation interrupted by a cancel: it may be incomplete" in result.uncertain
+
+
+async def test_a_verify_probe_that_fails_goes_to_review_and_never_undoes_the_apply(env: WorkflowEnvironment) -> None:
+    denied = ApplicationError("access denied", type=FailureKind.AUTH.value, non_retryable=True)
+    fake, queue = FakeRotation(failures={"verify": [denied]}), uuid.uuid4().hex
+    async with worker(env, fake, queue):
+        handle = await start(env, fake, queue, run_input("dev"))
+        review = await until_phase(handle, Phase.NEEDS_REVIEW)
+        await handle.signal(
+            RotateDbCredential.resolve,
+            ResolveInput(actor="carol", comment="fixed the IAM role", resolution=Decision.RETRY),
+        )
+        result = await handle.result()
+    assert ["verify: auth: access denied"] == review.uncertain
+    assert Phase.SUCCEEDED == result.phase
+    assert "compensate" not in fake.calls
