@@ -7,16 +7,14 @@ from datetime import timedelta
 import pytest
 
 from activities.backfill_table import (
-    SqlFragmentError,
     batch_count,
     batch_sql,
-    check_expression,
-    check_guard_query,
     range_done,
     resume_point,
     throttle_delay,
     to_checkpoint,
 )
+from activities.sql_fragments import SqlFragmentError, check_expression, check_guard_query
 from contracts.backfill_table import BackfillTableSpec
 from workflows.backfill_table import backfill_timeout
 
