@@ -95,10 +95,6 @@ def _duration(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
 
 
-def _planned(state: RunState) -> bool:
-    return state.phase not in (Phase.VALIDATING, Phase.PLANNING)
-
-
 async def cmd_plan(client: Any, args: argparse.Namespace, config: Config, progress: Progress) -> Output:
     from client.runs import start_run, wait_for
 
