@@ -1,7 +1,7 @@
 """Who is calling and where Temporal is: flags, then environment, then config file, then defaults.
 
 Config file: $OPSCTL_CONFIG or ~/.config/opsctl/config.toml, with optional keys
-`user`, `temporal_address`, `namespace`, `task_queue`, `state_dir`, `ui_url`.
+`user`, `temporal_address`, `namespace`, `task_queue`, `state_dir`, `ui_url`, `policy_file`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from client.keys import Keyring, user_keys_dir
 from contracts.failures import ExitCode, OpsctlError
 
 
@@ -35,9 +36,14 @@ class Config:
     namespace: str
     task_queue: str
     ui_url: str
+    policy_file: str = ""  # the policy file the workers use, when this machine has it ('' : built-in)
 
     def web_ui(self, workflow_id: str) -> str:
         return f"{self.ui_url}/namespaces/{self.namespace}/workflows/{workflow_id}"
+
+    def keyring(self) -> Keyring:
+        """Your keys first (`opsctl keys init`), then the embedded stack's demo identities."""
+        return Keyring([user_keys_dir(), self.state_dir / "keys"])
 
 
 def load_config(as_user: str | None = None, state_dir: str | None = None) -> Config:
@@ -49,6 +55,7 @@ def load_config(as_user: str | None = None, state_dir: str | None = None) -> Con
 
     state = Path(pick(state_dir, "OPSCTL_STATE_DIR", "state_dir", ".opsctl"))
     stack = _stack_record(state)
+    stack_policy = state / "policy.yaml"
     temporal_port = stack.get("ports", {}).get("temporal")
     ui_port = stack.get("ports", {}).get("ui")
     return Config(
@@ -64,6 +71,9 @@ def load_config(as_user: str | None = None, state_dir: str | None = None) -> Con
         task_queue=pick(None, "OPSCTL_TASK_QUEUE", "task_queue", "opsctl"),
         ui_url=pick(
             None, "OPSCTL_UI_URL", "ui_url", f"http://127.0.0.1:{ui_port}" if ui_port else "http://127.0.0.1:8233"
+        ),
+        policy_file=pick(
+            None, "OPSCTL_POLICY_FILE", "policy_file", str(stack_policy) if stack and stack_policy.exists() else ""
         ),
     )
 

@@ -26,9 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from client.embedded_postgres import EmbeddedPostgres, PostgresError
+from contracts.search_attributes import SEARCH_ATTRIBUTES
 
-SEARCH_ATTRIBUTES = ("OpsctlKind", "OpsctlEnvironment", "OpsctlPhase", "OpsctlRequester", "OpsctlPlanHash")
 DEMO_DATABASE = "app"
+# Who the demo and the README's walkthrough act as: keys in <state>/keys, registered in <state>/policy.yaml.
+DEMO_IDENTITIES = ("alice", "bob", "carol")
+DEMO_GROUPS = {"dba": ["bob"], "owners": ["carol"]}
 DEV_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "opsctl-dev",
     "AWS_SECRET_ACCESS_KEY": "opsctl-dev",
@@ -267,8 +270,8 @@ class Stack:
             "--log-level",
             "warn",
         ]
-        for attribute in SEARCH_ATTRIBUTES:
-            argv += ["--search-attribute", f"{attribute}=Keyword"]
+        for attribute, kind in SEARCH_ATTRIBUTES.items():
+            argv += ["--search-attribute", f"{attribute}={kind}"]
         pid, log = self._spawn("temporal", argv)
         wait_until(lambda: port_open(self.ports.temporal) and port_open(self.ports.ui), 60, "Temporal", log)
         return Piece("temporal", self.temporal_address, pid, str(log), {"ui": self.ui_url})
@@ -286,9 +289,38 @@ class Stack:
             "databases": {DEMO_DATABASE: self.database_target(DEMO_DATABASE)},
             "trace_file": str(self.logs / "traces.jsonl"),
             "metrics_address": f"127.0.0.1:{self.ports.metrics}",
+            "policy_file": str(self.write_policy_file()),
         }
         self.worker_settings_path.write_text(json.dumps(settings, indent=2) + "\n")
         return self.worker_settings_path
+
+    @property
+    def policy_path(self) -> Path:
+        return self.state_dir / "policy.yaml"
+
+    def write_policy_file(self) -> Path:
+        """Keys for the demo identities and a policy file registering them (kept if it exists)."""
+        from client.keys import Keyring, create_key
+        from contracts.policy import BUILT_IN_POLICIES
+
+        keys = Keyring([self.state_dir / "keys"])
+        for identity in DEMO_IDENTITIES:
+            if keys.path(identity) is None:
+                create_key(self.state_dir / "keys", identity)
+        if self.policy_path.exists():
+            return self.policy_path
+        import yaml
+
+        policies = {
+            "apiVersion": "opsctl/v1",
+            "kind": "PolicySet",
+            "identities": {name: {"publicKey": keys.public_key(name)} for name in DEMO_IDENTITIES},
+            "groups": DEMO_GROUPS,
+            "environments": BUILT_IN_POLICIES.model_dump(mode="json", by_alias=True)["environments"],
+        }
+        header = "# The embedded stack's policies: the built-in rules, with the demo identities registered.\n"
+        self.policy_path.write_text(header + yaml.safe_dump(policies, sort_keys=False))
+        return self.policy_path
 
     def database_target(self, dbname: str) -> dict[str, Any]:
         return {

@@ -13,7 +13,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 from contracts.failures import ExitCode, OpsctlError
 
@@ -29,7 +29,8 @@ typical session:
   opsctl validate -f rotate.yaml                 # check the document, offline
   opsctl plan -f rotate.yaml                     # dry run: exit 10 if it would change things
   opsctl apply -f rotate.yaml --as alice         # submit; prod waits for approval (exit 7)
-  opsctl approve RUN --plan-hash H --as bob      # a second person approves that exact plan
+  opsctl keys init                               # your signing key; register `keys show` in the policy
+  opsctl approve RUN --plan-hash H --as bob      # a second person approves that exact plan (signed)
   opsctl result RUN --wait                       # the four answers, and the exit code
 """
 
@@ -55,42 +56,112 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("runs", "phase, progress and next action of a run"),
     "result": ("runs", "the full report of a run: requested, changed, uncertain, next"),
     "list": ("runs", "list runs, filtered by phase, kind or environment"),
+    "policy": ("policy", "show the policies runs obey, or check a policy file offline"),
+    "keys": ("keys", "your signing key: init creates it, show prints the public key to register"),
     "dev": ("dev", "the embedded development stack: up, down, status"),
     "demo": ("demo", "run the two-person credential rotation demo on the embedded stack"),
 }
 
 
-def _common() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--format", choices=["text", "json"], default="text", help="output format (default: text)")
-    common.add_argument(
-        "--as", dest="as_user", metavar="USER", help="act as USER (default: $OPSCTL_USER, config, login)"
-    )
-    common.add_argument("--state-dir", metavar="DIR", help="embedded stack state folder (default: .opsctl)")
-    return common
+class GlobalOption(NamedTuple):
+    """An option accepted before and after the command: `opsctl --as bob approve R` == `opsctl approve R --as bob`."""
+
+    flag: str
+    dest: str  # the attribute command modules read, e.g. args.as_user
+    default: str | None
+    help: str
+    metavar: str | None = None
+    choices: tuple[str, ...] | None = None
+
+
+# One line per global option; parse() resolves each into args.<dest>.
+GLOBAL_OPTIONS: tuple[GlobalOption, ...] = (
+    GlobalOption("--format", "format", "text", "output format (default: text)", choices=("text", "json")),
+    GlobalOption("--as", "as_user", None, "act as USER (default: $OPSCTL_USER, config, login)", metavar="USER"),
+    GlobalOption("--state-dir", "state_dir", None, "embedded stack state folder (default: .opsctl)", metavar="DIR"),
+)
+
+# Where a global option was given: each position records into its own attribute, because
+# argparse copies the subcommand's namespace over the top-level one.
+_POSITIONS = ("before", "after")
+
+
+class _Record(argparse.Action):
+    """Appends every use of a global option, so a second use can never silently win."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, [*getattr(namespace, self.dest, []), values])
+
+
+class ConflictingOptions(OpsctlError):
+    """A global option given more than once with different values (exit 2)."""
+
+    def __init__(self, message: str, given: dict[str, list[Any]]) -> None:
+        super().__init__(ExitCode.INVALID_INPUT, message)
+        self.given = given  # dest → the distinct values given, in order
+
+
+def _add_global_options(parser: argparse.ArgumentParser, position: str) -> None:
+    for option in GLOBAL_OPTIONS:
+        parser.add_argument(
+            option.flag,
+            dest=f"{option.dest}:{position}",
+            action=_Record,
+            default=argparse.SUPPRESS,  # absent unless given: nothing to overwrite the other position
+            choices=option.choices,
+            metavar=option.metavar or (None if option.choices else option.dest.upper()),
+            help=option.help,
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = _common()
     parser = argparse.ArgumentParser(
         prog="opsctl",
         description=DESCRIPTION,
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        parents=[common],
     )
+    _add_global_options(parser, _POSITIONS[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, help_line) in COMMANDS.items():
         command = sub.add_parser(
             name,
             help=help_line,
             description=help_line,
-            parents=[common],
             epilog=EXIT_CODES,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
+        _add_global_options(command, _POSITIONS[1])
         _arguments(name, command)
     return parser
+
+
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    """Parse argv, resolving each global option from both positions into args.<dest>.
+
+    Raises SystemExit when argparse rejects argv (it has printed usage), and
+    ConflictingOptions when a global option is given with different values.
+    """
+    args = build_parser().parse_args(argv)
+    given: dict[str, list[Any]] = {}
+    conflicts: list[str] = []
+    for option in GLOBAL_OPTIONS:
+        uses = [value for position in _POSITIONS for value in vars(args).pop(f"{option.dest}:{position}", [])]
+        distinct = given[option.dest] = list(dict.fromkeys(uses))
+        if len(distinct) > 1:
+            times = "twice" if len(uses) == 2 else f"{len(uses)} times"
+            values = ", ".join(str(value) for value in distinct)
+            conflicts.append(f"{option.flag} given {times} with different values ({values}); give it once")
+        setattr(args, option.dest, distinct[0] if distinct else option.default)
+    if conflicts:
+        raise ConflictingOptions("; ".join(conflicts), given)
+    return args
 
 
 def _arguments(name: str, parser: argparse.ArgumentParser) -> None:
@@ -106,6 +177,13 @@ def _arguments(name: str, parser: argparse.ArgumentParser) -> None:
     if name == "apply":
         parser.add_argument("--wait", action="store_true", help="wait for the run to end, showing progress")
         parser.add_argument("--timeout", type=float, default=3600, help=wait_help)
+        parser.add_argument(
+            "--emergency",
+            action="store_true",
+            help="break-glass: apply without prior approval where the policy allows it; "
+            "a post-incident review by the normal quorum follows",
+        )
+        parser.add_argument("--reason", help="with --emergency: why it cannot wait (recorded)")
     if name in ("approve", "reject", "cancel", "resolve", "status", "result"):
         parser.add_argument("run", metavar="RUN", help="the run's id (workflow id)")
     if name == "approve":
@@ -133,6 +211,13 @@ def _arguments(name: str, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--kind", help="e.g. RotateDbCredential")
         parser.add_argument("--env", help="environment, e.g. prod")
         parser.add_argument("--limit", type=int, default=20, help="at most this many runs (default: %(default)s)")
+    if name == "policy":
+        parser.add_argument("action", choices=["show", "check"])
+        parser.add_argument("environment", nargs="?", metavar="ENV", help="show: one environment (default: all)")
+        parser.add_argument("-f", "--file", metavar="POLICYFILE", help="check: the policy file (YAML or JSON)")
+    if name == "keys":
+        parser.add_argument("action", choices=["init", "show"])
+        parser.add_argument("--force", action="store_true", help="init: replace an existing key")
     if name == "dev":
         parser.add_argument("action", choices=["up", "down", "status"])
         parser.add_argument("--temporal-port", type=int, default=7233)
@@ -145,13 +230,16 @@ def _arguments(name: str, parser: argparse.ArgumentParser) -> None:
 
 def run(argv: Sequence[str], stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
     """Parse, dispatch, print; return the exit code. Never raises for user errors."""
-    parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parse(argv)
     except SystemExit as exc:  # argparse has printed usage (or --help) already
         return int(exc.code or 0) if exc.code in (0, None) else int(ExitCode.INVALID_INPUT)
+    except ConflictingOptions as exc:
+        # When --format itself conflicts, answer in JSON if any use asked for it: stdout stays parseable.
+        fmt = "json" if "json" in exc.given["format"] else "text"
+        return _error(exc.exit_code, exc.message, exc.hint, fmt, stdout, stderr)
     if args.command is None:
-        parser.print_help(stdout)
+        build_parser().print_help(stdout)
         return int(ExitCode.INVALID_INPUT)
     module_name, _ = COMMANDS[args.command]
     fmt = args.format

@@ -24,9 +24,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from client.keys import Keyring
 from contracts.failures import ExitCode, FailureKind, OpsctlError
 from contracts.phases import Phase
-from contracts.policy import policy_for
 from contracts.request import Request
 from contracts.run import (
     Decision,
@@ -54,27 +54,22 @@ async def connect(address: str, namespace: str) -> Client:
         ) from exc
 
 
-def run_input(request: Request, mode: Mode, search_attributes: bool = True) -> RunInput:
-    policy = policy_for(request.metadata.environment)
-    if policy is None:
-        from contracts.policy import POLICIES
-
-        raise OpsctlError(
-            ExitCode.VALIDATION_FAILED,
-            f"metadata.environment: no policy for environment {request.metadata.environment!r}",
-            hint=f"use one of: {', '.join(POLICIES)}",
-        )
-    return RunInput(request=request, mode=mode, policy=policy, search_attributes=search_attributes)
-
-
 def _search_attributes(request: Request) -> TypedSearchAttributes:
+    from contracts import search_attributes as sa
+
     values = {
-        "OpsctlKind": request.kind,
-        "OpsctlEnvironment": request.metadata.environment,
-        "OpsctlPhase": Phase.VALIDATING.value,
-        "OpsctlRequester": request.metadata.requester or "",
+        sa.KIND: request.kind,
+        sa.ENVIRONMENT: request.metadata.environment,
+        sa.PHASE: Phase.VALIDATING.value,
+        sa.REQUESTER: request.metadata.requester or "",
     }
     return TypedSearchAttributes([SearchAttributePair(SearchAttributeKey.for_keyword(k), v) for k, v in values.items()])
+
+
+def run_id_for(request: Request, mode: Mode) -> str:
+    """The workflow id: the request's identity; a dry run mutates nothing, so each one is its own."""
+    workflow_id = request.workflow_id()
+    return f"{workflow_id}-plan-{uuid.uuid4().hex[:8]}" if mode is Mode.DRY_RUN else workflow_id
 
 
 async def start_run(
@@ -83,13 +78,16 @@ async def start_run(
     *,
     task_queue: str,
     mode: Mode = Mode.APPLY,
+    emergency: str = "",
+    keys: Keyring | None = None,
     search_attributes: bool = True,
 ) -> tuple[WorkflowHandle[Any, RunState], bool]:
-    """Start the run, or attach to the one this request already started. Returns (handle, new)."""
-    input = run_input(request, mode, search_attributes)
-    workflow_id = request.workflow_id()
-    if mode is Mode.DRY_RUN:  # a dry run mutates nothing; each one is its own execution
-        workflow_id = f"{workflow_id}-plan-{uuid.uuid4().hex[:8]}"
+    """Start the run (signed by the requester's key, if `keys` has it), or attach to the one this
+    request already started. Returns (handle, new)."""
+    workflow_id = run_id_for(request, mode)
+    input = RunInput(request=request, mode=mode, emergency=emergency)
+    if keys is not None:
+        input = keys.sign_request(input, workflow_id)
     try:
         handle: WorkflowHandle[Any, RunState] = await client.start_workflow(
             request.kind,
@@ -202,9 +200,10 @@ async def decide(
     decision: Decision,
     input: DecisionInput,
     *,
+    keys: Keyring | None = None,
     timeout: float = 15.0,
 ) -> tuple[DecisionRecord, RunState]:
-    """Send a decision signal and read back how the workflow judged it."""
+    """Send a decision signal (signed with the actor's key, if `keys` has it) and read back its verdict."""
     state = await read_state(handle)
     if state.phase.terminal:
         raise OpsctlError(
@@ -212,7 +211,7 @@ async def decide(
             f"run {handle.id} has already ended: {state.phase.value}",
             hint="nothing can be decided on a finished run",
         )
-    input = input.model_copy(update={"attempt_id": uuid.uuid4().hex})
+    input = (keys or Keyring([])).sign_decision(handle.id, decision, input)
     signal = "resolve" if isinstance(input, ResolveInput) else decision.value
     await handle.signal(signal, input)
 

@@ -11,11 +11,14 @@ class Phase(StrEnum):
     VALIDATING = "validating"
     PLANNING = "planning"
     AWAITING_APPROVAL = "awaiting_approval"
+    WAITING_FOR_WINDOW = "waiting_for_window"  # approved, but a freeze is in force
     REPLANNING = "replanning"
     APPLYING = "applying"
     VERIFYING = "verifying"
     COMPENSATING = "compensating"
     NEEDS_REVIEW = "needs_review"
+    AWAITING_REVIEW = "awaiting_review"  # an emergency apply ended; its post-incident review is open
+    REVIEW_OVERDUE = "review_overdue"  # ... and its review deadline has passed
     # Terminal phases.
     PLANNED = "planned"  # a dry run ends here
     SUCCEEDED = "succeeded"
@@ -43,14 +46,20 @@ TERMINAL = frozenset(
 )
 
 _ENDINGS = {Phase.FAILED, Phase.CANCELLED, Phase.NEEDS_REVIEW}
+_APPLIED = {Phase.SUCCEEDED, Phase.FAILED, Phase.CANCELLED}  # how a run that changed things can end
 TRANSITIONS: dict[Phase, frozenset[Phase]] = {
     Phase.VALIDATING: frozenset({Phase.PLANNING, Phase.FAILED, Phase.CANCELLED}),
-    Phase.PLANNING: frozenset({Phase.AWAITING_APPROVAL, Phase.APPLYING, Phase.PLANNED, Phase.NO_CHANGES, *_ENDINGS}),
-    Phase.AWAITING_APPROVAL: frozenset({Phase.REPLANNING, Phase.REJECTED, Phase.EXPIRED, Phase.CANCELLED}),
+    Phase.PLANNING: frozenset(
+        {Phase.AWAITING_APPROVAL, Phase.WAITING_FOR_WINDOW, Phase.APPLYING, Phase.PLANNED, Phase.NO_CHANGES, *_ENDINGS}
+    ),
+    Phase.AWAITING_APPROVAL: frozenset(
+        {Phase.REPLANNING, Phase.WAITING_FOR_WINDOW, Phase.REJECTED, Phase.EXPIRED, Phase.CANCELLED}
+    ),
+    Phase.WAITING_FOR_WINDOW: frozenset({Phase.REPLANNING, Phase.CANCELLED}),
     Phase.REPLANNING: frozenset({Phase.APPLYING, Phase.AWAITING_APPROVAL, Phase.NO_CHANGES, *_ENDINGS}),
-    Phase.APPLYING: frozenset({Phase.VERIFYING, Phase.COMPENSATING, *_ENDINGS}),
-    Phase.VERIFYING: frozenset({Phase.SUCCEEDED, Phase.COMPENSATING, *_ENDINGS}),
-    Phase.COMPENSATING: frozenset({Phase.CANCELLED, Phase.FAILED, Phase.NEEDS_REVIEW}),
+    Phase.APPLYING: frozenset({Phase.VERIFYING, Phase.COMPENSATING, Phase.AWAITING_REVIEW, *_ENDINGS}),
+    Phase.VERIFYING: frozenset({Phase.SUCCEEDED, Phase.COMPENSATING, Phase.AWAITING_REVIEW, *_ENDINGS}),
+    Phase.COMPENSATING: frozenset({Phase.CANCELLED, Phase.FAILED, Phase.NEEDS_REVIEW, Phase.AWAITING_REVIEW}),
     Phase.NEEDS_REVIEW: frozenset(
         {
             Phase.PLANNING,
@@ -58,11 +67,14 @@ TRANSITIONS: dict[Phase, frozenset[Phase]] = {
             Phase.APPLYING,
             Phase.VERIFYING,
             Phase.COMPENSATING,
+            Phase.AWAITING_REVIEW,
             Phase.SUCCEEDED,
             Phase.FAILED,
             Phase.CANCELLED,
         }
     ),
+    Phase.AWAITING_REVIEW: frozenset({Phase.REVIEW_OVERDUE, *_APPLIED}),
+    Phase.REVIEW_OVERDUE: frozenset(_APPLIED),
 }
 
 

@@ -1,71 +1,247 @@
-"""Per-environment policy and the approval judgement, as pure functions.
+"""Per-environment policy: who must approve, when changes may run, how far one run may reach.
 
-The workflow calls `judge_approval` for every signal; the same code is unit-tested
-directly, so what the tests prove is what production decides.
+Policies live in a policy file the worker loads (`policy_file` in its settings); without
+one, the built-in set below applies. A run obtains its environment's policy from the
+worker (a local activity at its start, recorded in history), never from its caller.
+This module is the file's schema and its offline checks; `contracts.gate` judges with it.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import base64
+import binascii
+from datetime import UTC, datetime, time
+from enum import StrEnum
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from contracts.request import DocumentError, StrictModel, describe_validation_error, load_mapping
 
-class Policy(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    environment: str
-    required_approvals: int = Field(ge=0)
-    approval_timeout_seconds: int = Field(gt=0)
-    allowed_approvers: tuple[str, ...] | None = None  # None: anyone but the requester
-    max_deletions: int = Field(default=100, ge=0)  # blast radius: resources one run may delete
-
-
-POLICIES: dict[str, Policy] = {
-    "dev": Policy(environment="dev", required_approvals=0, approval_timeout_seconds=3600, max_deletions=20_000),
-    "staging": Policy(
-        environment="staging", required_approvals=1, approval_timeout_seconds=4 * 3600, max_deletions=5_000
-    ),
-    "prod": Policy(environment="prod", required_approvals=1, approval_timeout_seconds=24 * 3600, max_deletions=500),
-}
+POLICY_FILE_KIND = "PolicySet"
+BUILT_IN = "built-in"
 
 
-def policy_for(environment: str) -> Policy | None:
-    return POLICIES.get(environment)
+class Weekday(StrEnum):
+    MON = "mon"
+    TUE = "tue"
+    WED = "wed"
+    THU = "thu"
+    FRI = "fri"
+    SAT = "sat"
+    SUN = "sun"
 
 
-class ApprovalVerdict(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class WeeklyFreeze(StrictModel):
+    """Every week on `days`, from `start` to `end` (UTC). `end` 00:00 means midnight at the day's end."""
 
-    accepted: bool
-    reason: str
+    days: tuple[Weekday, ...] = Field(min_length=1)
+    start: time = time(0, 0)
+    end: time = time(0, 0)
+    reason: str = "weekly change freeze"
 
 
-def judge_approval(
-    *,
-    actor: str,
-    plan_hash: str,
-    requester: str,
-    current_plan_hash: str,
-    policy: Policy,
-    approved_by: list[str],
-    now: datetime,
-    deadline: datetime,
-) -> ApprovalVerdict:
-    """Decide one approval attempt. Refusals say exactly why."""
-    if now >= deadline:
-        return ApprovalVerdict(accepted=False, reason=f"too late: the approval deadline was {deadline.isoformat()}")
-    # Identities compare case-insensitively: "Alice" is alice.
-    who, approved = actor.casefold(), {name.casefold() for name in approved_by}
-    if who == requester.casefold():
-        return ApprovalVerdict(accepted=False, reason="four-eyes: the requester cannot approve their own run")
-    if policy.allowed_approvers is not None and who not in {name.casefold() for name in policy.allowed_approvers}:
-        return ApprovalVerdict(accepted=False, reason=f"{actor} may not approve runs in {policy.environment}")
-    if plan_hash != current_plan_hash:
-        return ApprovalVerdict(
-            accepted=False,
-            reason=f"plan hash mismatch: you approved {plan_hash[:12]}…, the current plan is {current_plan_hash[:12]}…",
+class DatedFreeze(StrictModel):
+    """A blackout between two instants, e.g. a holiday or a launch. Times without a zone are UTC."""
+
+    start: datetime
+    end: datetime
+    reason: str = "change freeze"
+
+    @field_validator("start", "end")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DatedFreeze:
+        if self.end <= self.start:
+            raise ValueError(f"ends ({self.end.isoformat()}) before it starts ({self.start.isoformat()})")
+        return self
+
+
+class Freeze(StrictModel):
+    weekly: tuple[WeeklyFreeze, ...] = ()
+    dates: tuple[DatedFreeze, ...] = ()
+
+
+class BreakGlass(StrictModel):
+    """Emergency apply without prior approval, reviewed by the normal quorum afterwards."""
+
+    allowed: bool = False
+    review_within_seconds: int = Field(default=24 * 3600, gt=0)
+
+
+class Policy(StrictModel):
+    """One environment's rules, with the identities and groups they name (resolved from the file)."""
+
+    environment: str = ""  # filled from the file's key
+    required_approvals: int = Field(default=1, ge=0, description="distinct approvers; the requester never counts")
+    quorum: dict[str, int] = Field(
+        default_factory=dict, description="approvers needed per group, e.g. {dba: 1, owners: 1}"
+    )
+    require_signatures: bool = True
+    approval_timeout_seconds: int = Field(default=24 * 3600, gt=0)
+    decision_max_age_seconds: int = Field(default=3600, gt=0, description="longest validity of a signed decision")
+    max_deletions: int = Field(default=100, ge=0, description="blast radius: resources one run may delete")
+    freeze: Freeze = Field(default_factory=Freeze)
+    break_glass: BreakGlass = Field(default_factory=BreakGlass)
+    # Filled from the file's top level: the public keys and group members this environment can use.
+    identities: dict[str, str] = Field(default_factory=dict)
+    groups: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+
+    def groups_of(self, identity: str) -> tuple[str, ...]:
+        who = identity.casefold()
+        return tuple(sorted(g for g, members in self.groups.items() if who in {m.casefold() for m in members}))
+
+    def public_key(self, identity: str) -> str | None:
+        who = identity.casefold()
+        return next((key for name, key in self.identities.items() if name.casefold() == who), None)
+
+    def describe_quorum(self) -> str:
+        if not self.required_approvals:
+            return "no approval required"
+        groups = [f"{count} from {group}" for group, count in sorted(self.quorum.items())]
+        rest = self.required_approvals - sum(self.quorum.values())
+        if rest and groups:
+            groups.append(f"{rest} more from anyone registered")
+        people = "approver" if self.required_approvals == 1 else "approvers"
+        detail = f" ({', '.join(groups)})" if groups else ""
+        return f"{self.required_approvals} {people} other than the requester{detail}"
+
+
+def decode_public_key(text: str) -> bytes:
+    """`ed25519:<base64>` → the key's 32 raw bytes, or ValueError saying what is wrong."""
+    scheme, _, body = text.partition(":")
+    if scheme != "ed25519" or not body:
+        raise ValueError("a public key looks like 'ed25519:<base64>' (see `opsctl keys show`)")
+    try:
+        raw = base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(f"the public key is not base64: {exc}") from None
+    if len(raw) != 32:
+        raise ValueError(f"an Ed25519 public key is 32 bytes, this one is {len(raw)}")
+    return raw
+
+
+class Identity(StrictModel):
+    public_key: str
+
+    @field_validator("public_key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        decode_public_key(value)
+        return value
+
+
+class EnvironmentRules(StrictModel):
+    """An environment's entry in the policy file: Policy without the shared identities and groups."""
+
+    required_approvals: int = Field(default=1, ge=0)
+    quorum: dict[str, int] = Field(default_factory=dict)
+    require_signatures: bool = True
+    approval_timeout_seconds: int = Field(default=24 * 3600, gt=0)
+    decision_max_age_seconds: int = Field(default=3600, gt=0)
+    max_deletions: int = Field(default=100, ge=0)
+    freeze: Freeze = Field(default_factory=Freeze)
+    break_glass: BreakGlass = Field(default_factory=BreakGlass)
+
+    @field_validator("quorum")
+    @classmethod
+    def _positive(cls, value: dict[str, int]) -> dict[str, int]:
+        bad = [group for group, count in value.items() if count < 1]
+        if bad:
+            raise ValueError(f"each group needs at least 1 approver: {', '.join(bad)}")
+        return value
+
+
+class PolicySet(StrictModel):
+    """A whole policy file: identities with their public keys, groups, and rules per environment."""
+
+    api_version: str = Field(default="opsctl/v1", pattern=r"^opsctl/v1$")
+    kind: str = Field(default=POLICY_FILE_KIND, pattern=f"^{POLICY_FILE_KIND}$")
+    identities: dict[str, Identity] = Field(default_factory=dict)
+    groups: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    environments: dict[str, EnvironmentRules] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PolicySet:
+        problems = check_consistency(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def policy_for(self, environment: str) -> Policy | None:
+        rules = self.environments.get(environment)
+        if rules is None:
+            return None
+        return Policy(
+            environment=environment,
+            **rules.model_dump(),
+            identities={name: identity.public_key for name, identity in self.identities.items()},
+            groups=dict(self.groups),
         )
-    if who in approved:
-        return ApprovalVerdict(accepted=False, reason=f"{actor} has already approved this plan")
-    return ApprovalVerdict(accepted=True, reason="approved")
+
+
+def check_consistency(policies: PolicySet) -> list[str]:
+    """What makes a policy file unusable, each problem naming the entry at fault."""
+    problems = []
+    registered = {name.casefold() for name in policies.identities}
+    for group, members in sorted(policies.groups.items()):
+        for member in members:
+            if member.casefold() not in registered:
+                problems.append(f"groups.{group}: {member} has no entry under identities (no public key)")
+    for name, rules in sorted(policies.environments.items()):
+        where = f"environments.{name}"
+        for group, count in sorted(rules.quorum.items()):
+            in_group = policies.groups.get(group)
+            if in_group is None:
+                problems.append(f"{where}.quorum: unknown group {group!r}")
+            elif len(in_group) < count:
+                problems.append(f"{where}.quorum: {group} needs {count} approvers but has {len(in_group)} members")
+        if sum(rules.quorum.values()) > rules.required_approvals:
+            problems.append(
+                f"{where}: requiredApprovals is {rules.required_approvals}, "
+                f"fewer than the quorum's groups need ({sum(rules.quorum.values())})"
+            )
+    return problems
+
+
+_SHARED = {"requireSignatures": True, "decisionMaxAgeSeconds": 3600}
+BUILT_IN_POLICIES = PolicySet.model_validate(
+    {
+        "environments": {
+            "dev": {
+                "requiredApprovals": 0,
+                "requireSignatures": False,
+                "approvalTimeoutSeconds": 3600,
+                "maxDeletions": 20_000,
+                "breakGlass": {"allowed": True, "reviewWithinSeconds": 7 * 24 * 3600},
+            },
+            "staging": {
+                **_SHARED,
+                "requiredApprovals": 1,
+                "approvalTimeoutSeconds": 4 * 3600,
+                "maxDeletions": 5_000,
+                "breakGlass": {"allowed": True, "reviewWithinSeconds": 24 * 3600},
+            },
+            "prod": {
+                **_SHARED,
+                "requiredApprovals": 1,
+                "approvalTimeoutSeconds": 24 * 3600,
+                "maxDeletions": 500,
+                "breakGlass": {"allowed": False},
+            },
+        }
+    }
+)
+
+
+def parse_policy_file(text: str, source: str = "policy file") -> PolicySet:
+    """Read and check a policy file (YAML or JSON), or raise DocumentError naming each problem."""
+    data: dict[str, Any] = load_mapping(text, source)
+    try:
+        return PolicySet.model_validate(data)
+    except ValidationError as exc:
+        error = describe_validation_error(exc)
+        raise DocumentError(f"{source}: {error}", field=error.field) from exc

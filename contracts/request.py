@@ -25,7 +25,9 @@ class StrictModel(BaseModel):
 
 
 class Metadata(StrictModel):
-    environment: str = Field(pattern=r"^[a-z][a-z0-9-]{0,31}$", description="Target environment; selects the policy.")
+    environment: str = Field(
+        pattern=r"^[a-z][a-z0-9-]{0,31}$", description="Target environment; the worker's policy for it governs the run."
+    )
     requester: str | None = Field(
         default=None,
         min_length=1,
@@ -145,14 +147,6 @@ def parse_request(data: dict[str, Any]) -> Request:
         envelope = Request.model_validate(data)
     except ValidationError as exc:
         raise describe_validation_error(exc) from exc
-    from contracts.policy import POLICIES
-
-    if envelope.metadata.environment not in POLICIES:
-        raise DocumentError(
-            f"no policy for environment {envelope.metadata.environment!r}; known: {', '.join(POLICIES)}",
-            field="metadata.environment",
-            exit_code=ExitCode.VALIDATION_FAILED,
-        )
     try:
         spec = model.model_validate(envelope.spec)
     except ValidationError as exc:

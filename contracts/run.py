@@ -10,13 +10,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.failures import FAILURE_TABLE, ExitCode, FailureKind, Retryable
 from contracts.phases import Phase, exit_code_for_phase
 from contracts.plan import Plan
 from contracts.policy import Policy
 from contracts.request import Request
+from contracts.signing import decision_payload, request_payload
 
 RESULT_SCHEMA = "opsctl.run/v1"
 
@@ -26,17 +27,60 @@ class Mode(StrEnum):
     DRY_RUN = "dry_run"
 
 
+class RequestSignature(BaseModel):
+    """The requester's signature over the whole input (see `contracts.signing.request_payload`)."""
+
+    attempt_id: str = Field(min_length=1)
+    expires_at: int  # seconds since the epoch, UTC
+    signature: str = Field(min_length=1)
+
+
 class RunInput(BaseModel):
+    """What a caller sends to start a run. Untrusted: it names what to do, never the rules.
+
+    The policy, identities and the worker's switches come from the worker; the requester is
+    whoever signed the request. Unknown fields are kept (not dropped) so that the workflow
+    can refuse them by name instead of silently ignoring a `policy` a caller tried to set.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
     request: Request
     mode: Mode = Mode.APPLY
-    policy: Policy
-    # The time-skipping test server knows no custom search attributes; tests turn them off.
+    emergency: str = Field(default="", description="break-glass: apply without prior approval, for this reason")
+    signature: RequestSignature | None = None
+    # Set only by continue-as-new (the workflow checks that it continues a run of its own).
+    continuation: Continuation | None = None
+
+    def signed_body(self) -> dict[str, Any]:
+        return {
+            "request": self.request.model_dump(mode="json", by_alias=True),
+            "mode": self.mode.value,
+            "emergency": self.emergency,
+            "requester": self.request.metadata.requester or "",
+        }
+
+    def signature_payload(self, run_id: str, attempt_id: str, expires_at: int) -> bytes:
+        return request_payload(run_id=run_id, request=self.signed_body(), attempt_id=attempt_id, expires_at=expires_at)
+
+
+class RunSettings(BaseModel):
+    """What the worker decides for a run: its environment's policy and the worker's own switches."""
+
+    policy: Policy | None
+    policy_source: str
+    # The time-skipping test server knows no custom search attributes: its test workers turn them off.
     search_attributes: bool = True
     # Continue-as-new once a run's history reaches this many events (Temporal warns at 10k).
     history_event_limit: int = 4000
-    # Set by continue-as-new: the state to resume applying from, and the operation's progress.
-    resume: RunState | None = None
-    carry: dict[str, Any] = {}
+
+
+class Continuation(BaseModel):
+    """What a run hands to its continuation: its record, its settings, and the operation's progress."""
+
+    state: RunState
+    settings: RunSettings
+    applied: dict[str, Any] = {}  # the operation's `applied_model`, dumped
 
 
 class Decision(StrEnum):
@@ -49,12 +93,29 @@ class Decision(StrEnum):
 
 
 class DecisionInput(BaseModel):
-    """Every signal carries who, which plan, and why. `attempt_id` lets the CLI find its verdict."""
+    """Every decision carries who, which plan, why, and a signature over all of it.
+
+    `attempt_id` is unique per attempt (a replayed one is refused) and lets the CLI find its
+    verdict; `expires_at` (epoch seconds) bounds how long the signature is good for.
+    """
 
     actor: str = Field(min_length=1)
     plan_hash: str = ""
     comment: str = ""
     attempt_id: str = ""
+    expires_at: int = 0
+    signature: str = ""
+
+    def signature_payload(self, run_id: str, decision: Decision) -> bytes:
+        return decision_payload(
+            run_id=run_id,
+            decision=decision.value,
+            actor=self.actor,
+            plan_hash=self.plan_hash,
+            comment=self.comment,
+            attempt_id=self.attempt_id,
+            expires_at=self.expires_at,
+        )
 
 
 class ResolveInput(DecisionInput):
@@ -74,6 +135,8 @@ class DecisionRecord(BaseModel):
     accepted: bool
     reason: str
     at: datetime
+    signed: bool = False  # the signature verified against the actor's registered key
+    groups: list[str] = []  # the approver's groups, as the policy had them
 
 
 class Resource(BaseModel):
@@ -147,8 +210,15 @@ class RunState(BaseModel):
     request: Request
     plan: Plan | None = None
     plan_hash: str = ""
+    policy_source: str = ""  # where the worker's policy for this environment came from
     required_approvals: int = 0
+    quorum: str = ""  # the policy's quorum, in words
+    requester_verified: bool = False  # the request's signature verified against the requester's key
+    emergency: str = ""  # break-glass reason: applied without prior approval
     approval_deadline: datetime | None = None
+    review_deadline: datetime | None = None  # an emergency's post-incident review is due by then
+    frozen_until: datetime | None = None  # waiting for a freeze window to end
+    outcome: Phase | None = None  # while awaiting the post-incident review: how the run ended
     decisions: list[DecisionRecord] = []
     progress: Progress = Progress()
     steps: list[StepRecord] = []
@@ -171,6 +241,8 @@ class RunState(BaseModel):
         return FAILURE_TABLE[self.failure.kind][1]
 
     def exit_code(self) -> ExitCode:
+        if self.outcome is not None and not self.phase.terminal:  # applied; only the review is open
+            return self.model_copy(update={"phase": self.outcome, "outcome": None}).exit_code()
         if self.phase in (Phase.FAILED, Phase.CANCELLED) and self.failure is not None:
             return FAILURE_TABLE[self.failure.kind][0]
         if self.phase is Phase.PLANNED and self.plan is not None and self.plan.has_changes:
@@ -181,4 +253,6 @@ class RunState(BaseModel):
         return [d.actor for d in self.decisions if d.decision is Decision.APPROVE and d.accepted]
 
 
-RunInput.model_rebuild()  # RunInput refers to RunState, defined after it
+# RunInput and Continuation refer to models defined after them.
+Continuation.model_rebuild()
+RunInput.model_rebuild()

@@ -26,10 +26,9 @@ from temporalio.worker import Worker
 from activities.aws import AwsSettings
 from activities.sweep_volumes import SweepVolumesActivities
 from client.devstack import DEV_AWS_ENV, Ports, Stack
-from client.runs import run_input
-from contracts.policy import POLICIES
 from contracts.request import parse_request
-from contracts.run import Mode, RunState
+from contracts.run import Mode, RunInput, RunState
+from tests.identities import policies, policy_activities
 from workflows.sweep_volumes import SweepStaleVolumes
 
 
@@ -65,13 +64,13 @@ async def bench(count: int) -> None:
                     "spec": {"olderThanDays": 0, "tagFilters": {"bench": scope}},
                 }
             )
-            policy = POLICIES["dev"].model_copy(update={"max_deletions": max(count, 1)})
-            input = run_input(request, Mode.APPLY).model_copy(update={"policy": policy})
+            wide = policies(dev={"requiredApprovals": 0, "requireSignatures": False, "maxDeletions": max(count, 1)})
+            input = RunInput(request=request, mode=Mode.APPLY)
             async with Worker(
                 client,
                 task_queue=scope,
                 workflows=[SweepStaleVolumes],
-                activities=[sweep.plan, sweep.delete_batch, sweep.verify],
+                activities=[sweep.plan, sweep.delete_batch, sweep.verify, policy_activities(wide).resolve_policy],
             ):
                 started = time.perf_counter()
                 result: RunState = await client.execute_workflow(

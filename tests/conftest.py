@@ -11,6 +11,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from client.devstack import DEV_AWS_ENV, Ports, Stack
+from tests.identities import POLICY_FILE
 from worker.main import build_worker
 from worker.settings import WorkerSettings
 
@@ -33,6 +34,7 @@ def worker_settings(stack: Stack) -> WorkerSettings:
             "temporal": {"address": stack.temporal_address},
             "aws": {"endpoint_url": stack.aws_endpoint, "region": DEV_AWS_ENV["AWS_DEFAULT_REGION"]},
             "databases": {"app": stack.database_target("app")},
+            "policy_file": str(POLICY_FILE),
         }
     )
 

@@ -17,6 +17,7 @@ from temporalio.worker import Worker
 
 from activities.backfill_table import BackfillActivities
 from activities.migrate_schema import MigrateSchemaActivities
+from activities.policy import PolicyActivities, load_policies
 from activities.postgres import Databases
 from activities.read_replica import ReadReplicaActivities
 from activities.rotate_credential import RotateCredentialActivities
@@ -41,9 +42,20 @@ def activity_methods(instance: object) -> list[Callable[..., Any]]:
     return [method for method in methods if hasattr(method, "__temporal_activity_definition")]
 
 
+def policy_activities(settings: WorkerSettings) -> PolicyActivities:
+    policies, source = load_policies(settings.policy_file)
+    return PolicyActivities(
+        policies,
+        source,
+        search_attributes=settings.search_attributes,
+        history_event_limit=settings.history_event_limit,
+    )
+
+
 def build_activities(settings: WorkerSettings) -> list[Callable[..., Any]]:
     databases = Databases(settings.databases)
     return [
+        *activity_methods(policy_activities(settings)),
         *activity_methods(RotateCredentialActivities(databases, settings.aws)),
         *activity_methods(SweepVolumesActivities(settings.aws)),
         *activity_methods(ReadReplicaActivities(settings.aws)),

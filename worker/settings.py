@@ -29,6 +29,11 @@ class WorkerSettings(BaseModel):
     databases: dict[str, DatabaseTarget] = Field(default_factory=dict)
     trace_file: str = ""  # finished spans as JSON lines; empty: tracing stays in-process
     metrics_address: str = ""  # host:port serving Prometheus /metrics; empty: no endpoint
+    # The policies runs obey (YAML or JSON, `opsctl policy check -f` validates it); empty: built-in.
+    policy_file: str = ""
+    # Test-only: the time-skipping test server knows no custom search attributes.
+    search_attributes: bool = True
+    history_event_limit: int = 4000  # continue-as-new once a run's history reaches this many events
 
     @classmethod
     def load(cls, path: str | None = None) -> WorkerSettings:
@@ -46,4 +51,5 @@ class WorkerSettings(BaseModel):
                 if os.environ.get(env)
             }
         )
-        return settings.model_copy(update={"temporal": temporal})
+        policy_file = os.environ.get("OPSCTL_POLICY_FILE") or settings.policy_file
+        return settings.model_copy(update={"temporal": temporal, "policy_file": policy_file})

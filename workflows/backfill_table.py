@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from datetime import timedelta
 
+from pydantic import BaseModel
 from temporalio import workflow
 
 from workflows.lifecycle import Lifecycle
@@ -43,9 +44,18 @@ def backfill_timeout(spec: BackfillTableSpec, rows: int) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+class BackfillApplied(BaseModel):
+    """The key range the backfill walked: what verify proves no row in it still matches."""
+
+    key_type: str = ""
+    key_min: str = ""
+    key_max: str = ""
+
+
 @workflow.defn(name="BackfillTable")
-class BackfillTable(Lifecycle[BackfillTableSpec]):
+class BackfillTable(Lifecycle[BackfillTableSpec, BackfillApplied]):
     spec_model = BackfillTableSpec
+    applied_model = BackfillApplied
 
     @workflow.run
     async def run(self, input: RunInput) -> RunState:
@@ -54,13 +64,11 @@ class BackfillTable(Lifecycle[BackfillTableSpec]):
     async def plan(self, spec: BackfillTableSpec) -> Plan:
         return await self.probe(BackfillActivities.plan, PlanBackfillInput(spec=spec), timeout=PLAN_TIMEOUT)
 
-    async def apply(self, spec: BackfillTableSpec, plan: Plan) -> None:
+    async def apply(self, spec: BackfillTableSpec, plan: Plan, applied: BackfillApplied) -> BackfillApplied:
         self.expect_steps(1)
         facts = {key: value for step in plan.actions for key, value in step.observed.items()}
         rows = int(facts["matching_rows"])
-        self._range = VerifyBackfillInput(
-            spec=spec, key_type=facts["key_type"], key_min=facts["key_min"], key_max=facts["key_max"]
-        )
+        applied.key_type, applied.key_min, applied.key_max = facts["key_type"], facts["key_min"], facts["key_max"]
         # Recorded as the step starts: once a batch commits the table has changed, so a failure
         # from there on is reported as a partial application, never as "nothing changed".
         table = Resource(
@@ -85,11 +93,13 @@ class BackfillTable(Lifecycle[BackfillTableSpec]):
         )
         table.external_id = f"{spec.key_column} ≤ {result.checkpoint}"
         table.detail = describe(spec, result)
+        return applied
 
-    async def verify(self, spec: BackfillTableSpec) -> list[Check]:
-        return await self.probe(BackfillActivities.verify, self._range, step="verify", timeout=PLAN_TIMEOUT)
+    async def verify(self, spec: BackfillTableSpec, applied: BackfillApplied) -> list[Check]:
+        key_range = VerifyBackfillInput(spec=spec, **applied.model_dump())
+        return await self.probe(BackfillActivities.verify, key_range, step="verify", timeout=PLAN_TIMEOUT)
 
-    async def compensate(self, spec: BackfillTableSpec) -> bool:
+    async def compensate(self, spec: BackfillTableSpec, applied: BackfillApplied) -> bool:
         # The overwritten values were not kept: committed batches stand.
         self.warn(f"not undone: rows of {spec.table} already backfilled keep their new {spec.set_column}")
         return False

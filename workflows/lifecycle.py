@@ -1,9 +1,10 @@
 """The lifecycle every operation shares: validate → plan → approve → re-plan → apply → verify.
 
-An operation subclasses `Lifecycle` and writes three things as plain runbook code:
-`plan` (read-only activities), `apply` (a sequence of `self.step(...)` calls) and `verify`
-(postcondition probes). Phases, approval judgement, deadlines, cancellation at safe
-points, failure classification and `needs_review` live here once.
+An operation subclasses `Lifecycle` and writes four things as plain runbook code: `plan`
+(read-only activities), `apply` (a sequence of `self.step(...)` calls filling in its
+`applied_model`), `verify` (postcondition probes) and `compensate`; `apply`'s result is what
+`verify` and `compensate` receive. The rules (policy, identities) come from the worker at the
+start of the run; `_run` is the procedure in order, and `finish` is the one place it ends.
 """
 
 from __future__ import annotations
@@ -16,32 +17,42 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 from temporalio.exceptions import TimeoutError as StepTimeout
 from temporalio.workflow import ActivityCancellationType
 
+from workflows import gate
+from workflows.ending import Ending, Stop, stop
 from workflows.run_record import RunRecord
 
 with workflow.unsafe.imports_passed_through():
+    from activities.policy import PolicyActivities, ResolvePolicyInput
     from contracts.failures import NON_RETRYABLE_KINDS, FailureKind
+    from contracts.gate import judge_request
     from contracts.phases import Phase
     from contracts.plan import Plan
+    from contracts.policy import Policy
     from contracts.request import describe_validation_error
     from contracts.run import (
         Check,
+        Continuation,
         Decision,
-        DecisionRecord,
+        DecisionInput,
         Failure,
         Mode,
         Progress,
+        ResolveInput,
         Resource,
         RunInput,
+        RunSettings,
         RunState,
         StepRecord,
     )
+    from contracts.search_attributes import SEARCH_ATTRIBUTES
 
 SpecT = TypeVar("SpecT", bound=BaseModel)
+AppliedT = TypeVar("AppliedT", bound=BaseModel)
 ResultT = TypeVar("ResultT")
 
 # Transient errors retry with bounded backoff; classified permanent ones never retry.
@@ -53,45 +64,38 @@ STEP_RETRY = RetryPolicy(
     non_retryable_error_types=list(NON_RETRYABLE_KINDS),
 )
 STEP_TIMEOUT = timedelta(seconds=60)
+POLICY_TIMEOUT = timedelta(seconds=10)  # a local read of the worker's loaded policy set
 
 _KINDS = {kind.value for kind in FailureKind}
+_KEYS = {
+    name: SearchAttributeKey.for_bool(name) if kind == "Bool" else SearchAttributeKey.for_keyword(name)
+    for name, kind in SEARCH_ATTRIBUTES.items()
+}
 
 
-class StepFailed(Exception):
-    """A step gave up; `failure` says why. Caught by the lifecycle, never leaves the workflow."""
-
-    def __init__(self, failure: Failure) -> None:
-        super().__init__(failure.message)
-        self.failure = failure
+class NothingApplied(BaseModel):
+    """For operations whose apply hands nothing on to verify and compensate."""
 
 
-class CancelRequested(Exception):
-    """A cancel signal was accepted: stop at this safe point and compensate."""
-
-
-class RunEnded(Exception):
-    """The run stops early in `phase` (cancelled, or resolved by an operator)."""
-
-    def __init__(self, phase: Phase) -> None:
-        super().__init__(phase.value)
-        self.phase = phase
-
-
-class Lifecycle(RunRecord, Generic[SpecT]):
+class Lifecycle(Generic[SpecT, AppliedT]):
     spec_model: type[SpecT]
+    applied_model: type[AppliedT]
+    _record: RunRecord | None = None
+    _settings: RunSettings | None = None  # the worker's answer, once the run has it
 
     # ---- what an operation writes -------------------------------------------------
 
     async def plan(self, spec: SpecT) -> Plan:
         raise NotImplementedError
 
-    async def apply(self, spec: SpecT, plan: Plan) -> None:
+    async def apply(self, spec: SpecT, plan: Plan, applied: AppliedT) -> AppliedT:
+        """Apply the plan step by step, filling in `applied` (it is what a continuation resumes from)."""
         raise NotImplementedError
 
-    async def verify(self, spec: SpecT) -> list[Check]:
+    async def verify(self, spec: SpecT, applied: AppliedT) -> list[Check]:
         raise NotImplementedError
 
-    async def compensate(self, spec: SpecT) -> bool:
+    async def compensate(self, spec: SpecT, applied: AppliedT) -> bool:
         """Undo what apply did so far (after a cancel, a failure or an abort).
 
         Returns True when nothing applied remains; False when some changes stand (say
@@ -99,139 +103,206 @@ class Lifecycle(RunRecord, Generic[SpecT]):
         """
         return False
 
+    # ---- decisions and the query -------------------------------------------------------
+
+    @workflow.signal(description="approve the plan awaiting approval (or an emergency's review), by its plan hash")
+    async def approve(self, input: DecisionInput) -> None:
+        (await self._ready()).decide(Decision.APPROVE, input)
+
+    @workflow.signal(description="reject the plan awaiting approval; nothing is changed")
+    async def reject(self, input: DecisionInput) -> None:
+        (await self._ready()).decide(Decision.REJECT, input)
+
+    @workflow.signal(description="stop at the next safe point and undo the applied steps")
+    async def cancel(self, input: DecisionInput) -> None:
+        (await self._ready()).decide(Decision.CANCEL, input)
+
+    @workflow.signal(description="answer needs_review: resolution retry, mark_done or abort")
+    async def resolve(self, input: ResolveInput) -> None:
+        (await self._ready()).decide(Decision(input.resolution), input)
+
+    @workflow.query(description="the run's state: phase, plan, decisions, progress, outcome")
+    def state(self) -> RunState:
+        return self.record.state
+
+    async def _ready(self) -> RunRecord:
+        """Decisions that arrive while the run fetches its policy are judged once it has one."""
+        await workflow.wait_condition(lambda: self._settings is not None)
+        return self.record
+
+    @property
+    def record(self) -> RunRecord:
+        assert self._record is not None, "the record exists from the run's first moment"
+        return self._record
+
+    @property
+    def settings(self) -> RunSettings:
+        assert self._settings is not None, "the settings are resolved before the procedure starts"
+        return self._settings
+
+    # ---- helpers an operation uses ---------------------------------------------------
+
+    def record_change(self, resource: Resource) -> None:
+        self.record.record_change(resource)
+
+    def record_skip(self, resource: Resource) -> None:
+        self.record.record_skip(resource)
+
+    def warn(self, message: str) -> None:
+        self.record.warn(message)
+
+    def expect_steps(self, total: int) -> None:
+        """Tell progress reporting how many apply steps this run has."""
+        self.record.state.progress = Progress(total=total, done=self.record.state.progress.done)
+
     # ---- the procedure ---------------------------------------------------------------
 
     async def run_lifecycle(self, input: RunInput) -> RunState:
-        self._input = input
-        self._state = input.resume or self._initial_state(input)
-        self._steps_done = self._state.progress.done
-        self._cancel: DecisionRecord | None = next(
-            (d for d in self._state.decisions if d.decision is Decision.CANCEL and d.accepted), None
-        )
-        self._resolution: DecisionRecord | None = None
-        self._compensated: bool | None = None  # set once compensation has run
-        self._apply_done = False  # after apply, failures are about observing, not changing
-        self._upsert_search_attributes()
+        continued = input.continuation if workflow.info().continued_run_id else None
+        state = continued.state if continued else self._initial_state(input)
+        self._record = RunRecord(state, None, clock=workflow.now, publish=self._publish, log=workflow.logger.info)
+        self._settings = continued.settings if continued else await self._resolve_settings(input)
+        self.record.policy = policy = self._settings.policy
+        if not continued and policy is not None:
+            state.required_approvals, state.quorum = policy.required_approvals, policy.describe_quorum()
+        state.policy_source = self._settings.policy_source
+        self._applied = self.applied_model.model_validate(continued.applied if continued else {})
+        self.record.publish()
         try:
-            return await (self._resume(input) if input.resume else self._run(input))
-        except StepFailed as failed:
-            return await self._failed(failed.failure)
-        except RunEnded as ended:
-            return self._finish(ended.phase)
-        except CancelRequested:
-            return await self._cancelled()
-        except asyncio.CancelledError:
-            # A Temporal cancel request: undo what can be undone, then report cancelled.
-            self._state.warnings.append("cancelled through Temporal")
-            return await self._cancelled()
+            ending = await (self._resume() if continued else self._run(input))
+        except Stop as stopped:
+            ending = stopped.ending
+        except asyncio.CancelledError:  # a Temporal cancel request: undo what can be undone
+            self.warn("cancelled through Temporal")
+            ending = Ending(Phase.CANCELLED)
+        return await self.finish(ending)
 
-    async def _run(self, input: RunInput) -> RunState:
-        spec = self._validate(input)
-        self._enter(Phase.PLANNING)
-        plan = await self._plan(spec)
+    async def _run(self, input: RunInput) -> Ending:
+        spec, policy = self._admit(input)
+        self.record.enter(Phase.PLANNING)
+        plan = await self._plan(spec, policy)
         if input.mode is Mode.DRY_RUN:
-            return self._finish(Phase.PLANNED)
+            return Ending(Phase.PLANNED)
         if not plan.has_changes:
-            return self._finish(Phase.NO_CHANGES)
-        if input.policy.required_approvals > 0:
-            outcome = await self._approval_gate(spec)
-            if outcome is not None:
-                return outcome
-            # The approved hash, observed afresh: apply acts on the latest observation.
-            assert self._state.plan is not None
-            plan = self._state.plan
-        self._enter(Phase.APPLYING)
-        await self.apply(spec, plan)
-        self._after_apply()
-        self._enter(Phase.VERIFYING)
+            return Ending(Phase.NO_CHANGES)
+        if self.record.state.emergency:
+            self.warn(f"emergency apply without prior approval: {self.record.state.emergency}")
+        else:
+            plan = await self._gate(spec, policy, plan)
+        return await self._apply_and_verify(spec, plan)
+
+    async def _resume(self) -> Ending:
+        """A continued run: its plan was approved earlier in this chain; go on applying."""
+        spec = self._spec(self.record.state.request.spec)
+        assert self.record.state.plan is not None, "a run is only continued from apply"
+        return await self._apply_and_verify(spec, self.record.state.plan, entered=True)
+
+    async def _apply_and_verify(self, spec: SpecT, plan: Plan, entered: bool = False) -> Ending:
+        if not entered:
+            self.record.enter(Phase.APPLYING)
+        self._applied = await self.apply(spec, plan, self._applied)
+        # The end of apply is a safe point too: a cancel that came during the last step is honoured.
+        if self.record.cancel_request is not None:
+            return Ending(Phase.CANCELLED)
+        self.record.enter(Phase.VERIFYING)
         return await self._verify(spec)
 
-    def _after_apply(self) -> None:
-        """The end of apply is a safe point too: a cancel that came during the last step is honoured."""
-        self._apply_done = True
-        if self._cancel is not None:
-            raise CancelRequested
+    def _admit(self, input: RunInput) -> tuple[SpecT, Policy]:
+        """Validation before anything happens: the input's shape, the policy, the requester's signature."""
+        if input.model_extra:
+            names = ", ".join(sorted(input.model_extra))
+            raise stop(
+                FailureKind.VALIDATION,
+                f"the workflow input has fields opsctl does not take: {names}; "
+                "policy, identities and limits come from the worker, never from the caller",
+            )
+        if input.continuation is not None:
+            raise stop(FailureKind.VALIDATION, "a continuation is only accepted from this run's own continue-as-new")
+        policy = self.settings.policy
+        if policy is None:
+            raise stop(
+                FailureKind.VALIDATION,
+                f"no policy for environment {self.record.state.environment!r} in {self.settings.policy_source}",
+            )
+        signed = input.signature
+        attempt, expires, signature = (
+            (signed.attempt_id, signed.expires_at, signed.signature) if signed else ("", 0, "")
+        )
+        verdict = judge_request(
+            policy,
+            requester=self.record.state.requester,
+            payload=input.signature_payload(self.record.state.workflow_id, attempt, expires),
+            signature=signature,
+            attempt_id=attempt,
+            expires_at=expires,
+            emergency=input.emergency,
+            now=workflow.now(),
+        )
+        if not verdict.accepted:
+            raise stop(FailureKind.POLICY_DENIED, verdict.reason)
+        self.record.state.requester_verified = verdict.signed
+        return self._spec(input.request.spec), policy
 
-    async def _resume(self, input: RunInput) -> RunState:
-        """A continued run: the plan was approved in an earlier run of this chain; go on applying."""
-        spec = self._validate(input)
-        assert self._state.plan is not None, "a run is only continued from apply"
-        await self.apply(spec, self._state.plan)
-        self._after_apply()
-        self._enter(Phase.VERIFYING)
-        return await self._verify(spec)
-
-    def _validate(self, input: RunInput) -> SpecT:
+    def _spec(self, spec: dict[str, Any]) -> SpecT:
         try:
-            return self.spec_model.model_validate(input.request.spec)
+            return self.spec_model.model_validate(spec)
         except ValidationError as exc:
-            error = describe_validation_error(exc, prefix="spec")
-            raise StepFailed(Failure(kind=FailureKind.VALIDATION, message=str(error))) from None
+            raise stop(FailureKind.VALIDATION, str(describe_validation_error(exc, prefix="spec"))) from None
 
-    async def _plan(self, spec: SpecT) -> Plan:
+    async def _plan(self, spec: SpecT, policy: Policy) -> Plan:
         plan = await self.plan(spec)
-        self._state.plan = plan
-        # Runs started before noop entries left the hash keep the hash their approvals used.
-        self._state.plan_hash = plan.hash(include_noops=not workflow.patched("plan-hash-excludes-noops"))
-        self._upsert_search_attributes()
-        limit = self._input.policy.max_deletions
-        if plan.deletions > limit:
-            message = f"the plan deletes {plan.deletions} resources; {self._state.environment} allows {limit} per run"
-            raise StepFailed(Failure(kind=FailureKind.POLICY_DENIED, message=message, step="plan"))
+        self.record.state.plan = plan
+        self.record.state.plan_hash = plan.hash()
+        self.record.publish()
+        if plan.deletions > policy.max_deletions:
+            allowed = f"{policy.environment} allows {policy.max_deletions} per run"
+            message = f"the plan deletes {plan.deletions} resources; {allowed}"
+            raise stop(FailureKind.POLICY_DENIED, message, "plan")
         return plan
 
-    async def _approval_gate(self, spec: SpecT) -> RunState | None:
-        """Wait for approvals of the exact plan; re-plan before apply. None means: go apply."""
+    async def _gate(self, spec: SpecT, policy: Policy, plan: Plan) -> Plan:
+        """Until the exact plan about to be applied has the policy's quorum and no freeze is in force."""
+        needs_approval = policy.required_approvals > 0
         while True:
-            self._enter(Phase.AWAITING_APPROVAL)
-            timeout = timedelta(seconds=self._approval_timeout_seconds())
-            self._state.approval_deadline = workflow.now() + timeout
-            self._state.next_action = (
-                f"a second person approves with `opsctl approve {self._state.workflow_id} "
-                f"--plan-hash {self._state.plan_hash}`, or rejects with `opsctl reject`"
+            if needs_approval:
+                await gate.await_approval(self.record, policy)
+            waited = await gate.wait_for_window(self.record, policy)
+            if not (needs_approval or waited):
+                return plan
+            # Nobody applies a plan they did not see: observe again right before apply.
+            approved_hash = self.record.state.plan_hash
+            self.record.enter(Phase.REPLANNING)
+            plan = await self._plan(spec, policy)
+            if not plan.has_changes:
+                raise Stop(Ending(Phase.NO_CHANGES))
+            if not needs_approval or self.record.state.plan_hash == approved_hash:
+                return plan
+            voided = self.record.void_approvals("the plan changed before apply")
+            self.warn(
+                f"the plan changed after approval ({approved_hash[:12]}… → {self.record.state.plan_hash[:12]}…): "
+                f"the approval of {', '.join(voided)} is void and the new plan needs approving"
             )
-            try:
-                await workflow.wait_condition(self._gate_decided, timeout=timeout)
-            except TimeoutError:
-                self._state.next_action = "nothing was changed; submit the request again with a new idempotencyKey"
-                return self._finish(Phase.EXPIRED)
-            if self._cancel is not None:
-                return await self._cancelled()
-            if self._rejected():
-                self._state.next_action = "nothing was changed; fix the request and submit it with a new idempotencyKey"
-                return self._finish(Phase.REJECTED)
-            approved_hash = self._state.plan_hash
-            self._enter(Phase.REPLANNING)
-            fresh = await self._plan(spec)
-            if self._state.plan_hash == approved_hash:
-                return None
-            self._state.warnings.append(
-                f"the plan changed after approval ({approved_hash[:12]}… → {self._state.plan_hash[:12]}…); "
-                "its approvals are void and it needs approving again"
-            )
-            for record in self._state.decisions:
-                if record.decision is Decision.APPROVE and record.accepted:
-                    record.accepted = False
-                    record.reason = "void: the plan changed before apply"
-            if not fresh.has_changes:
-                return self._finish(Phase.NO_CHANGES)
 
-    async def _verify(self, spec: SpecT) -> RunState:
+    async def _verify(self, spec: SpecT) -> Ending:
+        state = self.record.state
         while True:
             try:
-                checks = await self.verify(spec)
-            except StepFailed as failed:
+                checks = await self.verify(spec, self._applied)
+            except Stop as stopped:
+                # A probe's classified failure; an abort (unknown) or a cancel ends the run.
+                if stopped.ending.failure is None or stopped.ending.failure.kind is FailureKind.UNKNOWN:
+                    raise
                 # Apply is done; a probe that cannot observe leaves the outcome uncertain, not wrong.
-                self._state.uncertain = [f"verify: {failed.failure.kind.value}: {failed.failure.message}"]
+                failure = stopped.ending.failure
+                state.uncertain = [f"verify: {failure.kind.value}: {failure.message}"]
                 await self._needs_review("verify", "the outcome could not be observed")
                 continue
-            self._state.checks = checks
+            state.checks = checks
             failing = [check for check in checks if not check.passed]
             if not failing:
-                self._state.uncertain = []
-                self._state.next_action = "nothing to do"
-                return self._finish(Phase.SUCCEEDED)
-            self._state.uncertain = [f"{check.name}: {check.detail}" for check in failing]
+                state.uncertain = []
+                return Ending(Phase.SUCCEEDED, next_action="nothing to do")
+            state.uncertain = [f"{check.name}: {check.detail}" for check in failing]
             await self._needs_review("verify", "postconditions did not hold after apply")
 
     # ---- steps -----------------------------------------------------------------------
@@ -254,44 +325,38 @@ class Lifecycle(RunRecord, Generic[SpecT]):
         Long steps heartbeat (with their checkpoint) and pass `heartbeat_timeout`, so a
         killed worker is noticed within it and the retry resumes from the checkpoint.
         """
-        if self._cancel is not None:
-            raise CancelRequested
-        total = self._state.progress.total
-        self._state.progress = Progress(step=name, done=self._steps_done, total=total)
+        state = self.record.state
+        if self.record.cancel_request is not None:
+            raise Stop(Ending(Phase.CANCELLED))
+        state.progress = Progress(step=name, done=state.progress.done, total=state.progress.total)
         record = StepRecord(name=name, started=workflow.now())
-        self._state.steps.append(record)
+        state.steps.append(record)
         if changes is not None:
             self.record_change(changes)
         result = await self.probe(activity, arg, step=name, timeout=timeout, heartbeat_timeout=heartbeat_timeout)
         record.finished = workflow.now()
-        self._steps_done += 1
-        self._state.progress = Progress(step=name, done=self._steps_done, total=total)
+        state.progress = Progress(step=name, done=state.progress.done + 1, total=state.progress.total)
         return result
 
-    def expect_steps(self, total: int) -> None:
-        """Tell progress reporting how many apply steps this run has."""
-        self._state.progress = Progress(total=total, done=self._steps_done)
-
-    @property
-    def carried(self) -> dict[str, Any]:
-        """What the previous run of this chain handed over with `continue_as_new_if_due`."""
-        return self._input.carry
-
-    async def continue_as_new_if_due(self, carry: dict[str, Any]) -> None:
+    async def continue_as_new_if_due(self, applied: AppliedT) -> None:
         """Between apply steps: start a fresh history when this one grows large.
 
-        The next run resumes in apply with the same state (plan, approvals, changes,
-        progress) and `carry`, the operation's own progress. Signals are never lost:
-        every handler has finished before the hand-over.
+        The next run resumes in apply with the same record (plan, approvals, changes,
+        progress), the same settings, and `applied`, the operation's own progress. Decisions
+        are never lost: every handler has finished before the hand-over.
         """
         info = workflow.info()
         if not (
-            info.is_continue_as_new_suggested() or info.get_current_history_length() >= self._input.history_event_limit
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() >= self.settings.history_event_limit
         ):
             return
         await workflow.wait_condition(workflow.all_handlers_finished)
-        self._state.continued += 1
-        workflow.continue_as_new(self._input.model_copy(update={"resume": self._state, "carry": carry}))
+        self.record.state.continued += 1
+        continuation = Continuation(
+            state=self.record.state, settings=self.settings, applied=applied.model_dump(mode="json")
+        )
+        workflow.continue_as_new(RunInput(request=self.record.state.request, continuation=continuation))
 
     async def probe(
         self,
@@ -307,7 +372,7 @@ class Lifecycle(RunRecord, Generic[SpecT]):
         A heartbeating step is also a safe point while it runs: a cancel request cancels
         it, and the lifecycle waits until the activity has stopped before compensating.
         """
-        step = step or self._state.phase.value
+        step = step or self.record.state.phase.value
         while True:
             try:
                 running = workflow.start_activity_method(
@@ -317,11 +382,12 @@ class Lifecycle(RunRecord, Generic[SpecT]):
                     heartbeat_timeout=heartbeat_timeout,
                     retry_policy=STEP_RETRY,
                     cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                    summary=step,
                 )
                 if heartbeat_timeout is not None:
 
                     def stopped_or_cancelled(running: asyncio.Future[Any] = running) -> bool:
-                        return running.done() or self._cancel is not None
+                        return running.done() or self.record.cancel_request is not None
 
                     await workflow.wait_condition(stopped_or_cancelled)
                     if not running.done():
@@ -329,25 +395,25 @@ class Lifecycle(RunRecord, Generic[SpecT]):
                         with contextlib.suppress(ActivityError, asyncio.CancelledError):
                             await running
                         self._interrupted(step)
-                        raise CancelRequested
+                        raise Stop(Ending(Phase.CANCELLED))
                 return await running
             except ActivityError as err:
                 if isinstance(err.cause, CancelledError):  # the run itself was cancelled in Temporal
                     self.warn("cancelled through Temporal")
-                    if self._state.phase is Phase.APPLYING:
+                    if self.record.state.phase is Phase.APPLYING:
                         self._interrupted(step)
-                    raise CancelRequested from None
+                    raise Stop(Ending(Phase.CANCELLED)) from None
                 failure = self._classify(step, err)
                 if failure.kind is not FailureKind.UNKNOWN:
-                    raise StepFailed(failure) from None
-                self._state.uncertain.append(f"{step}: {failure.message}")
+                    raise Stop(Ending(Phase.FAILED, failure)) from None
+                self.record.state.uncertain.append(f"{step}: {failure.message}")
                 await self._needs_review(step, failure.message)
-                self._state.uncertain.pop()
+                self.record.state.uncertain.pop()
 
     def _interrupted(self, step: str) -> None:
         """A step stopped half-way may have changed things: count it, so the report says partial."""
         self.record_change(Resource(resource_type="step", resource_id=step, detail="interrupted by a cancel"))
-        self._state.uncertain.append(f"{step}: interrupted by a cancel, partly applied")
+        self.record.state.uncertain.append(f"{step}: interrupted by a cancel, partly applied")
 
     @staticmethod
     def _classify(step: str, err: ActivityError) -> Failure:
@@ -359,100 +425,149 @@ class Lifecycle(RunRecord, Generic[SpecT]):
         return Failure(kind=FailureKind.UNKNOWN, message=str(cause or err), step=step)
 
     async def _needs_review(self, step: str, reason: str) -> None:
-        """Wait for an operator: retry returns, mark_done and abort end the run."""
-        resume_in = self._state.phase
-        self._enter(Phase.NEEDS_REVIEW)
-        self._state.next_action = (
-            f"{step}: {reason}. Inspect the evidence, then `opsctl resolve {self._state.workflow_id} "
+        """Wait for an operator: a retry returns here; mark done and abort end the run."""
+        record = self.record
+        resume_in = record.state.phase
+        record.enter(Phase.NEEDS_REVIEW)
+        record.state.next_action = (
+            f"{step}: {reason}. Inspect the evidence, then `opsctl resolve {record.state.workflow_id} "
             "--retry | --mark-done | --abort --comment ...`"
         )
-        self._resolution = None
         compensating = resume_in is Phase.COMPENSATING  # a cancel cannot interrupt undoing
 
         def answered() -> bool:
-            return self._resolution is not None or (self._cancel is not None and not compensating)
+            return record.resolution is not None or (record.cancel_request is not None and not compensating)
 
         await workflow.wait_condition(answered)
-        resolution = self._resolution
+        resolution = record.resolution
         if resolution is None:
-            raise CancelRequested
+            raise Stop(Ending(Phase.CANCELLED))
         if resolution.decision is Decision.ABORT:
             message = f"aborted in review by {resolution.actor}: {reason}"
-            raise StepFailed(Failure(kind=FailureKind.UNKNOWN, message=message, step=step))
+            raise stop(FailureKind.UNKNOWN, message, step)
         if resolution.decision is Decision.MARK_DONE:
-            self._state.warnings.append(f"marked done by {resolution.actor}: {resolution.comment}")
-            self._state.uncertain = []
-            self._state.next_action = "nothing to do: an operator completed the run by hand"
-            raise RunEnded(Phase.SUCCEEDED)
-        self._enter(resume_in)
+            self.warn(f"marked done by {resolution.actor}: {resolution.comment}")
+            record.state.uncertain = []
+            raise Stop(Ending(Phase.SUCCEEDED, next_action="nothing to do: an operator completed the run by hand"))
+        record.enter(resume_in)
 
-    def _finish(self, phase: Phase) -> RunState:
-        if self._state.phase is not phase:
-            self._enter(phase)
+    # ---- the end -----------------------------------------------------------------------
+
+    async def finish(self, ending: Ending) -> RunState:
+        """The one place a run ends: undo what must be undone, hold an emergency for review, close."""
+        state = self.record.state
+        if ending.phase is Phase.FAILED:
+            ending = await self._failed(ending)
+        elif ending.phase is Phase.CANCELLED:
+            ending = await self._cancelled()
+        if state.emergency and state.changed and self.record.policy is not None:
+            try:
+                await gate.post_incident_review(self.record, self.record.policy, ending.phase)
+            except asyncio.CancelledError:
+                self.warn("the post-incident review was cancelled through Temporal: the emergency stays unreviewed")
+        state.failure = ending.failure
+        state.next_action = ending.next_action or _default_next(state, ending) or state.next_action
+        state.outcome = None
+        if state.phase is not ending.phase:
+            self.record.enter(ending.phase)
         # The SDK suppresses metrics during replay, so each run counts once.
         workflow.metric_meter().create_counter("opsctl_runs_finished", "runs that reached a terminal phase").add(
-            1, {"kind": self._state.kind, "environment": self._state.environment, "phase": phase.value}
+            1, {"kind": state.kind, "environment": state.environment, "phase": ending.phase.value}
         )
-        if not self._state.next_action and phase is Phase.PLANNED:
-            self._state.next_action = (
-                "apply it with `opsctl apply -f DOC`"
-                if self._state.plan and self._state.plan.has_changes
-                else "nothing to do: the target is already as requested"
+        return state
+
+    async def _failed(self, ending: Ending) -> Ending:
+        state, failure = self.record.state, ending.failure
+        assert failure is not None
+        state.failed.append(Resource(resource_type="step", resource_id=failure.step or "validate"))
+        if not state.changed:
+            return Ending(Phase.FAILED, failure, _NEXT_ACTION.get(failure.kind, "review the failure message"))
+        note = f"{failure.step}: {failure.message}"
+        if note not in state.uncertain:
+            state.uncertain.append(note)
+        if not self.record.apply_finished and await self._undo():
+            compensated = failure.model_copy(update={"message": f"{failure.message} (changes compensated)"})
+            return Ending(
+                Phase.FAILED, compensated, "the applied changes were compensated; fix the cause and submit again"
             )
-        return self._state
+        partial = Failure(
+            kind=FailureKind.PARTIAL_APPLICATION,
+            message=f"{failure.kind.value} after {len(state.changed)} change(s): {failure.message}",
+            step=failure.step,
+        )
+        return Ending(Phase.FAILED, partial, "some changes stand: review them (warnings, uncertain), then resubmit")
 
-    async def _failed(self, failure: Failure) -> RunState:
-        if self._state.changed:
-            note = f"{failure.step}: {failure.message}"
-            if note not in self._state.uncertain:
-                self._state.uncertain.append(note)
-            if not self._apply_done and await self._undo():
-                self._state.next_action = "the applied changes were compensated; fix the cause and submit again"
-                failure = failure.model_copy(update={"message": f"{failure.message} (changes compensated)"})
-            else:
-                failure = Failure(
-                    kind=FailureKind.PARTIAL_APPLICATION,
-                    message=f"{failure.kind.value} after {len(self._state.changed)} change(s): {failure.message}",
-                    step=failure.step,
-                )
-                self._state.next_action = "some changes stand: review them (warnings, uncertain), then resubmit"
-        else:
-            self._state.next_action = _NEXT_ACTION.get(failure.kind, "review the failure message")
-        self._state.failure = failure
-        self._state.failed.append(Resource(resource_type="step", resource_id=failure.step or "validate"))
-        return self._finish(Phase.FAILED)
-
-    async def _cancelled(self) -> RunState:
-        if not self._state.changed:
-            self._state.next_action = "cancelled before any change: nothing to undo"
-            return self._finish(Phase.CANCELLED)
+    async def _cancelled(self) -> Ending:
+        if not self.record.state.changed:
+            return Ending(Phase.CANCELLED, next_action="cancelled before any change: nothing to undo")
         if await self._undo():
-            self._state.next_action = "cancelled: the applied changes were compensated"
-            return self._finish(Phase.CANCELLED)
+            return Ending(Phase.CANCELLED, next_action="cancelled: the applied changes were compensated")
         # Cancelled it is, but not cleanly: the failure makes the exit code say "partial" (5).
-        self._state.failure = Failure(
+        failure = Failure(
             kind=FailureKind.PARTIAL_APPLICATION, message="cancelled; some applied changes stand", step="cancel"
         )
-        self._state.next_action = "cancelled; some changes stand: review them (warnings, uncertain)"
-        return self._finish(Phase.CANCELLED)
+        return Ending(Phase.CANCELLED, failure, "cancelled; some changes stand: review them (warnings, uncertain)")
 
     async def _undo(self) -> bool:
         """Run the operation's compensation once. A failure in it is reported, never raised."""
-        if self._compensated is not None:
-            return self._compensated
-        self._undoing = True
-        self._enter(Phase.COMPENSATING)
+        if self.record.compensation_started:
+            return False
+        self.record.enter(Phase.COMPENSATING)
         try:
-            self._compensated = await self.compensate(self.spec_model.model_validate(self._input.request.spec))
-        except StepFailed as failed:
-            self._state.uncertain.append(f"compensation failed: {failed.failure.message}")
-            self._compensated = False
-        except (CancelRequested, asyncio.CancelledError):  # a Temporal cancel while undoing
-            self._state.uncertain.append("compensation interrupted by a cancel: it may be incomplete")
-            self._compensated = False
-        except RunEnded:  # an operator marked the compensation done by hand
-            self._compensated = True
-        return self._compensated
+            return await self.compensate(self._spec(self.record.state.request.spec), self._applied)
+        except Stop as stopped:
+            if stopped.ending.phase is Phase.SUCCEEDED:  # an operator marked the compensation done by hand
+                return True
+            if stopped.ending.failure is not None and stopped.ending.phase is Phase.FAILED:
+                self.record.state.uncertain.append(f"compensation failed: {stopped.ending.failure.message}")
+            else:
+                self.record.state.uncertain.append("compensation interrupted by a cancel: it may be incomplete")
+            return False
+        except asyncio.CancelledError:  # a Temporal cancel while undoing
+            self.record.state.uncertain.append("compensation interrupted by a cancel: it may be incomplete")
+            return False
+
+    # ---- settings and state ------------------------------------------------------------
+
+    async def _resolve_settings(self, input: RunInput) -> RunSettings:
+        """The worker's policy for this environment: a local activity, so the answer is in history."""
+        return await workflow.execute_local_activity_method(
+            PolicyActivities.resolve_policy,
+            ResolvePolicyInput(environment=input.request.metadata.environment),
+            start_to_close_timeout=POLICY_TIMEOUT,
+            summary="load the environment's policy",
+        )
+
+    def _initial_state(self, input: RunInput) -> RunState:
+        request = input.request
+        return RunState(
+            workflow_id=workflow.info().workflow_id,
+            kind=request.kind,
+            mode=input.mode,
+            environment=request.metadata.environment,
+            requester=request.metadata.requester or "",
+            phase=Phase.VALIDATING,
+            request=request,
+            emergency=input.emergency if input.mode is Mode.APPLY else "",
+            phase_times={Phase.VALIDATING.value: workflow.now()},
+        )
+
+    def _publish(self, values: dict[str, Any]) -> None:
+        if self._settings is not None and self._settings.search_attributes:
+            workflow.upsert_search_attributes([_KEYS[name].value_set(value) for name, value in values.items()])
+
+
+def _default_next(state: RunState, ending: Ending) -> str:
+    if ending.phase is Phase.PLANNED:
+        has_changes = state.plan is not None and state.plan.has_changes
+        return (
+            "apply it with `opsctl apply -f DOC`"
+            if has_changes
+            else "nothing to do: the target is already as requested"
+        )
+    if ending.phase is Phase.NO_CHANGES:
+        return "nothing to do: the target is already as requested"
+    return ""
 
 
 _NEXT_ACTION = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from pydantic import BaseModel
 from temporalio import workflow
 
 from workflows.lifecycle import Lifecycle
@@ -40,12 +41,14 @@ def step_timeout(spec: MigrateSchemaSpec, statements: int) -> timedelta:
     return timedelta(seconds=spec.statement_timeout_seconds * (statements + 1)) + STEP_MARGIN
 
 
-@workflow.defn(name="MigrateSchema")
-class MigrateSchema(Lifecycle[MigrateSchemaSpec]):
-    spec_model = MigrateSchemaSpec
+class MigrationsApplied(BaseModel):
+    versions: list[str] = []  # versions this run applied: verify probes their objects
 
-    def __init__(self) -> None:
-        self._applied: list[str] = []  # versions this run applied: verify probes their objects
+
+@workflow.defn(name="MigrateSchema")
+class MigrateSchema(Lifecycle[MigrateSchemaSpec, MigrationsApplied]):
+    spec_model = MigrateSchemaSpec
+    applied_model = MigrationsApplied
 
     @workflow.run
     async def run(self, input: RunInput) -> RunState:
@@ -54,7 +57,7 @@ class MigrateSchema(Lifecycle[MigrateSchemaSpec]):
     async def plan(self, spec: MigrateSchemaSpec) -> Plan:
         return await self.probe(MigrateSchemaActivities.plan, PlanMigrationsInput(spec=spec), timeout=PROBE_TIMEOUT)
 
-    async def apply(self, spec: MigrateSchemaSpec, plan: Plan) -> None:
+    async def apply(self, spec: MigrateSchemaSpec, plan: Plan, applied: MigrationsApplied) -> MigrationsApplied:
         pending = pending_statements(plan)
         creates_ledger = any(a.resource_type == LEDGER_RESOURCE and a.action is Action.CREATE for a in plan.actions)
         self.expect_steps(len(pending) + int(creates_ledger))
@@ -90,7 +93,7 @@ class MigrateSchema(Lifecycle[MigrateSchemaSpec]):
             if result.applied_by != run_id:
                 self.warn(f"{migration.version}: {result.detail}")
                 continue
-            self._applied.append(migration.version)
+            applied.versions.append(migration.version)
             self.record_change(
                 Resource(
                     resource_type=MIGRATION_RESOURCE,
@@ -99,20 +102,21 @@ class MigrateSchema(Lifecycle[MigrateSchemaSpec]):
                     detail=result.detail,
                 )
             )
+        return applied
 
-    async def verify(self, spec: MigrateSchemaSpec) -> list[Check]:
+    async def verify(self, spec: MigrateSchemaSpec, applied: MigrationsApplied) -> list[Check]:
         result = await self.probe(
             MigrateSchemaActivities.verify,
-            VerifyMigrationsInput(spec=spec, applied_versions=self._applied),
+            VerifyMigrationsInput(spec=spec, applied_versions=applied.versions),
             step="verify",
             timeout=PROBE_TIMEOUT,
         )
         return result.checks
 
-    async def compensate(self, spec: MigrateSchemaSpec) -> bool:
+    async def compensate(self, spec: MigrateSchemaSpec, applied: MigrationsApplied) -> bool:
         # Migrations have no down scripts: what was applied stays, and the report says so.
-        applied = ", ".join(self._applied) or "none"
-        self.warn(f"not undone: applied migrations are not rolled back (applied by this run: {applied})")
+        versions = ", ".join(applied.versions) or "none"
+        self.warn(f"not undone: applied migrations are not rolled back (applied by this run: {versions})")
         return False
 
 

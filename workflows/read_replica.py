@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 
-from workflows.lifecycle import Lifecycle
+from workflows.lifecycle import Lifecycle, NothingApplied
 
 with workflow.unsafe.imports_passed_through():
     from activities.read_replica import (
@@ -34,8 +34,9 @@ LONGEST_PAUSE = timedelta(seconds=60)
 
 
 @workflow.defn(name="CreateReadReplica")
-class CreateReadReplica(Lifecycle[CreateReadReplicaSpec]):
+class CreateReadReplica(Lifecycle[CreateReadReplicaSpec, NothingApplied]):
     spec_model = CreateReadReplicaSpec
+    applied_model = NothingApplied
 
     @workflow.run
     async def run(self, input: RunInput) -> RunState:
@@ -44,7 +45,7 @@ class CreateReadReplica(Lifecycle[CreateReadReplicaSpec]):
     async def plan(self, spec: CreateReadReplicaSpec) -> Plan:
         return await self.probe(ReadReplicaActivities.plan, PlanReplicaInput(spec=spec), timeout=PROBE_TIMEOUT)
 
-    async def apply(self, spec: CreateReadReplicaSpec, plan: Plan) -> None:
+    async def apply(self, spec: CreateReadReplicaSpec, plan: Plan, applied: NothingApplied) -> NothingApplied:
         self.expect_steps(1)
         step_input = ReplicaStepInput(workflow_id=workflow.info().workflow_id, spec=spec)
         replica = await self.step(
@@ -62,8 +63,9 @@ class CreateReadReplica(Lifecycle[CreateReadReplicaSpec]):
             owner = replica.owner_run or "outside opsctl"
             self.record_skip(resource.model_copy(update={"detail": f"adopted: created by {owner}"}))
             self.warn(f"{replica.replica_id} already existed (created by {owner}): adopted, not created")
+        return applied
 
-    async def verify(self, spec: CreateReadReplicaSpec) -> list[Check]:
+    async def verify(self, spec: CreateReadReplicaSpec, applied: NothingApplied) -> list[Check]:
         """Probe until the replica converges or the window closes; the last probe is the evidence."""
         window = timedelta(seconds=spec.convergence_timeout_seconds)
         deadline = workflow.now() + window
@@ -83,7 +85,7 @@ class CreateReadReplica(Lifecycle[CreateReadReplicaSpec]):
             await workflow.sleep(min(pause, remaining))
             pause = min(pause * 2, LONGEST_PAUSE)
 
-    async def compensate(self, spec: CreateReadReplicaSpec) -> bool:
+    async def compensate(self, spec: CreateReadReplicaSpec, applied: NothingApplied) -> bool:
         result = await self.probe(
             ReadReplicaActivities.compensate,
             ReplicaStepInput(workflow_id=workflow.info().workflow_id, spec=spec),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from pydantic import BaseModel
 from temporalio import workflow
 
 from workflows.lifecycle import Lifecycle
@@ -21,9 +22,21 @@ with workflow.unsafe.imports_passed_through():
 PROBE_TIMEOUT = timedelta(seconds=30)
 
 
+class RotationApplied(BaseModel):
+    """The secret versions this rotation works with: what verify probes and compensate restores."""
+
+    current_version_id: str = ""  # AWSCURRENT when the plan was made
+    pending_version_id: str = ""  # the version this run staged, once it has
+
+
+def step_input(spec: RotateDbCredentialSpec, applied: RotationApplied) -> RotationStepInput:
+    return RotationStepInput(workflow_id=workflow.info().workflow_id, spec=spec, **applied.model_dump())
+
+
 @workflow.defn(name="RotateDbCredential")
-class RotateDbCredential(Lifecycle[RotateDbCredentialSpec]):
+class RotateDbCredential(Lifecycle[RotateDbCredentialSpec, RotationApplied]):
     spec_model = RotateDbCredentialSpec
+    applied_model = RotationApplied
 
     @workflow.run
     async def run(self, input: RunInput) -> RunState:
@@ -32,46 +45,41 @@ class RotateDbCredential(Lifecycle[RotateDbCredentialSpec]):
     async def plan(self, spec: RotateDbCredentialSpec) -> Plan:
         return await self.probe(RotateCredentialActivities.plan, PlanRotationInput(spec=spec), timeout=PROBE_TIMEOUT)
 
-    async def apply(self, spec: RotateDbCredentialSpec, plan: Plan) -> None:
+    async def apply(self, spec: RotateDbCredentialSpec, plan: Plan, applied: RotationApplied) -> RotationApplied:
         self.expect_steps(4)
-        self._step_input = RotationStepInput(
-            workflow_id=workflow.info().workflow_id,
-            spec=spec,
-            current_version_id=plan.actions[0].observed["current_version_id"],
-        )
+        applied.current_version_id = plan.actions[0].observed["current_version_id"]
         secret = Resource(resource_type="secretsmanager:secret", resource_id=spec.secret_id)
         role = Resource(resource_type="postgres:role", resource_id=f"{spec.database}/{spec.role}")
 
         pending = await self.step(
-            "create pending secret version",
-            RotateCredentialActivities.create_pending,
-            self._step_input,
+            "create pending secret version", RotateCredentialActivities.create_pending, step_input(spec, applied)
         )
-        self._step_input = self._step_input.model_copy(update={"pending_version_id": pending.version_id})
+        applied.pending_version_id = pending.version_id
         self.record_change(
             secret.model_copy(update={"external_id": pending.version_id, "detail": "new version staged AWSPENDING"})
         )
-        await self.step("set role password", RotateCredentialActivities.set_password, self._step_input)
+        await self.step("set role password", RotateCredentialActivities.set_password, step_input(spec, applied))
         self.record_change(role.model_copy(update={"detail": "password set as a SCRAM-SHA-256 verifier"}))
-        await self.step("test login with pending password", RotateCredentialActivities.test_login, self._step_input)
         await self.step(
-            "promote pending version to AWSCURRENT",
-            RotateCredentialActivities.promote,
-            self._step_input,
+            "test login with pending password", RotateCredentialActivities.test_login, step_input(spec, applied)
+        )
+        await self.step(
+            "promote pending version to AWSCURRENT", RotateCredentialActivities.promote, step_input(spec, applied)
         )
         self.record_change(
             secret.model_copy(update={"external_id": pending.version_id, "detail": "promoted to AWSCURRENT"})
         )
+        return applied
 
-    async def verify(self, spec: RotateDbCredentialSpec) -> list[Check]:
+    async def verify(self, spec: RotateDbCredentialSpec, applied: RotationApplied) -> list[Check]:
         result = await self.probe(
-            RotateCredentialActivities.verify, self._step_input, step="verify", timeout=PROBE_TIMEOUT
+            RotateCredentialActivities.verify, step_input(spec, applied), step="verify", timeout=PROBE_TIMEOUT
         )
         return result.checks
 
-    async def compensate(self, spec: RotateDbCredentialSpec) -> bool:
+    async def compensate(self, spec: RotateDbCredentialSpec, applied: RotationApplied) -> bool:
         result = await self.probe(
-            RotateCredentialActivities.compensate, self._step_input, step="compensate", timeout=PROBE_TIMEOUT
+            RotateCredentialActivities.compensate, step_input(spec, applied), step="compensate", timeout=PROBE_TIMEOUT
         )
         self.warn(f"compensation: {result.detail}")
         return result.undone

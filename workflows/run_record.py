@@ -1,168 +1,197 @@
-"""A run's record: its state, the decisions people send it, and how it shows outside.
+"""A run's record: its state, the decisions people send it and how each was judged, its phases.
 
-Signals (approve, reject, cancel, resolve) are judged here and every attempt is kept;
-the `state` query answers with the record; phase changes go through the state machine
-and are mirrored into search attributes. `Lifecycle` builds the procedure on top.
+`RunRecord` is a plain object the lifecycle composes: it never calls Temporal itself (time
+comes from `clock`, search attributes leave through `publish`), so its judgement is
+unit-tested directly. Every decision attempt is kept, accepted or refused, with its reason.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
 from temporalio import workflow
-from temporalio.common import SearchAttributeKey
 
 with workflow.unsafe.imports_passed_through():
-    from contracts.phases import Phase, check_transition
-    from contracts.policy import judge_approval
-    from contracts.run import (
-        Decision,
-        DecisionInput,
-        DecisionRecord,
-        ResolveInput,
-        Resource,
-        RunInput,
-        RunState,
-    )
+    # cryptography's Rust core imports this module when a signature fails to verify: it must be the
+    # host's module (passed through), never a second copy inside the sandbox.
+    import cryptography.exceptions  # noqa: F401
 
-SEARCH_ATTRIBUTES = {
-    "kind": SearchAttributeKey.for_keyword("OpsctlKind"),
-    "environment": SearchAttributeKey.for_keyword("OpsctlEnvironment"),
-    "phase": SearchAttributeKey.for_keyword("OpsctlPhase"),
-    "requester": SearchAttributeKey.for_keyword("OpsctlRequester"),
-    "plan_hash": SearchAttributeKey.for_keyword("OpsctlPlanHash"),
-}
+    from contracts import search_attributes as sa
+    from contracts.gate import Verdict, check_identity, judge_approval, judge_resolution, quorum_met, refuse
+    from contracts.phases import Phase, check_transition
+    from contracts.policy import Policy
+    from contracts.run import Decision, DecisionInput, DecisionRecord, Resource, RunState
+
+_CANCEL_TOO_LATE = {Phase.VERIFYING, Phase.AWAITING_REVIEW, Phase.REVIEW_OVERDUE}
+_REVIEWING = (Phase.AWAITING_REVIEW, Phase.REVIEW_OVERDUE)
+
+
+def _ignore(_: Any) -> None:
+    pass
 
 
 class RunRecord:
-    _input: RunInput
-    _state: RunState
-    _cancel: DecisionRecord | None
-    _resolution: DecisionRecord | None
-    _undoing = False  # compensation has started: nothing left to cancel
+    def __init__(
+        self,
+        state: RunState,
+        policy: Policy | None,
+        *,
+        clock: Callable[[], datetime],
+        publish: Callable[[dict[str, Any]], None] = _ignore,
+        log: Callable[[str], None] = _ignore,
+    ) -> None:
+        self.state = state
+        self.policy = policy
+        self._clock = clock
+        self._publish = publish
+        self._log = log
+        self._review_opened = len(state.decisions)  # resolutions count from the latest needs_review on
+
+    # ---- phases ----------------------------------------------------------------------
+
+    def enter(self, phase: Phase) -> None:
+        self.state.phase = check_transition(self.state.phase, phase)
+        if not phase.terminal:
+            self.state.next_action = ""  # each phase says its own
+        if phase is Phase.NEEDS_REVIEW:
+            self._review_opened = len(self.state.decisions)
+        self.state.phase_times[phase.value] = self._clock()
+        self.publish()
+
+    def publish(self) -> None:
+        self._publish(
+            {
+                sa.KIND: self.state.kind,
+                sa.ENVIRONMENT: self.state.environment,
+                sa.PHASE: self.state.phase.value,
+                sa.REQUESTER: self.state.requester,
+                sa.PLAN_HASH: self.state.plan_hash,
+                sa.EMERGENCY: bool(self.state.emergency),
+            }
+        )
+
+    @property
+    def compensation_started(self) -> bool:
+        return Phase.COMPENSATING.value in self.state.phase_times
+
+    @property
+    def apply_finished(self) -> bool:
+        """After apply, failures are about observing the outcome, not about changing things."""
+        return Phase.VERIFYING.value in self.state.phase_times
+
+    # ---- what the run did ----------------------------------------------------------------
 
     def record_change(self, resource: Resource) -> None:
-        """Checkpoint a change (with its external id) in the run's state as soon as it is known."""
-        self._state.changed.append(resource)
-
-    def warn(self, message: str) -> None:
-        self._state.warnings.append(message)
+        """Checkpoint a change (with its external id) as soon as it is known."""
+        self.state.changed.append(resource)
 
     def record_skip(self, resource: Resource) -> None:
         """A resource the run looked at and deliberately left alone, with why in `detail`."""
-        self._state.skipped.append(resource)
+        self.state.skipped.append(resource)
 
-    # ---- signals and queries -----------------------------------------------------------
+    def warn(self, message: str) -> None:
+        self.state.warnings.append(message)
 
-    @workflow.signal
-    def approve(self, input: DecisionInput) -> None:
-        self._record(Decision.APPROVE, input, *self._judge_approval(input))
+    # ---- decisions -------------------------------------------------------------------
 
-    @workflow.signal
-    def reject(self, input: DecisionInput) -> None:
-        waiting = self._state.phase is Phase.AWAITING_APPROVAL
-        reason = "rejected" if waiting else f"nothing to reject in phase {self._state.phase.value}"
-        self._record(Decision.REJECT, input, waiting, reason)
-
-    @workflow.signal
-    def cancel(self, input: DecisionInput) -> None:
-        safe = not self._state.phase.terminal and self._state.phase is not Phase.VERIFYING and not self._undoing
-        if self._undoing:
-            reason = "already undoing the applied changes"
-        elif safe:
-            reason = "cancel requested: stopping at the next safe point"
-        else:
-            reason = f"cannot cancel in phase {self._state.phase.value}"
-        record = self._record(Decision.CANCEL, input, safe, reason)
-        if safe and self._cancel is None:
-            self._cancel = record
-
-    @workflow.signal
-    def resolve(self, input: ResolveInput) -> None:
-        """needs_review: retry the step, mark the run done by hand, or abort it."""
-        ok = self._state.phase is Phase.NEEDS_REVIEW
-        reason = input.resolution.value if ok else f"nothing to resolve in phase {self._state.phase.value}"
-        record = self._record(input.resolution, input, ok, reason)
-        if ok:
-            self._resolution = record
-
-    @workflow.query
-    def state(self) -> RunState:
-        return self._state
-
-    def _judge_approval(self, input: DecisionInput) -> tuple[bool, str]:
-        if self._state.phase is not Phase.AWAITING_APPROVAL:
-            return False, f"no plan is awaiting approval (phase {self._state.phase.value})"
-        assert self._state.approval_deadline is not None
-        verdict = judge_approval(
-            actor=input.actor,
-            plan_hash=input.plan_hash,
-            requester=self._state.requester,
-            current_plan_hash=self._state.plan_hash,
-            policy=self._input.policy,
-            approved_by=self._state.approvals(),
-            now=workflow.now(),
-            deadline=self._state.approval_deadline,
-        )
-        return verdict.accepted, verdict.reason
-
-    def _record(self, decision: Decision, input: DecisionInput, accepted: bool, reason: str) -> DecisionRecord:
+    def decide(self, decision: Decision, input: DecisionInput) -> DecisionRecord:
+        """Judge one decision attempt and keep it, whatever the verdict."""
+        identity = self._identity(decision, input)
+        verdict = self._judge(decision, input) if identity.accepted else identity
         record = DecisionRecord(
             decision=decision,
             actor=input.actor,
             plan_hash=input.plan_hash,
             comment=input.comment,
             attempt_id=input.attempt_id,
-            accepted=accepted,
-            reason=reason,
-            at=workflow.now(),
+            accepted=verdict.accepted,
+            reason=verdict.reason,
+            at=self._clock(),
+            signed=identity.signed,
+            groups=list(self.policy.groups_of(input.actor)) if self.policy and decision is Decision.APPROVE else [],
         )
-        self._state.decisions.append(record)
-        workflow.logger.info("%s by %s: %s", decision.value, input.actor, reason)
+        self.state.decisions.append(record)
+        self._log(f"{decision.value} by {input.actor}: {'accepted' if record.accepted else 'refused'}: {record.reason}")
         return record
 
-    def _gate_decided(self) -> bool:
-        approvals = len(self._state.approvals())
-        return self._cancel is not None or self._rejected() or approvals >= self._input.policy.required_approvals
-
-    def _rejected(self) -> bool:
-        return any(d.decision is Decision.REJECT and d.accepted for d in self._state.decisions)
-
-    def _approval_timeout_seconds(self) -> int:
-        asked = self._input.request.metadata.approval_timeout_seconds
-        limit = self._input.policy.approval_timeout_seconds
-        return min(asked, limit) if asked else limit
-
-    # ---- state keeping -------------------------------------------------------------------
-
-    def _initial_state(self, input: RunInput) -> RunState:
-        info = workflow.info()
-        request = input.request
-        return RunState(
-            workflow_id=info.workflow_id,
-            kind=request.kind,
-            mode=input.mode,
-            environment=request.metadata.environment,
-            requester=request.metadata.requester or "",
-            phase=Phase.VALIDATING,
-            request=request,
-            required_approvals=input.policy.required_approvals,
-            phase_times={Phase.VALIDATING.value: workflow.now()},
+    def _identity(self, decision: Decision, input: DecisionInput) -> Verdict:
+        if self.policy is None:
+            return refuse(f"no policy for environment {self.state.environment}: nothing can be decided")
+        return check_identity(
+            self.policy,
+            actor=input.actor,
+            payload=input.signature_payload(self.state.workflow_id, decision),
+            signature=input.signature,
+            attempt_id=input.attempt_id,
+            expires_at=input.expires_at,
+            now=self._clock(),
+            seen_attempts={d.attempt_id for d in self.state.decisions if d.attempt_id},
         )
 
-    def _enter(self, phase: Phase) -> None:
-        self._state.phase = check_transition(self._state.phase, phase)
-        if not phase.terminal:
-            self._state.next_action = ""  # each phase says its own
-        self._state.phase_times[phase.value] = workflow.now()
-        self._upsert_search_attributes()
+    def _judge(self, decision: Decision, input: DecisionInput) -> Verdict:
+        assert self.policy is not None  # _identity refuses without one
+        phase = self.state.phase
+        if decision is Decision.APPROVE:
+            if phase is not Phase.AWAITING_APPROVAL and phase not in _REVIEWING:
+                return refuse(f"no plan is awaiting approval (phase {phase.value})")
+            return judge_approval(
+                self.policy,
+                actor=input.actor,
+                plan_hash=input.plan_hash,
+                current_plan_hash=self.state.plan_hash,
+                requester=self.state.requester,
+                approved_by=self.approvers(),
+                now=self._clock(),
+                deadline=self.state.approval_deadline if phase is Phase.AWAITING_APPROVAL else None,
+            )
+        if decision is Decision.REJECT:
+            waiting = phase is Phase.AWAITING_APPROVAL
+            return Verdict(
+                accepted=waiting, reason="rejected" if waiting else f"nothing to reject in phase {phase.value}"
+            )
+        if decision is Decision.CANCEL:
+            if self.compensation_started:
+                return refuse("already undoing the applied changes")
+            if phase.terminal or phase in _CANCEL_TOO_LATE:
+                return refuse(f"cannot cancel in phase {phase.value}")
+            return Verdict(accepted=True, reason="cancel requested: stopping at the next safe point")
+        if phase is not Phase.NEEDS_REVIEW:
+            return refuse(f"nothing to resolve in phase {phase.value}")
+        return judge_resolution(
+            self.policy, actor=input.actor, resolution=decision.value, requester=self.state.requester
+        )
 
-    def _upsert_search_attributes(self) -> None:
-        if not self._input.search_attributes:
-            return
-        values = {
-            "kind": self._state.kind,
-            "environment": self._state.environment,
-            "phase": self._state.phase.value,
-            "requester": self._state.requester,
-            "plan_hash": self._state.plan_hash,
-        }
-        workflow.upsert_search_attributes([SEARCH_ATTRIBUTES[name].value_set(value) for name, value in values.items()])
+    def _accepted(self, *decisions: Decision, since: int = 0) -> list[DecisionRecord]:
+        return [d for d in self.state.decisions[since:] if d.accepted and d.decision in decisions]
+
+    def approvers(self) -> list[str]:
+        return [d.actor for d in self._accepted(Decision.APPROVE)]
+
+    @property
+    def cancel_request(self) -> DecisionRecord | None:
+        return next(iter(self._accepted(Decision.CANCEL)), None)
+
+    @property
+    def resolution(self) -> DecisionRecord | None:
+        """The operator's answer to the current needs_review, once one is accepted."""
+        answers = self._accepted(Decision.RETRY, Decision.MARK_DONE, Decision.ABORT, since=self._review_opened)
+        return next(iter(answers), None)
+
+    @property
+    def rejected(self) -> bool:
+        return bool(self._accepted(Decision.REJECT))
+
+    @property
+    def approved(self) -> bool:
+        return self.policy is not None and quorum_met(self.policy, self.approvers())
+
+    def void_approvals(self, reason: str) -> list[str]:
+        """The plan changed: every accepted approval stops counting. Returns whose approvals were voided."""
+        voided = []
+        for record in self._accepted(Decision.APPROVE):
+            record.accepted = False
+            record.reason = f"void: {reason}"
+            voided.append(record.actor)
+        return voided

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from pydantic import BaseModel
 from temporalio import workflow
 
 from workflows.lifecycle import Lifecycle
@@ -34,9 +35,18 @@ def candidates(plan: Plan) -> list[str]:
     return [volume for step in plan.actions if step.action is Action.DELETE for volume in step.resource_ids]
 
 
+class SweepApplied(BaseModel):
+    """How far the sweep got: carried across continue-as-new, read by verify and compensate."""
+
+    next: int = 0  # index in the candidate list where the next batch starts
+    skipped: dict[str, str] = {}  # volume → why it was not deleted
+    snapshots: int = 0
+
+
 @workflow.defn(name="SweepStaleVolumes")
-class SweepStaleVolumes(Lifecycle[SweepStaleVolumesSpec]):
+class SweepStaleVolumes(Lifecycle[SweepStaleVolumesSpec, SweepApplied]):
     spec_model = SweepStaleVolumesSpec
+    applied_model = SweepApplied
 
     @workflow.run
     async def run(self, input: RunInput) -> RunState:
@@ -45,16 +55,12 @@ class SweepStaleVolumes(Lifecycle[SweepStaleVolumesSpec]):
     async def plan(self, spec: SweepStaleVolumesSpec) -> Plan:
         return await self.probe(SweepVolumesActivities.plan, PlanSweepInput(spec=spec), timeout=PLAN_TIMEOUT)
 
-    async def apply(self, spec: SweepStaleVolumesSpec, plan: Plan) -> None:
+    async def apply(self, spec: SweepStaleVolumesSpec, plan: Plan, applied: SweepApplied) -> SweepApplied:
         volumes = candidates(plan)
         batches = range(0, len(volumes), spec.batch_size)
         self.expect_steps(len(batches))
-        # Carried across continue-as-new: where to go on, and what was not deleted and why.
-        self._next = int(self.carried.get("next", 0))
-        self._skipped: dict[str, str] = dict(self.carried.get("skipped", {}))
-        self._snapshots = int(self.carried.get("snapshots", 0))
         for start in batches:
-            if start < self._next:
+            if start < applied.next:
                 continue
             batch = volumes[start : start + spec.batch_size]
             result = await self.step(
@@ -70,8 +76,8 @@ class SweepStaleVolumes(Lifecycle[SweepStaleVolumesSpec]):
                 timeout=BATCH_TIMEOUT,
                 heartbeat_timeout=BATCH_HEARTBEAT,
             )
-            self._skipped.update(result.skipped)
-            self._snapshots += result.snapshots
+            applied.skipped.update(result.skipped)
+            applied.snapshots += result.snapshots
             self.record_change(
                 Resource(
                     resource_type="ec2:volume",
@@ -81,30 +87,29 @@ class SweepStaleVolumes(Lifecycle[SweepStaleVolumesSpec]):
                     + (f", {result.snapshots} snapshots" if spec.snapshot_first else ""),
                 )
             )
-            self._next = start + len(batch)
-            await self.continue_as_new_if_due(
-                {"next": self._next, "skipped": self._skipped, "snapshots": self._snapshots}
-            )
-        for volume, reason in sorted(self._skipped.items()):
+            applied.next = start + len(batch)
+            await self.continue_as_new_if_due(applied)
+        for volume, reason in sorted(applied.skipped.items()):
             self.warn(f"{volume} {reason}")
+        return applied
 
-    async def verify(self, spec: SweepStaleVolumesSpec) -> list[Check]:
+    async def verify(self, spec: SweepStaleVolumesSpec, applied: SweepApplied) -> list[Check]:
         plan = self.state().plan
         assert plan is not None
-        gone = [volume for volume in candidates(plan) if volume not in self._skipped]
+        gone = [volume for volume in candidates(plan) if volume not in applied.skipped]
         return await self.probe(
             SweepVolumesActivities.verify,
             VerifySweepInput(
-                workflow_id=workflow.info().workflow_id, volume_ids=gone, expected_snapshots=self._snapshots
+                workflow_id=workflow.info().workflow_id, volume_ids=gone, expected_snapshots=applied.snapshots
             ),
             step="verify",
             timeout=PLAN_TIMEOUT,
         )
 
-    async def compensate(self, spec: SweepStaleVolumesSpec) -> bool:
+    async def compensate(self, spec: SweepStaleVolumesSpec, applied: SweepApplied) -> bool:
         # Deleted volumes cannot be undeleted; with snapshot_first they can be restored by hand.
         where = f"snapshots tagged opsctl:run={workflow.info().workflow_id}" if spec.snapshot_first else "no snapshots"
-        self.warn(f"not undone: {self._next} volumes were processed and their deletions stand ({where})")
+        self.warn(f"not undone: {applied.next} volumes were processed and their deletions stand ({where})")
         return False
 
 

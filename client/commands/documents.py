@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from client.config import load_config
+from client.config import Config, load_config
 from client.migrations import inline_directory
 from client.render import Output
 from contracts.failures import ExitCode, OpsctlError
@@ -34,7 +34,9 @@ def read_request(path: str, as_user: str | None = None, state_dir: str | None = 
         base = Path.cwd() if path == "-" else Path(path).parent
         data = {**data, "spec": read_local_files(data["spec"], base)}
     request = parse_request(data)
-    user = load_config(as_user, state_dir).user
+    config = load_config(as_user, state_dir)
+    _check_environment(request, config)
+    user = config.user
     asked = request.metadata.requester
     if asked is not None and asked != user:
         raise DocumentError(
@@ -44,6 +46,20 @@ def read_request(path: str, as_user: str | None = None, state_dir: str | None = 
         )
     metadata = request.metadata.model_copy(update={"requester": user})
     return request.model_copy(update={"metadata": metadata})
+
+
+def _check_environment(request: Request, config: Config) -> None:
+    """An environment no policy names fails here already (the worker would refuse it too)."""
+    from client.commands.policy import local_policies
+
+    policies, source = local_policies(config)
+    if request.metadata.environment not in policies.environments:
+        raise DocumentError(
+            f"no policy for environment {request.metadata.environment!r} in {source}; "
+            f"known: {', '.join(sorted(policies.environments))}",
+            field="metadata.environment",
+            exit_code=ExitCode.VALIDATION_FAILED,
+        )
 
 
 def execute(args: argparse.Namespace, progress: Callable[[str], None]) -> Output:

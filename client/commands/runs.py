@@ -30,10 +30,9 @@ def execute(args: argparse.Namespace, progress: Progress) -> Output:
 def _check_filters(args: argparse.Namespace) -> None:
     """Unknown filter values are mistakes, not empty results."""
     from contracts.kinds import KINDS
-    from contracts.policy import POLICIES
 
     filters = [("--phase", args.phase, [p.value for p in Phase]), ("--kind", args.kind, list(KINDS))]
-    for flag, value, known in [*filters, ("--env", args.env, list(POLICIES))]:
+    for flag, value, known in filters:
         if value and value not in known:
             raise OpsctlError(ExitCode.INVALID_INPUT, f"{flag} {value!r} is not one of: {', '.join(known)}")
 
@@ -99,7 +98,9 @@ async def cmd_plan(client: Any, args: argparse.Namespace, config: Config, progre
     from client.runs import start_run, wait_for
 
     request = read_request(args.file, args.as_user, args.state_dir)
-    handle, _ = await start_run(client, request, task_queue=config.task_queue, mode=Mode.DRY_RUN)
+    handle, _ = await start_run(
+        client, request, task_queue=config.task_queue, mode=Mode.DRY_RUN, keys=_keys(config, request, progress)
+    )
     progress(f"planning on the worker (dry run {handle.id}) …")
     state = await wait_for(handle, lambda s: s.phase.terminal or s.phase is Phase.NEEDS_REVIEW, timeout=args.timeout)
     if not state.phase.terminal:
@@ -115,7 +116,9 @@ async def cmd_apply(client: Any, args: argparse.Namespace, config: Config, progr
     from client.runs import read_state, start_run, wait_for
 
     request = read_request(args.file, args.as_user, args.state_dir)
-    handle, new = await start_run(client, request, task_queue=config.task_queue)
+    emergency = _emergency(args)
+    keys = _keys(config, request, progress)
+    handle, new = await start_run(client, request, task_queue=config.task_queue, emergency=emergency, keys=keys)
     if not new:
         earlier = await read_state(handle)
         if earlier.request.spec_hash() != request.spec_hash():
@@ -126,20 +129,57 @@ async def cmd_apply(client: Any, args: argparse.Namespace, config: Config, progr
                 hint="use a new idempotencyKey for a new request; the same key only ever means the same request",
             )
     if new:
-        progress(f"submitted {handle.id} as {request.metadata.requester}")
+        how = " as an EMERGENCY (break-glass; a post-incident review follows)" if emergency else ""
+        progress(f"submitted {handle.id} as {request.metadata.requester}{how}")
     else:
         progress(f"attached to {handle.id}: this request was submitted before (same idempotency key or spec)")
     progress(f"Web UI: {config.web_ui(handle.id)}")
-    until = (lambda s: s.phase.terminal) if args.wait else _settled
+    until = _ended if args.wait else _settled
     state = await wait_for(handle, until, timeout=args.timeout, on_change=_reporter(progress))
     output = run_output(state, config.web_ui(handle.id))
     output.extra_json["attached"] = not new
     return output
 
 
+def _keys(config: Config, request: Any, progress: Progress) -> Any:
+    """Your keyring; says so up front when the request will go unsigned."""
+    keys = config.keyring()
+    if keys.path(request.metadata.requester or "") is None:
+        progress(
+            f"note: no key for {request.metadata.requester}: the request goes unsigned, which only environments "
+            "that do not require signatures accept (`opsctl keys init`)"
+        )
+    return keys
+
+
+def _emergency(args: argparse.Namespace) -> str:
+    if not getattr(args, "emergency", False):
+        if getattr(args, "reason", None):
+            raise OpsctlError(
+                ExitCode.INVALID_INPUT, "--reason goes with --emergency", hint="apply --emergency --reason TEXT"
+            )
+        return ""
+    reason = (getattr(args, "reason", None) or "").strip()
+    if not reason:
+        raise OpsctlError(
+            ExitCode.INVALID_INPUT,
+            "--emergency needs --reason TEXT: why this cannot wait for approval (kept in the run's record)",
+        )
+    return reason
+
+
+def _ended(state: RunState) -> bool:
+    """The outcome is known: the run ended, or only an emergency's post-incident review is open."""
+    return state.phase.terminal or state.outcome is not None
+
+
 def _settled(state: RunState) -> bool:
     """Without --wait, apply returns once a human or the clock is what the run waits for."""
-    return state.phase.terminal or state.phase in (Phase.AWAITING_APPROVAL, Phase.NEEDS_REVIEW)
+    return state.phase.terminal or state.phase in _PEOPLE_ACT
+
+
+# Phases in which the run waits for a person: waiting commands return there.
+_PEOPLE_ACT = (Phase.AWAITING_APPROVAL, Phase.NEEDS_REVIEW, Phase.AWAITING_REVIEW, Phase.REVIEW_OVERDUE)
 
 
 async def _decide(
@@ -148,7 +188,7 @@ async def _decide(
     from client.runs import decide, handle_for
 
     handle = await handle_for(client, args.run)
-    record, state = await decide(handle, decision, input)
+    record, state = await decide(handle, decision, input, keys=config.keyring())
     output = run_output(state, config.web_ui(handle.id), full=False)
     verdict = "accepted" if record.accepted else "REFUSED"
     output.text = f"{decision.value} by {record.actor}: {verdict} — {record.reason}\n\n{output.text}"
@@ -186,7 +226,7 @@ async def cmd_result(client: Any, args: argparse.Namespace, config: Config, prog
     from client.runs import handle_for, wait_for
 
     handle = await handle_for(client, args.run)
-    until = (lambda s: s.phase.terminal) if args.wait else (lambda _: True)
+    until = _ended if args.wait else (lambda _: True)
     state = await wait_for(
         handle, until, timeout=args.timeout, on_change=_reporter(progress) if args.wait else lambda _: None
     )

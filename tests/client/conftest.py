@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from client.devstack import Stack
+from tests.identities import KEYS_DIR, POLICY_FILE
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,6 +39,8 @@ def cli_env(stack: Stack, task_queue: str, tmp_path: Path) -> dict[str, str]:
         "OPSCTL_STATE_DIR": str(tmp_path / "state"),
         "OPSCTL_CONFIG": str(tmp_path / "no-config.toml"),
         "OPSCTL_USER": "alice",
+        "OPSCTL_KEYS_DIR": str(KEYS_DIR),
+        "OPSCTL_POLICY_FILE": str(POLICY_FILE),
     }
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from pathlib import Path
 
 import pytest
 from temporalio.client import Client
@@ -52,12 +51,15 @@ async def test_a_dev_example_runs_as_its_comment_says(
     assert "succeeded" == applied.json()["phase"]
     assert all(check["passed"] for check in applied.json()["checks"])
     if os.environ.get("OPSCTL_RECORD_HISTORIES"):
-        await record(client, applied.json()["workflow_id"], Path(example).stem)
+        await record(client, applied.json()["workflow_id"])
 
 
-async def record(client: Client, workflow_id: str, name: str) -> None:
-    """Save every run of the chain (continue-as-new included) as replayable JSON."""
+async def record(client: Client, workflow_id: str) -> None:
+    """Save every run of the chain (continue-as-new included) as replayable JSON.
+
+    Named `<workflow id>@<run>.json`: a replay needs the workflow id, which signatures cover.
+    """
     async for execution in client.list_workflows(f"WorkflowId = '{workflow_id}'"):
         handle = client.get_workflow_handle(workflow_id, run_id=execution.run_id)
         history = await handle.fetch_history()
-        (HISTORIES / f"{name}-{execution.run_id[-8:]}.json").write_text(history.to_json())
+        (HISTORIES / f"{workflow_id}@{execution.run_id[-8:]}.json").write_text(history.to_json())

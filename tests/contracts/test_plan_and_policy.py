@@ -1,14 +1,11 @@
-"""Plan hashing and the approval judgement: pure functions the workflow relies on."""
+"""Plan hashing and the phase machine: pure functions the workflow relies on (the gate: test_gate.py)."""
 
 from __future__ import annotations
-
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from contracts.phases import IllegalTransition, Phase, check_transition
 from contracts.plan import Action, Plan, PlannedAction, Rollback
-from contracts.policy import POLICIES, Policy, judge_approval
 
 
 def plan(reason: str = "stage a new password", observed: dict[str, str] | None = None) -> Plan:
@@ -44,66 +41,6 @@ def test_a_plan_of_noops_has_no_changes() -> None:
     noop = Plan(kind="K", target="t", actions=[plan().actions[0].model_copy(update={"action": Action.NOOP})])
     assert not noop.has_changes
     assert plan().has_changes
-
-
-NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-PROD = POLICIES["prod"]
-
-
-def judge(actor: str = "bob", plan_hash: str = "h1", **overrides: object) -> tuple[bool, str]:
-    arguments: dict[str, object] = {
-        "actor": actor,
-        "plan_hash": plan_hash,
-        "requester": "alice",
-        "current_plan_hash": "h1",
-        "policy": PROD,
-        "approved_by": [],
-        "now": NOW,
-        "deadline": NOW + timedelta(hours=1),
-    }
-    arguments.update(overrides)
-    verdict = judge_approval(**arguments)  # type: ignore[arg-type]
-    return verdict.accepted, verdict.reason
-
-
-def test_a_second_person_approving_the_current_plan_is_accepted() -> None:
-    assert (True, "approved") == judge()
-
-
-def test_the_requester_cannot_approve_their_own_run_in_any_spelling() -> None:
-    for spelling in ("alice", "Alice", "ALICE"):
-        accepted, reason = judge(actor=spelling)
-        assert not accepted
-        assert reason.startswith("four-eyes")
-
-
-def test_an_approval_of_another_plan_hash_is_refused() -> None:
-    accepted, reason = judge(plan_hash="h0")
-    assert not accepted
-    assert reason.startswith("plan hash mismatch")
-
-
-def test_an_approval_at_or_after_the_deadline_is_refused() -> None:
-    accepted, reason = judge(deadline=NOW)
-    assert not accepted
-    assert reason.startswith("too late")
-
-
-def test_only_listed_approvers_may_approve_when_the_policy_has_a_list() -> None:
-    strict = Policy(environment="prod", required_approvals=1, approval_timeout_seconds=60, allowed_approvers=("carol",))
-    assert not judge(policy=strict)[0]
-    assert judge(actor="carol", policy=strict)[0]
-
-
-def test_the_same_approver_counts_once() -> None:
-    accepted, reason = judge(approved_by=["bob"])
-    assert not accepted
-    assert "already approved" in reason
-
-
-def test_dev_needs_no_approval_and_prod_needs_one() -> None:
-    assert 0 == POLICIES["dev"].required_approvals
-    assert 1 <= POLICIES["prod"].required_approvals
 
 
 def test_an_impossible_phase_transition_raises() -> None:

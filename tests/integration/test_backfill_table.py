@@ -23,7 +23,8 @@ from activities.postgres import Databases
 from client.runs import read_state, start_run, wait_for
 from contracts.phases import Phase
 from contracts.request import Request, parse_request
-from contracts.run import DecisionInput, RunState
+from contracts.run import Decision, DecisionInput, RunState
+from tests.identities import KEYRING, policy_activities
 from worker.settings import WorkerSettings
 from workflows.backfill_table import BackfillTable
 
@@ -79,7 +80,7 @@ def worker(client: Client, databases: Databases, queue: str) -> Worker:
         client,
         task_queue=queue,
         workflows=[BackfillTable],
-        activities=[steps.plan, steps.backfill, steps.verify],
+        activities=[steps.plan, steps.backfill, steps.verify, policy_activities(search_attributes=True).resolve_policy],
         # Send heartbeats at once, so tests see checkpoints and pauses without waiting 30 s.
         max_heartbeat_throttle_interval=timedelta(milliseconds=200),
         default_heartbeat_throttle_interval=timedelta(milliseconds=200),
@@ -145,7 +146,7 @@ async def test_a_backfill_of_thousands_of_rows_completes_and_verifies(
 ) -> None:
     """3,000 rows in batches of 500: every row set once, the plan counted them, verify passes."""
     table = await make_table(databases, 3000)
-    handle, _ = await start_run(client, backfill_request(table), task_queue=queue)
+    handle, _ = await start_run(client, backfill_request(table), task_queue=queue, keys=KEYRING)
     result = await handle.result()
 
     assert Phase.SUCCEEDED == result.phase, result.failure
@@ -162,7 +163,9 @@ async def test_a_backfill_of_thousands_of_rows_completes_and_verifies(
 async def test_the_throttle_holds_the_average_rate(client: Client, databases: Databases, queue: str) -> None:
     """1,000 rows at 1,000 rows/s in batches of 100: the updates span at least 0.9 s (unthrottled: ~0.1 s)."""
     table = await make_table(databases, 1000)
-    handle, _ = await start_run(client, backfill_request(table, batchSize=100, maxRowsPerSecond=1000), task_queue=queue)
+    handle, _ = await start_run(
+        client, backfill_request(table, batchSize=100, maxRowsPerSecond=1000), task_queue=queue, keys=KEYRING
+    )
     result = await handle.result()
 
     assert Phase.SUCCEEDED == result.phase, result.failure
@@ -180,7 +183,7 @@ async def test_a_killed_worker_resumes_from_the_checkpoint(client: Client, datab
     request = backfill_request(table, batchSize=50, maxRowsPerSecond=250)  # 20 batches, ~4 s
 
     async with worker(client, databases, name):
-        handle, _ = await start_run(client, request, task_queue=name)
+        handle, _ = await start_run(client, request, task_queue=name, keys=KEYRING)
         await until(lambda: _done_at_least(databases, table, 200))
     # Leaving the `async with` shut the worker down: its running attempt was cancelled mid-range.
     done_at_kill = (await counts(databases, table))["done"]
@@ -212,7 +215,7 @@ async def test_a_guard_over_its_threshold_pauses_until_it_clears(
     request = backfill_request(
         table, batchSize=100, guard={"query": f"SELECT seconds FROM {guard}", "maxValue": 5, "pollSeconds": 1}
     )
-    handle, _ = await start_run(client, request, task_queue=queue)
+    handle, _ = await start_run(client, request, task_queue=queue, keys=KEYRING)
 
     paused = await wait_for(handle, lambda s: any(a.details.get("paused") for a in s.live), timeout=20)
     assert 0 == (await counts(databases, table))["done"]
@@ -243,7 +246,9 @@ async def test_an_invalid_expression_or_predicate_fails_validation_before_any_ch
     client: Client, databases: Databases, queue: str, field: str, fragment: str, message: str
 ) -> None:
     table = await make_table(databases, 100)
-    handle, _ = await start_run(client, backfill_request(table, **{field: fragment.format(t=table)}), task_queue=queue)
+    handle, _ = await start_run(
+        client, backfill_request(table, **{field: fragment.format(t=table)}), task_queue=queue, keys=KEYRING
+    )
     result = await handle.result()
 
     assert Phase.FAILED == result.phase
@@ -255,7 +260,7 @@ async def test_an_invalid_expression_or_predicate_fails_validation_before_any_ch
 
 async def test_no_matching_rows_is_a_noop_plan_and_no_changes(client: Client, databases: Databases, queue: str) -> None:
     table = await make_table(databases, 10)
-    handle, _ = await start_run(client, backfill_request(table, predicate="id < 0"), task_queue=queue)
+    handle, _ = await start_run(client, backfill_request(table, predicate="id < 0"), task_queue=queue, keys=KEYRING)
     result = await handle.result()
 
     assert Phase.NO_CHANGES == result.phase
@@ -271,7 +276,9 @@ async def test_cancel_stops_a_running_backfill_between_batches(
 ) -> None:
     """A cancel signal reaches the long step: it stops after its current batch, the run ends cancelled."""
     table = await make_table(databases, 1000)
-    handle, _ = await start_run(client, backfill_request(table, batchSize=50, maxRowsPerSecond=250), task_queue=queue)
+    handle, _ = await start_run(
+        client, backfill_request(table, batchSize=50, maxRowsPerSecond=250), task_queue=queue, keys=KEYRING
+    )
     await until(lambda: _done_at_least(databases, table, 100))
     await handle.signal("cancel", DecisionInput(actor="carol", comment="peak traffic"))
     result = await asyncio.wait_for(handle.result(), timeout=30)
@@ -293,10 +300,11 @@ async def test_rows_added_to_a_live_table_before_approval_do_not_void_it(
     request = backfill_request(table).model_copy(
         update={"metadata": backfill_request(table).metadata.model_copy(update={"environment": "prod"})}
     )
-    handle, _ = await start_run(client, request, task_queue=queue)
+    handle, _ = await start_run(client, request, task_queue=queue, keys=KEYRING)
     waiting = await wait_for(handle, lambda s: s.phase is Phase.AWAITING_APPROVAL, timeout=30)
     await sql(databases, f"INSERT INTO {table} (id, email) SELECT g, 'New' || g FROM generate_series(501, 600) g")
-    await handle.signal("approve", DecisionInput(actor="bob", plan_hash=waiting.plan_hash))
+    approval = DecisionInput(actor="bob", plan_hash=waiting.plan_hash)
+    await handle.signal("approve", KEYRING.sign_decision(handle.id, Decision.APPROVE, approval))
     result = await asyncio.wait_for(handle.result(), timeout=60)
 
     assert Phase.SUCCEEDED == result.phase, result.failure

@@ -26,6 +26,7 @@ from contracts.migrate_schema import checksum_of
 from contracts.phases import Phase
 from contracts.request import Request, load_mapping, parse_request
 from contracts.run import Mode, RunState
+from tests.identities import KEYRING, policy_activities
 from worker.main import activity_methods
 from worker.settings import WorkerSettings
 from workflows.migrate_schema import MigrateSchema
@@ -46,7 +47,10 @@ def databases(worker_settings: WorkerSettings) -> Databases:
 async def queue(client: Client, databases: Databases) -> AsyncIterator[str]:
     """Our own Worker with MigrateSchema and its activities on a fresh task queue."""
     name = f"test-migrate-{uuid.uuid4().hex[:8]}"
-    activities = activity_methods(MigrateSchemaActivities(databases))
+    activities = [
+        *activity_methods(MigrateSchemaActivities(databases)),
+        policy_activities(search_attributes=True).resolve_policy,
+    ]
     async with Worker(client, task_queue=name, workflows=[MigrateSchema], activities=activities):
         yield name
 
@@ -93,7 +97,7 @@ def migrate_request(schema: str, migrations: list[tuple[str, str]], **spec: Any)
 
 
 async def run(client: Client, queue: str, request: Request, mode: Mode = Mode.APPLY) -> RunState:
-    handle, _ = await start_run(client, request, task_queue=queue, mode=mode, search_attributes=False)
+    handle, _ = await start_run(client, request, task_queue=queue, mode=mode, search_attributes=False, keys=KEYRING)
     return await handle.result()
 
 

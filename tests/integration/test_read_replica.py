@@ -20,6 +20,7 @@ from contracts.plan import Action
 from contracts.read_replica import CreateReadReplicaSpec
 from contracts.request import Request, parse_request
 from contracts.run import Decision, DecisionInput
+from tests.identities import KEYRING, policy_activities
 from worker.main import activity_methods
 from worker.settings import WorkerSettings
 from workflows.read_replica import CreateReadReplica
@@ -29,7 +30,10 @@ from workflows.read_replica import CreateReadReplica
 async def queue(client: Client, worker_settings: WorkerSettings) -> AsyncIterator[str]:
     """A Worker with CreateReadReplica and its real activities on a fresh task queue."""
     name = f"test-replica-{uuid.uuid4().hex[:8]}"
-    activities = activity_methods(ReadReplicaActivities(worker_settings.aws))
+    activities = [
+        *activity_methods(ReadReplicaActivities(worker_settings.aws)),
+        policy_activities(search_attributes=True).resolve_policy,
+    ]
     async with Worker(client, task_queue=name, workflows=[CreateReadReplica], activities=activities):
         yield name
 
@@ -84,7 +88,7 @@ async def test_an_approved_plan_creates_the_replica_and_verify_sees_it_available
     request = replica_request(source, "prod", availabilityZone="us-east-1b")
     replica_id = CreateReadReplicaSpec.model_validate(request.spec).replica_id()
 
-    handle, _ = await start_run(client, request, task_queue=queue)
+    handle, _ = await start_run(client, request, task_queue=queue, keys=KEYRING)
     waiting = await wait_for(handle, lambda s: s.phase is Phase.AWAITING_APPROVAL, timeout=30)
     assert waiting.plan is not None
     source_step, replica_step = waiting.plan.actions
@@ -96,7 +100,9 @@ async def test_an_approved_plan_creates_the_replica_and_verify_sees_it_available
     assert "us-east-1b" in replica_step.reason
     assert [] == replicas_of(stack, source), "planning creates nothing"
 
-    record, _ = await decide(handle, Decision.APPROVE, DecisionInput(actor="bob", plan_hash=waiting.plan_hash))
+    record, _ = await decide(
+        handle, Decision.APPROVE, DecisionInput(actor="bob", plan_hash=waiting.plan_hash), keys=KEYRING
+    )
     assert record.accepted, record.reason
     result = await handle.result()
 
@@ -117,11 +123,11 @@ async def test_a_second_run_of_the_same_spec_adopts_the_replica_and_changes_noth
 ) -> None:
     """Another idempotencyKey, same spec: the plan is a noop, the run ends no_changes, one replica."""
     source = seed_source(stack)
-    first, _ = await start_run(client, replica_request(source), task_queue=queue)
+    first, _ = await start_run(client, replica_request(source), task_queue=queue, keys=KEYRING)
     assert Phase.SUCCEEDED == (await first.result()).phase
     created = replicas_of(stack, source)
 
-    second, new = await start_run(client, replica_request(source), task_queue=queue)
+    second, new = await start_run(client, replica_request(source), task_queue=queue, keys=KEYRING)
     result = await second.result()
 
     assert new, "a separate run, not an attach to the first"
@@ -144,7 +150,7 @@ async def test_an_instance_under_the_replica_name_with_another_source_fails_and_
         DBInstanceIdentifier=squatter, SourceDBInstanceIdentifier=other, DBInstanceClass="db.t3.small"
     )
 
-    handle, _ = await start_run(client, request, task_queue=queue)
+    handle, _ = await start_run(client, request, task_queue=queue, keys=KEYRING)
     result = await handle.result()
 
     assert Phase.FAILED == result.phase
@@ -160,7 +166,7 @@ async def test_an_instance_under_the_replica_name_with_another_source_fails_and_
 
 async def test_a_missing_source_fails_validation_before_any_change(stack: Stack, client: Client, queue: str) -> None:
     missing = f"src-{uuid.uuid4().hex[:8]}"
-    handle, _ = await start_run(client, replica_request(missing), task_queue=queue)
+    handle, _ = await start_run(client, replica_request(missing), task_queue=queue, keys=KEYRING)
     result = await handle.result()
 
     assert Phase.FAILED == result.phase

@@ -13,6 +13,7 @@ from client.runs import decide, read_state, start_run, wait_for
 from contracts.phases import Phase
 from contracts.request import Request, parse_request
 from contracts.run import Decision, DecisionInput, RunState
+from tests.identities import KEYRING
 
 
 def rotation_request(role: str, secret_id: str, environment: str = "prod", requester: str = "alice") -> dict:
@@ -56,13 +57,13 @@ async def test_rotation_changes_the_password_and_the_secret(stack: Stack, client
     old_version = next(v for v, s in secret_stages(stack, secret_id).items() if "AWSCURRENT" in s)
     request = parse_request(rotation_request(role, secret_id))
 
-    handle, new = await start_run(client, request, task_queue=task_queue)
+    handle, new = await start_run(client, request, task_queue=task_queue, keys=KEYRING)
     state = await wait_for(handle, lambda s: s.phase is Phase.AWAITING_APPROVAL, timeout=30)
     assert new
     assert Phase.AWAITING_APPROVAL == state.phase
 
     record, _ = await decide(
-        handle, Decision.APPROVE, DecisionInput(actor="bob", plan_hash=state.plan_hash, comment="ok")
+        handle, Decision.APPROVE, DecisionInput(actor="bob", plan_hash=state.plan_hash, comment="ok"), keys=KEYRING
     )
     assert record.accepted, record.reason
     result: RunState = await handle.result()
@@ -89,12 +90,12 @@ async def seeded_request(stack: Stack, environment: str = "prod", **metadata: ob
 async def test_a_duplicate_apply_attaches_to_the_same_run(stack: Stack, client: Client, task_queue: str) -> None:
     """Submitting the same request twice gives one execution, running or finished."""
     _, _, _, request = await seeded_request(stack)
-    first, first_new = await start_run(client, request, task_queue=task_queue)
-    second, second_new = await start_run(client, request, task_queue=task_queue)
+    first, first_new = await start_run(client, request, task_queue=task_queue, keys=KEYRING)
+    second, second_new = await start_run(client, request, task_queue=task_queue, keys=KEYRING)
     state = await wait_for(first, lambda s: s.phase is Phase.AWAITING_APPROVAL, timeout=30)
-    await decide(first, Decision.APPROVE, DecisionInput(actor="bob", plan_hash=state.plan_hash))
+    await decide(first, Decision.APPROVE, DecisionInput(actor="bob", plan_hash=state.plan_hash), keys=KEYRING)
     await first.result()
-    third, third_new = await start_run(client, request, task_queue=task_queue)
+    third, third_new = await start_run(client, request, task_queue=task_queue, keys=KEYRING)
 
     assert (True, False, False) == (first_new, second_new, third_new)
     assert first.id == second.id == third.id
@@ -107,11 +108,13 @@ async def test_self_approval_and_a_wrong_hash_are_refused_and_recorded(
     stack: Stack, client: Client, task_queue: str
 ) -> None:
     role, _, password, request = await seeded_request(stack)
-    handle, _ = await start_run(client, request, task_queue=task_queue)
+    handle, _ = await start_run(client, request, task_queue=task_queue, keys=KEYRING)
     state = await wait_for(handle, lambda s: s.phase is Phase.AWAITING_APPROVAL, timeout=30)
 
-    own, _ = await decide(handle, Decision.APPROVE, DecisionInput(actor="alice", plan_hash=state.plan_hash))
-    stale, after = await decide(handle, Decision.APPROVE, DecisionInput(actor="bob", plan_hash="0" * 64))
+    own, _ = await decide(
+        handle, Decision.APPROVE, DecisionInput(actor="alice", plan_hash=state.plan_hash), keys=KEYRING
+    )
+    stale, after = await decide(handle, Decision.APPROVE, DecisionInput(actor="bob", plan_hash="0" * 64), keys=KEYRING)
 
     assert (False, False) == (own.accepted, stale.accepted)
     assert own.reason.startswith("four-eyes")
@@ -119,14 +122,14 @@ async def test_self_approval_and_a_wrong_hash_are_refused_and_recorded(
     assert Phase.AWAITING_APPROVAL == after.phase
     assert [("alice", False), ("bob", False)] == [(d.actor, d.accepted) for d in after.decisions]
     assert await can_login(stack, role, password), "nothing was applied"
-    rejected, _ = await decide(handle, Decision.REJECT, DecisionInput(actor="bob", comment="test over"))
+    rejected, _ = await decide(handle, Decision.REJECT, DecisionInput(actor="bob", comment="test over"), keys=KEYRING)
     assert rejected.accepted
     assert Phase.REJECTED == (await handle.result()).phase
 
 
 async def test_the_history_never_contains_a_password(stack: Stack, client: Client, task_queue: str) -> None:
     _, secret_id, old_password, request = await seeded_request(stack, "dev")
-    handle, _ = await start_run(client, request, task_queue=task_queue)
+    handle, _ = await start_run(client, request, task_queue=task_queue, keys=KEYRING)
     result = await handle.result()
     new_password = current_password(stack, secret_id)
     history = (await handle.fetch_history()).to_json()
@@ -142,7 +145,7 @@ async def test_a_missing_role_fails_validation_before_any_change(stack: Stack, c
     _, secret_id, _, request = await seeded_request(stack, "dev")
     missing = request.model_copy(update={"spec": {**request.spec, "role": "no_such_role"}})
     stages_before = secret_stages(stack, secret_id)
-    handle, _ = await start_run(client, missing, task_queue=task_queue)
+    handle, _ = await start_run(client, missing, task_queue=task_queue, keys=KEYRING)
     result = await handle.result()
 
     assert Phase.FAILED == result.phase
@@ -157,7 +160,7 @@ async def test_a_rotation_that_fails_half_way_is_undone(stack: Stack, client: Cl
     role, secret_id, old_password, request = await seeded_request(stack, "dev")
     current_before = next(v for v, s in secret_stages(stack, secret_id).items() if "AWSCURRENT" in s)
     stack.psql(f"ALTER ROLE {role} VALID UNTIL '2000-01-01'")
-    handle, _ = await start_run(client, request, task_queue=task_queue)
+    handle, _ = await start_run(client, request, task_queue=task_queue, keys=KEYRING)
     result = await handle.result()
     stack.psql(f"ALTER ROLE {role} VALID UNTIL 'infinity'")
 
@@ -178,7 +181,7 @@ async def test_an_approval_deadline_on_the_dev_server_expires_the_run(
 ) -> None:
     """With search attributes on: a 2-second deadline passes, the run is expired, nothing changed."""
     role, _, password, request = await seeded_request(stack, "prod", approvalTimeoutSeconds=2)
-    handle, _ = await start_run(client, request, task_queue=task_queue)
+    handle, _ = await start_run(client, request, task_queue=task_queue, keys=KEYRING)
     result = await handle.result()
 
     assert Phase.EXPIRED == result.phase

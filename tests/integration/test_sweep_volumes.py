@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,26 +15,32 @@ from temporalio.worker import Worker
 
 from activities.sweep_volumes import DeleteBatchInput, SweepVolumesActivities
 from client.devstack import Stack
-from client.runs import run_input
 from contracts.failures import ExitCode
 from contracts.phases import Phase
-from contracts.policy import POLICIES
 from contracts.request import parse_request
 from contracts.run import Mode, RunInput, RunState
+from tests.identities import policies, policy_activities
 from worker.settings import WorkerSettings
 from workflows.sweep_volumes import SweepStaleVolumes
 
 
-@pytest.fixture
-async def sweep_queue(client: Client, worker_settings: WorkerSettings) -> AsyncIterator[str]:
+@contextlib.asynccontextmanager
+async def sweep_worker(client: Client, worker_settings: WorkerSettings, **policy: Any) -> AsyncIterator[str]:
+    """A sweep worker on a fresh queue; `policy` passes worker-side settings (policy set, history limit)."""
     queue = f"sweep-{uuid.uuid4().hex[:6]}"
     sweep = SweepVolumesActivities(worker_settings.aws)
     async with Worker(
         client,
         task_queue=queue,
         workflows=[SweepStaleVolumes],
-        activities=[sweep.plan, sweep.delete_batch, sweep.verify],
+        activities=[sweep.plan, sweep.delete_batch, sweep.verify, policy_activities(**policy).resolve_policy],
     ):
+        yield queue
+
+
+@pytest.fixture
+async def sweep_queue(client: Client, worker_settings: WorkerSettings) -> AsyncIterator[str]:
+    async with sweep_worker(client, worker_settings) as queue:
         yield queue
 
 
@@ -66,7 +73,7 @@ def sweep_input(scope: str, **spec: Any) -> RunInput:
             "spec": {"olderThanDays": 0, "tagFilters": {"sweep-test": scope}, **spec},
         }
     )
-    return run_input(request, Mode.APPLY)
+    return RunInput(request=request, mode=Mode.APPLY)
 
 
 async def run(client: Client, queue: str, input: RunInput) -> RunState:
@@ -104,13 +111,14 @@ async def test_young_volumes_are_skipped_and_nothing_is_deleted(stack: Stack, cl
 
 
 async def test_a_sweep_deletes_in_batches_with_snapshots_and_continues_as_new(
-    stack: Stack, client: Client, sweep_queue: str
+    stack: Stack, client: Client, worker_settings: WorkerSettings
 ) -> None:
     """60 volumes, 5 per batch, a tiny history limit: several runs, one workflow id, all gone."""
     scope = uuid.uuid4().hex[:8]
     make_volumes(stack, scope, 60)
-    input = sweep_input(scope, batchSize=5, snapshotFirst=True).model_copy(update={"history_event_limit": 40})
-    result = await run(client, sweep_queue, input)
+    input = sweep_input(scope, batchSize=5, snapshotFirst=True)
+    async with sweep_worker(client, worker_settings, history_event_limit=40) as queue:
+        result = await run(client, queue, input)
 
     assert Phase.SUCCEEDED == result.phase, result.failure
     assert set() == existing(stack, scope)
@@ -125,12 +133,13 @@ async def test_a_sweep_deletes_in_batches_with_snapshots_and_continues_as_new(
 
 
 async def test_more_deletions_than_the_policy_allows_is_denied_before_any_change(
-    stack: Stack, client: Client, sweep_queue: str
+    stack: Stack, client: Client, worker_settings: WorkerSettings
 ) -> None:
     scope = uuid.uuid4().hex[:8]
     volumes = make_volumes(stack, scope, 3)
-    tight = POLICIES["dev"].model_copy(update={"max_deletions": 2})
-    result = await run(client, sweep_queue, sweep_input(scope).model_copy(update={"policy": tight}))
+    tight = policies(dev={"requiredApprovals": 0, "requireSignatures": False, "maxDeletions": 2})
+    async with sweep_worker(client, worker_settings, policy_set=tight) as queue:
+        result = await run(client, queue, sweep_input(scope))
 
     assert Phase.FAILED == result.phase
     assert result.failure is not None

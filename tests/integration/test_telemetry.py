@@ -11,10 +11,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from client.devstack import Stack, free_port, seed_role
-from client.runs import run_input
 from contracts.phases import Phase
 from contracts.request import parse_request
-from contracts.run import Mode
+from contracts.run import Mode, RunInput
 from tests.integration.test_rotate_credential import rotation_request
 from worker.main import WORKFLOWS, build_activities
 from worker.settings import WorkerSettings
@@ -35,7 +34,7 @@ async def test_a_finished_run_is_counted_on_the_prometheus_endpoint(
     queue = f"metrics-{uuid.uuid4().hex[:6]}"
     async with Worker(client, task_queue=queue, workflows=WORKFLOWS, activities=build_activities(worker_settings)):
         result = await client.execute_workflow(
-            RotateDbCredential.run, run_input(request, Mode.APPLY), id=f"metrics-{role}", task_queue=queue
+            RotateDbCredential.run, RunInput(request=request, mode=Mode.APPLY), id=f"metrics-{role}", task_queue=queue
         )
     body = await asyncio.to_thread(lambda: urllib.request.urlopen(f"http://{address}/metrics").read().decode())
     counted = [line for line in body.splitlines() if line.startswith("opsctl_runs_finished{")]

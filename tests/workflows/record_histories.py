@@ -19,8 +19,9 @@ from temporalio.worker import Worker
 
 from contracts.phases import Phase
 from contracts.run import Decision, DecisionInput, ResolveInput, RunState
+from tests.identities import KEYRING
 from tests.workflows.conftest import time_skipping_server
-from tests.workflows.test_lifecycle import FakeRotation, run_input, until_phase
+from tests.workflows.test_lifecycle import FakeRotation, run_input, send, until_phase
 from workflows.rotate_credential import RotateDbCredential
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -38,33 +39,34 @@ async def record() -> None:
             async with Worker(
                 env.client, task_queue=queue, workflows=[RotateDbCredential], activities=fake.activities()
             ):
+                workflow_id, now = f"replay-{name}", (await env.get_current_time()).timestamp()
                 handle: Handle = await env.client.start_workflow(
                     RotateDbCredential.run,
-                    scenario["input"],
-                    id=f"replay-{name}",
+                    KEYRING.sign_request(scenario["input"], workflow_id, now),  # type: ignore[arg-type]
+                    id=workflow_id,
                     task_queue=queue,
                     result_type=RunState,
                 )
-                await scenario["drive"](handle)  # type: ignore[operator]
+                await scenario["drive"](env, handle)  # type: ignore[operator]
                 await handle.result()
                 history = await handle.fetch_history()
-            (HISTORIES / f"rotate_credential_{name}.json").write_text(history.to_json())
+            (HISTORIES / f"{workflow_id}@{name}.json").write_text(history.to_json())
             print(f"recorded {name}")
 
 
-async def approve(handle: Handle) -> None:
+async def approve(env: WorkflowEnvironment, handle: Handle) -> None:
     state = await until_phase(handle, Phase.AWAITING_APPROVAL)
-    await handle.signal(RotateDbCredential.approve, DecisionInput(actor="bob", plan_hash=state.plan_hash))
+    await send(env, handle, Decision.APPROVE, DecisionInput(actor="bob", plan_hash=state.plan_hash))
 
 
-async def retry_review(handle: Handle) -> None:
+async def retry_review(env: WorkflowEnvironment, handle: Handle) -> None:
     await until_phase(handle, Phase.NEEDS_REVIEW)
     resolve = ResolveInput(actor="carol", comment="checked", resolution=Decision.RETRY)
-    await handle.signal(RotateDbCredential.resolve, resolve)
+    await send(env, handle, Decision.RETRY, resolve)
 
 
-async def nothing(handle: Handle) -> None:
-    del handle
+async def nothing(env: WorkflowEnvironment, handle: Handle) -> None:
+    del env, handle
 
 
 def unknown_once() -> FakeRotation:

@@ -28,9 +28,10 @@ from activities.rotate_credential import (
 from contracts.failures import ExitCode, FailureKind
 from contracts.phases import Phase
 from contracts.plan import Action, Plan, PlannedAction, Rollback
-from contracts.policy import POLICIES
+from contracts.policy import PolicySet
 from contracts.request import parse_request
 from contracts.run import Check, Decision, DecisionInput, Mode, ResolveInput, RunInput, RunState
+from tests.identities import KEYRING, policy_activities
 from workflows.rotate_credential import RotateDbCredential
 
 MUTATIONS = ("create_pending", "set_password", "promote")
@@ -62,7 +63,9 @@ class FakeRotation:
         plans: list[Plan] | None = None,
         failures: dict[str, list[Exception]] | None = None,
         checks_pass: list[bool] | None = None,
+        policy_set: PolicySet | None = None,
     ) -> None:
+        self.policy_set = policy_set
         self.plans = plans or [make_plan()]
         self.failures = failures or {}
         self.checks_pass = checks_pass or [True]
@@ -120,6 +123,7 @@ class FakeRotation:
             self.promote,
             self.verify,
             self.compensate,
+            policy_activities(self.policy_set).resolve_policy,
         ]
 
 
@@ -132,15 +136,34 @@ def run_input(environment: str = "prod", mode: Mode = Mode.APPLY) -> RunInput:
             "spec": {"database": "app", "role": "r", "secretId": "s"},
         }
     )
-    return RunInput(request=request, mode=mode, policy=POLICIES[environment], search_attributes=False)
+    return RunInput(request=request, mode=mode)
 
 
 async def start(
     env: WorkflowEnvironment, fake: FakeRotation, queue: str, input: RunInput
 ) -> WorkflowHandle[Any, RunState]:
+    """Start the run as alice would: the request signed with her key."""
+    workflow_id = f"wf-{uuid.uuid4().hex[:8]}"
+    now = (await env.get_current_time()).timestamp()  # the time-skipping server's clock runs ahead
     return await env.client.start_workflow(
-        RotateDbCredential.run, input, id=f"wf-{uuid.uuid4().hex[:8]}", task_queue=queue, result_type=RunState
+        RotateDbCredential.run,
+        KEYRING.sign_request(input, workflow_id, now),
+        id=workflow_id,
+        task_queue=queue,
+        result_type=RunState,
     )
+
+
+async def send(
+    env: WorkflowEnvironment, handle: WorkflowHandle[Any, RunState], decision: Decision, input: DecisionInput
+) -> None:
+    """A decision as `opsctl` sends it: a fresh attempt id, signed with the actor's key.
+
+    Signed at the time-skipping server's time, which runs ahead of this machine's once a test skips time.
+    """
+    signal = "resolve" if isinstance(input, ResolveInput) else decision.value
+    now = (await env.get_current_time()).timestamp()
+    await handle.signal(signal, KEYRING.sign_decision(handle.id, decision, input, now))
 
 
 async def until_phase(handle: WorkflowHandle[Any, RunState], phase: Phase) -> RunState:
@@ -174,12 +197,12 @@ async def test_an_approval_is_void_when_the_plan_changes_before_apply(env: Workf
     async with worker(env, fake, queue):
         handle = await start(env, fake, queue, run_input())
         first = await until_phase(handle, Phase.AWAITING_APPROVAL)
-        await handle.signal(RotateDbCredential.approve, DecisionInput(actor="bob", plan_hash=first.plan_hash))
+        await send(env, handle, Decision.APPROVE, DecisionInput(actor="bob", plan_hash=first.plan_hash))
         await until_phase(handle, Phase.REPLANNING)
         second = await until_phase(handle, Phase.AWAITING_APPROVAL)
         assert first.plan_hash != second.plan_hash
         assert not any(MUTATION in fake.calls for MUTATION in MUTATIONS)
-        await handle.signal(RotateDbCredential.approve, DecisionInput(actor="bob", plan_hash=second.plan_hash))
+        await send(env, handle, Decision.APPROVE, DecisionInput(actor="bob", plan_hash=second.plan_hash))
         result = await handle.result()
     assert Phase.SUCCEEDED == result.phase
     assert "void: the plan changed before apply" == result.decisions[0].reason
@@ -195,7 +218,7 @@ async def test_an_unknown_error_lands_in_needs_review_and_a_retry_resumes(env: W
         assert ExitCode.NEEDS_REVIEW == review.exit_code()
         assert ["set role password: connection reset mid-statement"] == review.uncertain
         resolve = ResolveInput(actor="carol", comment="checked pg logs", resolution=Decision.RETRY)
-        await handle.signal(RotateDbCredential.resolve, resolve)
+        await send(env, handle, resolve.resolution, resolve)
         result = await handle.result()
     assert Phase.SUCCEEDED == result.phase
     assert 2 == fake.calls.count("set_password")
@@ -235,7 +258,7 @@ async def test_a_failing_compensation_still_ends_the_run_and_says_what_is_uncert
     async with worker(env, fake, queue):
         handle = await start(env, fake, queue, run_input("dev"))
         await until_phase(handle, Phase.NEEDS_REVIEW)
-        await handle.signal(RotateDbCredential.cancel, DecisionInput(actor="carol", comment="roll back"))
+        await send(env, handle, Decision.CANCEL, DecisionInput(actor="carol", comment="roll back"))
         result = await handle.result()
     assert Phase.CANCELLED == result.phase
     assert result.failure is not None
@@ -287,7 +310,7 @@ async def test_cancel_while_awaiting_approval_ends_cancelled_with_nothing_to_und
     async with worker(env, fake, queue):
         handle = await start(env, fake, queue, run_input())
         await until_phase(handle, Phase.AWAITING_APPROVAL)
-        await handle.signal(RotateDbCredential.cancel, DecisionInput(actor="alice", comment="wrong ticket"))
+        await send(env, handle, Decision.CANCEL, DecisionInput(actor="alice", comment="wrong ticket"))
         result = await handle.result()
     assert Phase.CANCELLED == result.phase
     assert ["plan"] == fake.calls
@@ -299,7 +322,7 @@ async def test_cancel_in_review_compensates_applied_steps(env: WorkflowEnvironme
     async with worker(env, fake, queue):
         handle = await start(env, fake, queue, run_input("dev"))
         await until_phase(handle, Phase.NEEDS_REVIEW)
-        await handle.signal(RotateDbCredential.cancel, DecisionInput(actor="carol", comment="roll back"))
+        await send(env, handle, Decision.CANCEL, DecisionInput(actor="carol", comment="roll back"))
         result = await handle.result()
     assert Phase.CANCELLED == result.phase
     assert "compensate" == fake.calls[-1]
@@ -312,7 +335,7 @@ async def test_failed_postconditions_wait_for_review_and_mark_done_ends_the_run(
         review = await until_phase(handle, Phase.NEEDS_REVIEW)
         assert ["secret current version: probe"] == review.uncertain
         done = ResolveInput(actor="carol", comment="verified by hand", resolution=Decision.MARK_DONE)
-        await handle.signal(RotateDbCredential.resolve, done)
+        await send(env, handle, done.resolution, done)
         result = await handle.result()
     assert Phase.SUCCEEDED == result.phase
     assert ["marked done by carol: verified by hand"] == result.warnings
@@ -351,8 +374,10 @@ async def test_a_verify_probe_that_fails_goes_to_review_and_never_undoes_the_app
     async with worker(env, fake, queue):
         handle = await start(env, fake, queue, run_input("dev"))
         review = await until_phase(handle, Phase.NEEDS_REVIEW)
-        await handle.signal(
-            RotateDbCredential.resolve,
+        await send(
+            env,
+            handle,
+            Decision.RETRY,
             ResolveInput(actor="carol", comment="fixed the IAM role", resolution=Decision.RETRY),
         )
         result = await handle.result()

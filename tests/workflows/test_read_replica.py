@@ -28,10 +28,10 @@ from activities.read_replica import (
 )
 from contracts.failures import ExitCode
 from contracts.phases import Phase
-from contracts.policy import POLICIES
 from contracts.read_replica import CreateReadReplicaSpec
 from contracts.request import parse_request
 from contracts.run import Decision, DecisionInput, ResolveInput, RunInput, RunState
+from tests.identities import policy_activities
 from workflows.read_replica import CreateReadReplica
 
 SOURCE = "orders-db"
@@ -85,7 +85,7 @@ class FakeReplica:
         return CompensateReplicaResult(changed=True, detail=f"deleted {input.spec.replica_id()}")
 
     def activities(self) -> list[Any]:
-        return [self.plan, self.create, self.verify, self.compensate]
+        return [self.plan, self.create, self.verify, self.compensate, policy_activities().resolve_policy]
 
 
 def run_input(window_seconds: int = 600) -> RunInput:
@@ -101,7 +101,7 @@ def run_input(window_seconds: int = 600) -> RunInput:
             },
         }
     )
-    return RunInput(request=request, policy=POLICIES["dev"], search_attributes=False)
+    return RunInput(request=request)
 
 
 async def start(env: WorkflowEnvironment, queue: str, input: RunInput) -> WorkflowHandle[Any, RunState]:

@@ -1,0 +1,46 @@
+"""The worker's answer to "which rules govern this run?": its environment's policy and switches.
+
+Run as a local activity at the start of every run, so the answer is recorded in the run's
+history (replays read it back; a changed file never changes a run in flight). The policy
+file is read and checked once, when the worker starts: a broken file stops the worker.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel
+from temporalio import activity
+
+from contracts.policy import BUILT_IN, BUILT_IN_POLICIES, PolicySet, parse_policy_file
+from contracts.run import RunSettings
+
+
+class ResolvePolicyInput(BaseModel):
+    environment: str
+
+
+def load_policies(path: str) -> tuple[PolicySet, str]:
+    """The policy set in `path` (or the built-in one for ''), and where it came from."""
+    if not path:
+        return BUILT_IN_POLICIES, BUILT_IN
+    return parse_policy_file(Path(path).read_text(encoding="utf-8"), path), path
+
+
+class PolicyActivities:
+    def __init__(
+        self, policies: PolicySet, source: str, *, search_attributes: bool = True, history_event_limit: int = 4000
+    ) -> None:
+        self._policies = policies
+        self._source = source
+        self._search_attributes = search_attributes
+        self._history_event_limit = history_event_limit
+
+    @activity.defn(name="opsctl.resolve_policy")
+    async def resolve_policy(self, input: ResolvePolicyInput) -> RunSettings:
+        return RunSettings(
+            policy=self._policies.policy_for(input.environment),
+            policy_source=self._source,
+            search_attributes=self._search_attributes,
+            history_event_limit=self._history_event_limit,
+        )

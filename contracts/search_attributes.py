@@ -1,0 +1,24 @@
+"""The custom search attributes opsctl sets on every run: one definition for workflow, CLI and dev stack.
+
+Names and Temporal value types only (no SDK import: contracts stay pure). The Web UI and
+`opsctl list` filter on them, e.g. `OpsctlPhase = "awaiting_approval"`.
+"""
+
+from __future__ import annotations
+
+KIND = "OpsctlKind"
+ENVIRONMENT = "OpsctlEnvironment"
+PHASE = "OpsctlPhase"
+REQUESTER = "OpsctlRequester"
+PLAN_HASH = "OpsctlPlanHash"
+EMERGENCY = "OpsctlEmergency"
+
+# name → Temporal's indexed value type, as `temporal operator search-attribute create --type` spells it
+SEARCH_ATTRIBUTES: dict[str, str] = {
+    KIND: "Keyword",
+    ENVIRONMENT: "Keyword",
+    PHASE: "Keyword",
+    REQUESTER: "Keyword",
+    PLAN_HASH: "Keyword",
+    EMERGENCY: "Bool",
+}

@@ -1,0 +1,49 @@
+"""Test identities with real Ed25519 keys, and the policy set that registers them.
+
+alice requests; bob and dave are in dba, carol in owners; eve has a key nobody registered.
+The integration worker loads `POLICY_FILE`; time-skipping workers use `policy_activities`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from activities.policy import PolicyActivities
+from client.keys import Keyring, create_key
+from contracts.policy import BUILT_IN_POLICIES, PolicySet
+
+KEYS_DIR = Path(tempfile.mkdtemp(prefix="opsctl-test-keys-"))
+IDENTITIES = ("alice", "bob", "carol", "dave", "eve")
+for _name in IDENTITIES:
+    create_key(KEYS_DIR, _name)
+KEYRING = Keyring([KEYS_DIR])
+GROUPS = {"dba": ["bob", "dave"], "owners": ["carol"]}
+
+
+def policy_document(**environments: dict[str, Any]) -> dict[str, Any]:
+    """The built-in rules with the test identities registered; `environments` adds or replaces some."""
+    rules = BUILT_IN_POLICIES.model_dump(mode="json", by_alias=True)["environments"]
+    return {
+        "apiVersion": "opsctl/v1",
+        "kind": "PolicySet",
+        "identities": {name: {"publicKey": KEYRING.public_key(name)} for name in IDENTITIES if name != "eve"},
+        "groups": GROUPS,
+        "environments": {**rules, **environments},
+    }
+
+
+def policies(**environments: dict[str, Any]) -> PolicySet:
+    return PolicySet.model_validate(policy_document(**environments))
+
+
+POLICY_FILE = KEYS_DIR / "policy.yaml"
+POLICY_FILE.write_text(yaml.safe_dump(policy_document()))
+
+
+def policy_activities(policy_set: PolicySet | None = None, **settings: Any) -> PolicyActivities:
+    """For the time-skipping server: it knows no custom search attributes."""
+    return PolicyActivities(policy_set or policies(), "test policies", **{"search_attributes": False, **settings})
