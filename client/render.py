@@ -76,16 +76,34 @@ def render_plan(state: RunState) -> list[str]:
 
 def render_decisions(state: RunState) -> list[str]:
     if not state.decisions:
-        if state.required_approvals:
-            return [f"Approvals   none yet ({state.required_approvals} required, not by {state.requester})"]
-        return ["Approvals   not required in this environment"]
+        if not state.required_approvals:
+            return ["Approvals   not required in this environment"]
+        if state.phase.terminal:
+            return ["Approvals   none"]
+        return [f"Approvals   none yet: needs {state.quorum}"]
     lines = ["Decisions"]
     for record in state.decisions:
         verdict = "accepted" if record.accepted else "REFUSED"
         comment = f' "{record.comment}"' if record.comment else ""
+        tags = ", ".join(["signed" if record.signed else "unsigned", *record.groups])
         lines.append(
-            f"  {record.at:%Y-%m-%d %H:%M:%S} {record.decision.value} by {record.actor}: "
+            f"  {record.at:%Y-%m-%d %H:%M:%S} {record.decision.value} by {record.actor} ({tags}): "
             f"{verdict} — {record.reason}{comment}"
+        )
+    return lines
+
+
+def _waits(state: RunState) -> list[str]:
+    """What a waiting run waits for, and until when: a freeze window, an emergency's review."""
+    lines = []
+    if state.emergency:
+        lines.append(f"Emergency   applied without prior approval (break-glass): {state.emergency}")
+    if state.frozen_until is not None and state.phase.value == "waiting_for_window":
+        lines.append(f"Frozen      until {state.frozen_until:%Y-%m-%d %H:%M} UTC (change freeze), then re-planned")
+    if state.review_deadline is not None and state.outcome is not None:
+        lines.append(
+            f"Review      post-incident review due {state.review_deadline:%Y-%m-%d %H:%M} UTC "
+            f"(outcome so far: {state.outcome.value})"
         )
     return lines
 
@@ -100,6 +118,7 @@ def render_status(state: RunState, web_ui: str) -> str:
             else ""
         ),
     ]
+    lines += _waits(state)
     if state.progress.total:
         lines.append(f"Progress    {state.progress.done}/{state.progress.total} steps — {state.progress.step}")
     lines += [f"Running     {activity.describe()}" for activity in state.live]
@@ -129,6 +148,7 @@ def render_run(state: RunState, web_ui: str) -> str:
         f"{state.kind} run {state.workflow_id}: {state.phase.value}",
         "",
         f"Requested   by {state.requester} in {state.environment} ({state.mode.value}): {_spec_line(state)}",
+        *_waits(state),
         *render_plan(state),
         *render_decisions(state),
         *_resources("Changed", state.changed),

@@ -14,7 +14,8 @@ from pathlib import Path
 from client.config import Config, load_config
 from client.render import Output
 from contracts.failures import ExitCode, OpsctlError
-from contracts.policy import BUILT_IN, BUILT_IN_POLICIES, Policy, PolicySet, parse_policy_file
+from contracts.policy import BUILT_IN, BUILT_IN_POLICIES, Policy, PolicySet, WeeklyFreeze, parse_policy_file
+from contracts.request import DocumentError
 
 
 def read_policy_file(path: str) -> PolicySet:
@@ -22,7 +23,13 @@ def read_policy_file(path: str) -> PolicySet:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise OpsctlError(ExitCode.INVALID_INPUT, f"cannot read the policy file {path}: {exc}") from exc
-    return parse_policy_file(text, path)
+    try:
+        return parse_policy_file(text, path)
+    except DocumentError as exc:
+        raise OpsctlError(exc.exit_code, str(exc), hint=_FORMAT_HINT) from exc
+
+
+_FORMAT_HINT = "the format is in README.md, 'Policies and signatures'; examples/policies/production.yaml is one"
 
 
 def local_policies(config: Config) -> tuple[PolicySet, str]:
@@ -82,10 +89,16 @@ def _seconds(value: int) -> str:
     return f"{value}s"
 
 
+def _hours(window: WeeklyFreeze) -> str:
+    end = "24:00" if window.end.hour == window.end.minute == 0 else f"{window.end:%H:%M}"
+    return (
+        "all day (UTC)" if f"{window.start:%H:%M}" == "00:00" and end == "24:00" else f"{window.start:%H:%M}-{end} UTC"
+    )
+
+
 def render(policy: Policy, source: str) -> str:
     freeze = [
-        f"every {', '.join(day.value for day in w.days)} {w.start:%H:%M} to {w.end:%H:%M} UTC ({w.reason})"
-        for w in policy.freeze.weekly
+        f"every {', '.join(day.value for day in w.days)} {_hours(w)} ({w.reason})" for w in policy.freeze.weekly
     ] + [f"{d.start:%Y-%m-%d %H:%M} → {d.end:%Y-%m-%d %H:%M} UTC ({d.reason})" for d in policy.freeze.dates]
     glass = policy.break_glass
     people = [

@@ -61,6 +61,10 @@ def _reporter(progress: Progress) -> Callable[[RunState], None]:
                     f" waiting for someone other than {state.requester} to approve (deadline {deadline})\n"
                     f"    opsctl approve {state.workflow_id} --plan-hash {state.plan_hash}"
                 )
+            if phase == Phase.WAITING_FOR_WINDOW.value and state.frozen_until:
+                line += f" a change freeze is in force until {state.frozen_until:%Y-%m-%d %H:%M} UTC"
+            if phase == Phase.AWAITING_REVIEW.value and state.review_deadline:
+                line += f" the emergency's post-incident review is due by {state.review_deadline:%Y-%m-%d %H:%M} UTC"
             if phase != Phase.VALIDATING.value:
                 # At equal times a phase that opens apply comes before the steps, others after.
                 rank = 0 if phase in _BEFORE_STEPS else 3
