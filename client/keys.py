@@ -120,9 +120,12 @@ class Keyring:
         )
 
     def sign_decision(
-        self, run_id: str, decision: Decision, input: DecisionInput, now: float | None = None
+        self, scope: str, decision: Decision, input: DecisionInput, now: float | None = None
     ) -> DecisionInput:
-        """A fresh attempt id and expiry, signed with the actor's key when there is one."""
+        """A fresh attempt id and expiry, signed with the actor's key when there is one.
+
+        `scope` is the run's `decision_scope` (workflow id and first run id, from its state).
+        """
         from contracts.signing import sign
 
         expires = int(now or time.time()) + SIGNATURE_LIFETIME
@@ -130,4 +133,4 @@ class Keyring:
         private = self.private_key(input.actor)
         if private is None:
             return input
-        return input.model_copy(update={"signature": sign(private, input.signature_payload(run_id, decision))})
+        return input.model_copy(update={"signature": sign(private, input.signature_payload(scope, decision))})

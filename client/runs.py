@@ -211,7 +211,7 @@ async def decide(
             f"run {handle.id} has already ended: {state.phase.value}",
             hint="nothing can be decided on a finished run",
         )
-    input = (keys or Keyring([])).sign_decision(handle.id, decision, input)
+    input = (keys or Keyring([])).sign_decision(state.decision_scope, decision, input)
     signal = "resolve" if isinstance(input, ResolveInput) else decision.value
     await handle.signal(signal, input)
 

@@ -202,6 +202,9 @@ class LiveActivity(BaseModel):
 class RunState(BaseModel):
     schema_version: str = RESULT_SCHEMA
     workflow_id: str
+    # The execution the run started as (stable across continue-as-new): decisions are signed
+    # for `workflow_id/first_run_id`, so a signature cannot be replayed into a later run of the same id.
+    first_run_id: str = ""
     kind: str
     mode: Mode
     environment: str
@@ -248,6 +251,11 @@ class RunState(BaseModel):
         if self.phase is Phase.PLANNED and self.plan is not None and self.plan.has_changes:
             return ExitCode.CHANGES_PENDING
         return exit_code_for_phase(self.phase)
+
+    @property
+    def decision_scope(self) -> str:
+        """What every decision's signature names as its run."""
+        return f"{self.workflow_id}/{self.first_run_id}"
 
     def approvals(self) -> list[str]:
         return [d.actor for d in self.decisions if d.decision is Decision.APPROVE and d.accepted]

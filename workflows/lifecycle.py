@@ -460,7 +460,7 @@ class Lifecycle(Generic[SpecT, AppliedT]):
             ending = await self._failed(ending)
         elif ending.phase is Phase.CANCELLED:
             ending = await self._cancelled()
-        if state.emergency and state.changed and self.record.policy is not None:
+        if state.emergency and state.changed and self.record.policy and self.record.policy.required_approvals:
             try:
                 await gate.post_incident_review(self.record, self.record.policy, ending.phase)
             except asyncio.CancelledError:
@@ -542,6 +542,7 @@ class Lifecycle(Generic[SpecT, AppliedT]):
         request = input.request
         return RunState(
             workflow_id=workflow.info().workflow_id,
+            first_run_id=workflow.info().first_execution_run_id,
             kind=request.kind,
             mode=input.mode,
             environment=request.metadata.environment,

@@ -122,7 +122,7 @@ class RunRecord:
         return check_identity(
             self.policy,
             actor=input.actor,
-            payload=input.signature_payload(self.state.workflow_id, decision),
+            payload=input.signature_payload(self.state.decision_scope, decision),
             signature=input.signature,
             attempt_id=input.attempt_id,
             expires_at=input.expires_at,

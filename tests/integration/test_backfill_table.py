@@ -304,7 +304,7 @@ async def test_rows_added_to_a_live_table_before_approval_do_not_void_it(
     waiting = await wait_for(handle, lambda s: s.phase is Phase.AWAITING_APPROVAL, timeout=30)
     await sql(databases, f"INSERT INTO {table} (id, email) SELECT g, 'New' || g FROM generate_series(501, 600) g")
     approval = DecisionInput(actor="bob", plan_hash=waiting.plan_hash)
-    await handle.signal("approve", KEYRING.sign_decision(handle.id, Decision.APPROVE, approval))
+    await handle.signal("approve", KEYRING.sign_decision(waiting.decision_scope, Decision.APPROVE, approval))
     result = await asyncio.wait_for(handle.result(), timeout=60)
 
     assert Phase.SUCCEEDED == result.phase, result.failure

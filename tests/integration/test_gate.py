@@ -32,10 +32,10 @@ async def test_forged_expired_replayed_and_unsigned_approvals_are_refused_and_re
         client, parse_request(rotation_request(role, secret)), task_queue=task_queue, keys=KEYRING
     )
     waiting = await wait_for(handle, lambda s: s.phase is Phase.AWAITING_APPROVAL, timeout=30)
-    plan_hash = waiting.plan_hash
+    plan_hash, scope = waiting.plan_hash, waiting.decision_scope
 
     def signed(actor: str, **changes: Any) -> dict[str, Any]:
-        input = KEYRING.sign_decision(handle.id, Decision.APPROVE, DecisionInput(actor=actor, plan_hash=plan_hash))
+        input = KEYRING.sign_decision(scope, Decision.APPROVE, DecisionInput(actor=actor, plan_hash=plan_hash))
         return {**input.model_dump(), **changes}
 
     bob_key = KEYRING.private_key("bob")
@@ -44,10 +44,10 @@ async def test_forged_expired_replayed_and_unsigned_approvals_are_refused_and_re
         actor="carol", plan_hash=plan_hash, attempt_id="a-carol", expires_at=int(time.time()) + 300
     )
     claims_carol = claims_carol.model_copy(
-        update={"signature": sign(bob_key, claims_carol.signature_payload(handle.id, Decision.APPROVE))}
+        update={"signature": sign(bob_key, claims_carol.signature_payload(scope, Decision.APPROVE))}
     )
     expired = KEYRING.sign_decision(
-        handle.id, Decision.APPROVE, DecisionInput(actor="bob", plan_hash=plan_hash), now=time.time() - 3600
+        scope, Decision.APPROVE, DecisionInput(actor="bob", plan_hash=plan_hash), now=time.time() - 3600
     )
     attempts = [
         {"actor": "bob", "plan_hash": plan_hash},  # unsigned, as a hand-typed `temporal workflow signal`
@@ -109,3 +109,36 @@ async def test_a_loosened_input_from_the_temporal_client_never_reaches_apply(
     assert unsigned.failure is not None
     assert "unsigned" in unsigned.failure.message
     assert "planning" not in unsigned.phase_times
+
+
+async def test_an_approval_signed_for_an_earlier_run_of_the_same_id_does_not_count_in_a_later_one(
+    stack: Stack, client: Client, task_queue: str
+) -> None:
+    """A caller reuses a finished run's workflow id (reuse policy is the caller's choice) and replays bob's approval."""
+    from temporalio.common import WorkflowIDReusePolicy
+
+    role, secret = f"x_{uuid.uuid4().hex[:8]}", f"gate/{uuid.uuid4().hex[:8]}"
+    seed_role(stack, role, secret)
+    request = parse_request(rotation_request(role, secret))
+    first, _ = await start_run(client, request, task_queue=task_queue, keys=KEYRING)
+    waiting = await wait_for(first, lambda s: s.phase is Phase.AWAITING_APPROVAL, timeout=30)
+    approval = KEYRING.sign_decision(
+        waiting.decision_scope, Decision.APPROVE, DecisionInput(actor="bob", plan_hash=waiting.plan_hash)
+    )
+    await first.terminate("test: make room for a second run of the same id")
+
+    second = await client.start_workflow(
+        "RotateDbCredential",
+        KEYRING.sign_request(RunInput(request=request), first.id),
+        id=first.id,
+        task_queue=task_queue,
+        result_type=RunState,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+    )
+    again = await wait_for(second, lambda s: s.phase is Phase.AWAITING_APPROVAL, timeout=30)
+    assert waiting.plan_hash == again.plan_hash, "same request, same plan: only the run differs"
+    await second.signal("approve", approval)
+    state = await wait_for(second, lambda s: bool(s.decisions), timeout=15)
+    assert [(False, "invalid signature")] == [(d.accepted, d.reason.split(":")[0]) for d in state.decisions]
+    assert Phase.AWAITING_APPROVAL == state.phase
+    await second.terminate("test over")

@@ -163,7 +163,8 @@ async def send(
     """
     signal = "resolve" if isinstance(input, ResolveInput) else decision.value
     now = (await env.get_current_time()).timestamp()
-    await handle.signal(signal, KEYRING.sign_decision(handle.id, decision, input, now))
+    scope = (await handle.query(RotateDbCredential.state)).decision_scope
+    await handle.signal(signal, KEYRING.sign_decision(scope, decision, input, now))
 
 
 async def until_phase(handle: WorkflowHandle[Any, RunState], phase: Phase) -> RunState:
