@@ -29,18 +29,28 @@ def load_policies(path: str) -> tuple[PolicySet, str]:
 
 class PolicyActivities:
     def __init__(
-        self, policies: PolicySet, source: str, *, search_attributes: bool = True, history_event_limit: int = 4000
+        self,
+        policies: PolicySet,
+        source: str,
+        *,
+        environments: list[str] | None = None,
+        search_attributes: bool = True,
+        history_event_limit: int = 4000,
     ) -> None:
         self._policies = policies
         self._source = source
+        self._environments = environments or sorted(policies.environments)  # what this worker serves
         self._search_attributes = search_attributes
         self._history_event_limit = history_event_limit
 
     @activity.defn(name="opsctl.resolve_policy")
     async def resolve_policy(self, input: ResolvePolicyInput) -> RunSettings:
+        served = input.environment in self._environments
         return RunSettings(
-            policy=self._policies.policy_for(input.environment),
-            policy_source=self._source,
+            policy=self._policies.policy_for(input.environment) if served else None,
+            policy_source=self._source
+            if served
+            else f"{self._source}, as this worker serves only {', '.join(self._environments)}",
             search_attributes=self._search_attributes,
             history_event_limit=self._history_event_limit,
         )

@@ -15,9 +15,9 @@ import uuid
 from pathlib import Path
 
 from contracts.failures import ExitCode, OpsctlError
+from contracts.policy import SIGNATURE_LIFETIME
 from contracts.run import Decision, DecisionInput, RequestSignature, RunInput
 
-SIGNATURE_LIFETIME = 600  # seconds a decision's signature stays good: long enough for a slow server
 _IDENTITY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 
 
@@ -50,6 +50,7 @@ def create_key(folder: Path, identity: str, *, force: bool = False) -> tuple[Pat
             hint="`opsctl keys show` prints its public key; --force replaces it (re-register the new one)",
         )
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    folder.chmod(0o700)  # also when it existed: nobody else lists or replaces your keys
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
     if path.exists():
@@ -58,7 +59,10 @@ def create_key(folder: Path, identity: str, *, force: bool = False) -> tuple[Pat
     with os.fdopen(descriptor, "wb") as out:
         out.write(pem)
     public = public_key_of(_raw(key))
-    (folder / f"{identity}.pub").write_text(public + "\n")
+    public_path = folder / f"{identity}.pub"
+    public_path.unlink(missing_ok=True)  # never write through whatever sits there (a symlink, say)
+    with os.fdopen(os.open(public_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), "w") as out:
+        out.write(public + "\n")
     return path, public
 
 
@@ -87,6 +91,12 @@ class Keyring:
         path = self.path(identity)
         if path is None:
             return None
+        if path.stat().st_mode & 0o077:
+            raise OpsctlError(
+                ExitCode.INVALID_INPUT,
+                f"the key {path} can be read by others (mode {path.stat().st_mode & 0o777:o})",
+                hint=f"make it yours alone: chmod 600 {path}",
+            )
         try:
             key = load_pem_private_key(path.read_bytes(), password=None)
             return _raw(key)

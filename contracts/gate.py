@@ -8,7 +8,7 @@ is what production decides. Identities compare case-insensitively: "Alice" is al
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
@@ -56,10 +56,11 @@ def check_identity(
     key = policy.public_key(actor)
     if key is None:
         return refuse(f"{actor} has no registered public key in the {policy.environment} policy")
-    instant = datetime.fromtimestamp(expires_at, UTC)
-    if instant <= now:
-        return refuse(f"expired: the signed decision was valid until {instant:%Y-%m-%d %H:%M:%S} UTC")
-    if (instant - now).total_seconds() > policy.decision_max_age_seconds:
+    # Whole seconds, compared as numbers: any integer a caller sends is judged, none can crash the judge.
+    left = expires_at - int(now.timestamp())
+    if left <= 0:
+        return refuse(f"expired: the signature's validity ended {-left} s before it was judged; sign it again")
+    if left > policy.decision_max_age_seconds:
         return refuse(f"the signature's expiry is too far ahead: at most {policy.decision_max_age_seconds} s")
     if not verify(key, payload, signature):
         other = next((name for name, k in policy.identities.items() if k != key and verify(k, payload, signature)), "")
@@ -148,12 +149,20 @@ def judge_approval(
 
 
 def judge_resolution(policy: Policy, *, actor: str, resolution: str, requester: str) -> Verdict:
-    """needs_review: a retry anyone may ask; marking done or aborting is a judgement a second person makes."""
-    if resolution != "retry" and policy.required_approvals > 0 and actor.casefold() == requester.casefold():
+    """needs_review: a retry anyone may ask; marking done or aborting is a judgement a second person makes.
+
+    Where approvals are required, that person must also be one who could approve the run.
+    """
+    if resolution == "retry" or policy.required_approvals == 0:
+        return Verdict(accepted=True, reason=resolution)
+    what = resolution.replace("_", " ")
+    if actor.casefold() == requester.casefold():
         return refuse(
-            f"four-eyes: {resolution.replace('_', ' ')} decides an unverified outcome in {policy.environment}; "
+            f"four-eyes: {what} decides an unverified outcome in {policy.environment}; "
             f"someone other than the requester ({requester}) must resolve it"
         )
+    if not any(_eligible(policy, actor, slot) for slot in set(_slots(policy))):
+        return refuse(f"{actor} could not approve runs in {policy.environment}, so cannot {what} one either")
     return Verdict(accepted=True, reason=resolution)
 
 

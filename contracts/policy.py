@@ -20,6 +20,7 @@ from contracts.request import DocumentError, StrictModel, describe_validation_er
 
 POLICY_FILE_KIND = "PolicySet"
 BUILT_IN = "built-in"
+SIGNATURE_LIFETIME = 600  # seconds a signature made by opsctl stays good
 
 
 class Weekday(StrEnum):
@@ -137,11 +138,12 @@ class Identity(StrictModel):
 class EnvironmentRules(StrictModel):
     """An environment's entry in the policy file: Policy without the shared identities and groups."""
 
-    required_approvals: int = Field(default=1, ge=0)
+    required_approvals: int = Field(default=1, ge=0, le=50)
     quorum: dict[str, int] = Field(default_factory=dict)
     require_signatures: bool = True
     approval_timeout_seconds: int = Field(default=24 * 3600, gt=0)
-    decision_max_age_seconds: int = Field(default=3600, gt=0)
+    # opsctl signs for SIGNATURE_LIFETIME (10 minutes): a shorter limit would refuse every decision.
+    decision_max_age_seconds: int = Field(default=3600, ge=SIGNATURE_LIFETIME)
     max_deletions: int = Field(default=100, ge=0)
     freeze: Freeze = Field(default_factory=Freeze)
     break_glass: BreakGlass = Field(default_factory=BreakGlass)
@@ -187,6 +189,14 @@ def check_consistency(policies: PolicySet) -> list[str]:
     """What makes a policy file unusable, each problem naming the entry at fault."""
     problems = []
     registered = {name.casefold() for name in policies.identities}
+    if len(registered) < len(policies.identities):
+        problems.append("identities: two names differ only in case; identities compare case-insensitively")
+    owners: dict[str, str] = {}
+    for name, identity in sorted(policies.identities.items()):
+        key = identity.public_key
+        if key in owners:  # one person under two names would pass four-eyes alone
+            problems.append(f"identities: {owners[key]} and {name} have the same public key; one key, one person")
+        owners.setdefault(key, name)
     for group, members in sorted(policies.groups.items()):
         for member in members:
             if member.casefold() not in registered:
@@ -239,9 +249,8 @@ BUILT_IN_POLICIES = PolicySet.model_validate(
 
 def parse_policy_file(text: str, source: str = "policy file") -> PolicySet:
     """Read and check a policy file (YAML or JSON), or raise DocumentError naming each problem."""
-    data: dict[str, Any] = load_mapping(text, source)
+    data: dict[str, Any] = load_mapping(text, source, "a PolicySet mapping: identities, groups, environments")
     try:
         return PolicySet.model_validate(data)
     except ValidationError as exc:
-        error = describe_validation_error(exc)
-        raise DocumentError(f"{source}: {error}", field=error.field) from exc
+        raise DocumentError(f"{source}: {describe_validation_error(exc)}") from exc

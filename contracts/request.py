@@ -117,7 +117,9 @@ def _strict_loader() -> Any:
     return StrictLoader
 
 
-def load_mapping(text: str, source: str = "document") -> dict[str, Any]:
+def load_mapping(
+    text: str, source: str = "document", shape: str = "a mapping with apiVersion, kind, metadata and spec"
+) -> dict[str, Any]:
     """Read YAML or JSON (JSON is YAML) into a mapping, or raise DocumentError (exit 2)."""
     import yaml  # imported here: the CLI's --help must not pay for it
 
@@ -126,7 +128,7 @@ def load_mapping(text: str, source: str = "document") -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise DocumentError(f"{source} is not valid YAML or JSON: {exc}") from exc
     if not isinstance(data, dict):
-        raise DocumentError(f"{source} must be a mapping with apiVersion, kind, metadata and spec")
+        raise DocumentError(f"{source} must be {shape}")
     return data
 
 

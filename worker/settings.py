@@ -31,6 +31,10 @@ class WorkerSettings(BaseModel):
     metrics_address: str = ""  # host:port serving Prometheus /metrics; empty: no endpoint
     # The policies runs obey (YAML or JSON, `opsctl policy check -f` validates it); empty: built-in.
     policy_file: str = ""
+    # The environments this worker runs (its credentials reach their targets): a run for any other
+    # environment has no policy here and fails validation. Empty: every environment of the policy file.
+    # Production workers serve one environment each, on their own task queue.
+    environments: list[str] = Field(default_factory=list)
     # Test-only: the time-skipping test server knows no custom search attributes.
     search_attributes: bool = True
     history_event_limit: int = 4000  # continue-as-new once a run's history reaches this many events

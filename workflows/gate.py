@@ -7,6 +7,7 @@ rejects or cancels, or the deadline passes. Who may decide what is judged by the
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
@@ -91,17 +92,25 @@ async def post_incident_review(record: RunRecord, policy: Policy, outcome: Phase
         f"by {state.review_deadline:%Y-%m-%d %H:%M} UTC: "
         f"`opsctl approve {state.workflow_id} --plan-hash {state.plan_hash}`"
     )
-    try:
-        await workflow.wait_condition(
-            lambda: record.approved, timeout=state.review_deadline - workflow.now(), timeout_summary="review deadline"
-        )
-    except TimeoutError:
-        record.enter(Phase.REVIEW_OVERDUE)
-        passed = f"the post-incident review deadline passed at {state.review_deadline:%Y-%m-%d %H:%M} UTC"
-        record.warn(passed)
-        state.next_action = f"{passed}; it still needs {still_needed(policy, record.approvers())}: " + (
-            f"`opsctl approve {state.workflow_id} --plan-hash {state.plan_hash}`"
-        )
-        await workflow.wait_condition(lambda: record.approved)
+    deadline = state.review_deadline
+    while not record.approved:
+        try:
+            if state.phase is Phase.AWAITING_REVIEW:
+                timeout = deadline - workflow.now()
+                await workflow.wait_condition(
+                    lambda: record.approved, timeout=timeout, timeout_summary="review deadline"
+                )
+            else:
+                await workflow.wait_condition(lambda: record.approved)
+        except TimeoutError:
+            record.enter(Phase.REVIEW_OVERDUE)
+            passed = f"the post-incident review deadline passed at {deadline:%Y-%m-%d %H:%M} UTC"
+            record.warn(passed)
+            state.next_action = f"{passed}; it still needs {still_needed(policy, record.approvers())}: " + (
+                f"`opsctl approve {state.workflow_id} --plan-hash {state.plan_hash}`"
+            )
+        except asyncio.CancelledError:
+            # The changes are applied: a cancel cannot undo them, nor dismiss their review.
+            record.warn("a cancel request arrived during the post-incident review: the review stays open")
     reviewers = ", ".join(record.approvers())
     record.warn(f"emergency apply reviewed by {reviewers}")

@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
 from temporalio.exceptions import TimeoutError as StepTimeout
 from temporalio.workflow import ActivityCancellationType
 
@@ -65,6 +65,8 @@ STEP_RETRY = RetryPolicy(
 )
 STEP_TIMEOUT = timedelta(seconds=60)
 POLICY_TIMEOUT = timedelta(seconds=10)  # a local read of the worker's loaded policy set
+# A few tries, not forever: the answer is in memory, so failing to get it is not transient.
+POLICY_RETRY = RetryPolicy(maximum_attempts=3)
 
 _KINDS = {kind.value for kind in FailureKind}
 _KEYS = {
@@ -158,11 +160,11 @@ class Lifecycle(Generic[SpecT, AppliedT]):
     # ---- the procedure ---------------------------------------------------------------
 
     async def run_lifecycle(self, input: RunInput) -> RunState:
-        continued = input.continuation if workflow.info().continued_run_id else None
+        continued = input.continuation if _continues_itself() else None
         state = continued.state if continued else self._initial_state(input)
         self._record = RunRecord(state, None, clock=workflow.now, publish=self._publish, log=workflow.logger.info)
         self._settings = continued.settings if continued else await self._resolve_settings(input)
-        self.record.policy = policy = self._settings.policy
+        self.record.policy = policy = self.settings.policy
         if not continued and policy is not None:
             state.required_approvals, state.quorum = policy.required_approvals, policy.describe_quorum()
         state.policy_source = self._settings.policy_source
@@ -218,6 +220,15 @@ class Lifecycle(Generic[SpecT, AppliedT]):
             )
         if input.continuation is not None:
             raise stop(FailureKind.VALIDATION, "a continuation is only accepted from this run's own continue-as-new")
+        info = workflow.info()
+        if info.cron_schedule or info.retry_policy is not None:
+            raise stop(
+                FailureKind.VALIDATION,
+                "opsctl runs are never started with a cron schedule or a workflow retry policy: "
+                "each run is one reviewed request (steps retry on their own)",
+            )
+        if input.request.kind != info.workflow_type:
+            raise stop(FailureKind.VALIDATION, f"a {input.request.kind} request cannot run as {info.workflow_type}")
         policy = self.settings.policy
         if policy is None:
             raise stop(
@@ -236,7 +247,9 @@ class Lifecycle(Generic[SpecT, AppliedT]):
             attempt_id=attempt,
             expires_at=expires,
             emergency=input.emergency,
-            now=workflow.now(),
+            # When the request reached Temporal, not when a worker got to it: a worker that was
+            # down for a while must not turn a valid request into an expired one.
+            now=workflow.info().start_time,
         )
         if not verdict.accepted:
             raise stop(FailureKind.POLICY_DENIED, verdict.reason)
@@ -460,13 +473,11 @@ class Lifecycle(Generic[SpecT, AppliedT]):
             ending = await self._failed(ending)
         elif ending.phase is Phase.CANCELLED:
             ending = await self._cancelled()
-        if state.emergency and state.changed and self.record.policy and self.record.policy.required_approvals:
-            try:
-                await gate.post_incident_review(self.record, self.record.policy, ending.phase)
-            except asyncio.CancelledError:
-                self.warn("the post-incident review was cancelled through Temporal: the emergency stays unreviewed")
         state.failure = ending.failure
         state.next_action = ending.next_action or _default_next(state, ending) or state.next_action
+        if state.emergency and state.changed and self.record.policy and self.record.policy.required_approvals:
+            await gate.post_incident_review(self.record, self.record.policy, ending.phase)
+            state.next_action = ending.next_action or _default_next(state, ending) or "nothing to do"
         state.outcome = None
         if state.phase is not ending.phase:
             self.record.enter(ending.phase)
@@ -530,13 +541,24 @@ class Lifecycle(Generic[SpecT, AppliedT]):
     # ---- settings and state ------------------------------------------------------------
 
     async def _resolve_settings(self, input: RunInput) -> RunSettings:
-        """The worker's policy for this environment: a local activity, so the answer is in history."""
-        return await workflow.execute_local_activity_method(
-            PolicyActivities.resolve_policy,
-            ResolvePolicyInput(environment=input.request.metadata.environment),
-            start_to_close_timeout=POLICY_TIMEOUT,
-            summary="load the environment's policy",
-        )
+        """The worker's policy for this environment: a local activity, so the answer is in history.
+
+        A worker that cannot answer (an old build without the activity, say) leaves the run
+        without a policy, and a run without a policy fails validation: fail closed, never stuck.
+        """
+        try:
+            return await workflow.execute_local_activity_method(
+                PolicyActivities.resolve_policy,
+                ResolvePolicyInput(environment=input.request.metadata.environment),
+                start_to_close_timeout=POLICY_TIMEOUT,
+                retry_policy=POLICY_RETRY,
+                summary="load the environment's policy",
+            )
+        except FailureError as err:  # local activities may surface their failure without an ActivityError
+            cause = err.cause if isinstance(err, ActivityError) and err.cause else err
+            # Search attributes off: without the worker's answer we cannot know the namespace has them.
+            source = f"the worker, which could not answer ({cause})"
+            return RunSettings(policy=None, policy_source=source, search_attributes=False)
 
     def _initial_state(self, input: RunInput) -> RunState:
         request = input.request
@@ -556,6 +578,16 @@ class Lifecycle(Generic[SpecT, AppliedT]):
     def _publish(self, values: dict[str, Any]) -> None:
         if self._settings is not None and self._settings.search_attributes:
             workflow.upsert_search_attributes([_KEYS[name].value_set(value) for name, value in values.items()])
+
+
+def _continues_itself() -> bool:
+    """Is this run a continue-as-new of an opsctl run, whose input the workflow wrote itself?
+
+    Temporal also sets `continued_run_id` on cron runs and workflow retries, and those carry
+    the caller's own input: opsctl refuses to start either, so neither can hand over state.
+    """
+    info = workflow.info()
+    return bool(info.continued_run_id) and not info.cron_schedule and info.retry_policy is None
 
 
 def _default_next(state: RunState, ending: Ending) -> str:

@@ -97,9 +97,16 @@ class RunRecord:
     # ---- decisions -------------------------------------------------------------------
 
     def decide(self, decision: Decision, input: DecisionInput) -> DecisionRecord:
-        """Judge one decision attempt and keep it, whatever the verdict."""
-        identity = self._identity(decision, input)
-        verdict = self._judge(decision, input) if identity.accepted else identity
+        """Judge one decision attempt and keep it, whatever the verdict.
+
+        A decision is untrusted input: if judging it fails, it is refused and kept, never
+        allowed to fail the workflow task (which would wedge the run for everyone).
+        """
+        try:
+            identity = self._identity(decision, input)
+            verdict = self._judge(decision, input) if identity.accepted else identity
+        except Exception as exc:  # see above: refuse, record, carry on
+            identity = verdict = refuse(f"could not be judged: {type(exc).__name__}: {exc}")
         record = DecisionRecord(
             decision=decision,
             actor=input.actor,

@@ -238,29 +238,28 @@ async def cmd_result(client: Any, args: argparse.Namespace, config: Config, prog
 
 
 async def cmd_list(client: Any, args: argparse.Namespace, config: Config, progress: Progress) -> Output:
+    from contracts import search_attributes as sa
+
     filters = [
         f"{attribute} = '{value}'"
-        for attribute, value in (
-            ("OpsctlPhase", args.phase),
-            ("OpsctlKind", args.kind),
-            ("OpsctlEnvironment", args.env),
-        )
+        for attribute, value in ((sa.PHASE, args.phase), (sa.KIND, args.kind), (sa.ENVIRONMENT, args.env))
         if value
     ]
-    query = " AND ".join(["OpsctlKind IS NOT NULL", *filters])
+    query = " AND ".join([f"{sa.KIND} IS NOT NULL", *filters])
     rows = []
     async for execution in client.list_workflows(query, limit=args.limit):
         attributes = {key.name: value for key, value in execution.typed_search_attributes}
         rows.append(
             {
                 "run_id": execution.id,
-                "kind": attributes.get("OpsctlKind", execution.workflow_type),
-                "environment": attributes.get("OpsctlEnvironment", ""),
-                "phase": attributes.get("OpsctlPhase", ""),
-                "requester": attributes.get("OpsctlRequester", ""),
+                "kind": attributes.get(sa.KIND, execution.workflow_type),
+                "environment": attributes.get(sa.ENVIRONMENT, ""),
+                "phase": attributes.get(sa.PHASE, ""),
+                "requester": attributes.get(sa.REQUESTER, ""),
+                "emergency": bool(attributes.get(sa.EMERGENCY, False)),
                 "started": execution.start_time.strftime("%Y-%m-%d %H:%M:%S"),
-                "plan_hash": attributes.get("OpsctlPlanHash", ""),
+                "plan_hash": attributes.get(sa.PLAN_HASH, ""),
             }
         )
-    text = table(rows, ["run_id", "kind", "environment", "phase", "requester", "started"])
+    text = table(rows, ["run_id", "kind", "environment", "phase", "requester", "emergency", "started"])
     return Output({"runs": rows, "query": query}, text)

@@ -240,3 +240,37 @@ def test_a_broken_policy_file_is_refused_naming_the_problem(change: dict[str, ob
     with pytest.raises(DocumentError) as raised:
         parse_policy_file(yaml.safe_dump(document), "policy.yaml")
     assert problem in str(raised.value)
+
+
+def test_only_someone_who_could_approve_may_mark_a_run_done() -> None:
+    owners_only = policies(prod={"requiredApprovals": 1, "quorum": {"owners": 1}}).policy_for("prod")
+    assert owners_only is not None
+    refused = judge_resolution(owners_only, actor="bob", resolution="mark_done", requester="alice")
+    assert (False, "bob could not approve runs in prod, so cannot mark done one either") == (
+        refused.accepted,
+        refused.reason,
+    )
+    assert judge_resolution(owners_only, actor="carol", resolution="mark_done", requester="alice").accepted
+
+
+def test_one_key_under_two_names_is_refused_so_nobody_passes_four_eyes_alone() -> None:
+    import yaml
+
+    from contracts.policy import parse_policy_file
+
+    document = policy_document()
+    document["identities"]["alice-ops"] = document["identities"]["alice"]
+    with pytest.raises(DocumentError) as raised:
+        parse_policy_file(yaml.safe_dump(document), "policy.yaml")
+    assert "alice and alice-ops have the same public key" in str(raised.value)
+
+
+async def test_a_worker_gives_no_policy_for_an_environment_it_does_not_serve() -> None:
+    from activities.policy import PolicyActivities, ResolvePolicyInput
+
+    prod_only = PolicyActivities(policies(), "policy.yaml", environments=["prod"])
+    dev = await prod_only.resolve_policy(ResolvePolicyInput(environment="dev"))
+    prod = await prod_only.resolve_policy(ResolvePolicyInput(environment="prod"))
+    assert dev.policy is None
+    assert "policy.yaml, as this worker serves only prod" == dev.policy_source
+    assert prod.policy is not None

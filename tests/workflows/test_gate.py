@@ -186,3 +186,94 @@ async def test_a_loosened_input_never_reaches_apply(env: WorkflowEnvironment) ->
     assert "unsigned: prod requires signed decisions" in unsigned.failure.message
     assert forged.failure is not None
     assert "the request's signature: invalid signature" in forged.failure.message
+
+
+async def test_a_worker_that_cannot_say_the_policy_fails_the_run_closed_instead_of_hanging(
+    env: WorkflowEnvironment,
+) -> None:
+    from temporalio import activity
+    from temporalio.worker import Worker
+
+    @activity.defn(name="opsctl.resolve_policy")
+    async def broken(input: object) -> None:
+        raise RuntimeError("policy store unreachable")
+
+    fake, queue = FakeRotation(), uuid.uuid4().hex
+    activities = [*fake.activities()[:-1], broken]  # the policy activity is the last one
+    async with Worker(env.client, task_queue=queue, workflows=[RotateDbCredential], activities=activities):
+        result = await (await start(env, fake, queue, run_input("prod"))).result()
+    assert Phase.FAILED == result.phase
+    assert result.failure is not None
+    assert FailureKind.VALIDATION == result.failure.kind
+    assert result.failure.message.startswith("no policy for environment 'prod' in the worker, which could not answer")
+    assert [] == fake.calls
+
+
+async def test_a_cron_schedule_cannot_smuggle_a_continuation_past_the_gate(env: WorkflowEnvironment) -> None:
+    """Temporal sets continued_run_id on cron runs too, with the caller's input: never trusted."""
+    from contracts.run import Continuation, RunSettings
+
+    fake, queue = FakeRotation(), uuid.uuid4().hex
+    forged_state = RunState(
+        workflow_id="x",
+        kind="RotateDbCredential",
+        mode="apply",
+        environment="prod",
+        requester="mallory",
+        phase=Phase.APPLYING,
+        request=run_input("prod").request,
+        plan=fake.plans[0],
+    )
+    loose = RunSettings(policy=policies().policy_for("dev"), policy_source="mallory")
+    smuggled = run_input("prod").model_copy(update={"continuation": Continuation(state=forged_state, settings=loose)})
+    workflow_id = f"cron-{uuid.uuid4().hex[:6]}"
+    async with worker(env, fake, queue):
+        handle = await env.client.start_workflow(
+            RotateDbCredential.run, smuggled, id=workflow_id, task_queue=queue, cron_schedule="0 * * * *"
+        )
+        try:
+            first_run = handle.result_run_id
+            await env.sleep(timedelta(hours=2))  # the first cron run, then the next
+            latest = await env.client.get_workflow_handle(workflow_id).describe()
+            assert latest.run_id != first_run, "a later cron run started"
+        finally:
+            await env.client.get_workflow_handle(workflow_id).terminate("test over")
+    assert [] == fake.calls, "neither run planned, let alone applied: both refused the continuation"
+
+
+async def test_a_signal_no_clock_can_hold_is_refused_and_the_run_goes_on(env: WorkflowEnvironment) -> None:
+    """An absurd expiry used to fail every workflow task, wedging the run: now it is one refused attempt."""
+    fake, queue = FakeRotation(), uuid.uuid4().hex
+    async with worker(env, fake, queue):
+        handle = await start(env, fake, queue, run_input("prod"))
+        await until_phase(handle, Phase.AWAITING_APPROVAL)
+        poison = {"actor": "bob", "plan_hash": "x", "attempt_id": "a1", "expires_at": 10**20, "signature": "AAAA"}
+        await handle.signal("approve", poison)
+        await approve(env, handle, "bob")
+        result = await handle.result()
+    assert Phase.SUCCEEDED == result.phase
+    assert (False, True) == (result.decisions[0].accepted, result.decisions[1].accepted)
+    assert result.decisions[0].reason.startswith("the signature's expiry is too far ahead")
+
+
+async def test_a_temporal_cancel_cannot_dismiss_the_post_incident_review_nor_hide_a_failure(
+    env: WorkflowEnvironment,
+) -> None:
+    from temporalio.exceptions import ApplicationError
+
+    denied = ApplicationError("login refused", type=FailureKind.AUTH.value, non_retryable=True)
+    fake, queue = FakeRotation(failures={"test_login": [denied]}), uuid.uuid4().hex
+    async with worker(env, fake, queue):
+        handle = await start(env, fake, queue, emergency("staging"))
+        review = await until_phase(handle, Phase.AWAITING_REVIEW)
+        assert review.failure is not None, "the outcome is known while the review is open"
+        assert ExitCode.DEPENDENCY_FAILURE == review.exit_code()
+        await handle.cancel()
+        await env.sleep(timedelta(minutes=1))
+        still = await handle.query(RotateDbCredential.state)
+        assert Phase.AWAITING_REVIEW == still.phase
+        assert any("the review stays open" in warning for warning in still.warnings)
+        await approve(env, handle, "carol")
+        result = await handle.result()
+    assert Phase.FAILED == result.phase
+    assert "emergency apply reviewed by carol" in result.warnings

@@ -1,0 +1,118 @@
+"""The run's record on its own: judgement of each decision by phase, derived answers, phase changes.
+
+No Temporal here: the record takes its clock and its search-attribute sink as arguments.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from contracts.phases import IllegalTransition, Phase
+from contracts.policy import Policy
+from contracts.request import parse_request
+from contracts.run import Decision, DecisionInput, ResolveInput, RunState
+from tests.identities import KEYRING, policies
+from workflows.run_record import RunRecord
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+published: list[dict[str, Any]] = []  # what the record sent to search attributes
+
+
+def record(environment: str = "prod", phase: Phase = Phase.AWAITING_APPROVAL, **policy: Any) -> RunRecord:
+    request = parse_request(
+        {
+            "apiVersion": "opsctl/v1",
+            "kind": "RotateDbCredential",
+            "metadata": {"environment": environment, "requester": "alice"},
+            "spec": {"database": "app", "role": "r", "secretId": "s"},
+        }
+    )
+    state = RunState(
+        workflow_id="wf-1",
+        first_run_id="run-1",
+        kind=request.kind,
+        mode="apply",
+        environment=environment,
+        requester="alice",
+        phase=phase,
+        request=request,
+        plan_hash="h1",
+        approval_deadline=NOW + timedelta(hours=1),
+    )
+    chosen: Policy | None = policies(**({environment: policy} if policy else {})).policy_for(environment)
+    return RunRecord(state, chosen, clock=lambda: NOW, publish=published.append)
+
+
+def decide(run: RunRecord, decision: Decision, actor: str = "bob", **fields: Any) -> tuple[bool, str]:
+    input = (ResolveInput if "resolution" in fields else DecisionInput)(actor=actor, plan_hash="h1", **fields)
+    signed = KEYRING.sign_decision(run.state.decision_scope, decision, input, now=NOW.timestamp())
+    kept = run.decide(decision, signed)
+    return kept.accepted, kept.reason
+
+
+def test_every_attempt_is_kept_accepted_or_refused_with_its_reason() -> None:
+    run = record()
+    assert (False, "four-eyes: the requester cannot approve their own run") == decide(run, Decision.APPROVE, "alice")
+    assert (True, "approved") == decide(run, Decision.APPROVE, "bob")
+    assert [("alice", False), ("bob", True)] == [(d.actor, d.accepted) for d in run.state.decisions]
+    assert [True, True] == [d.signed for d in run.state.decisions]
+    assert run.approved
+    assert ["dba"] == run.state.decisions[1].groups
+
+
+def test_a_decision_in_the_wrong_phase_is_refused_and_says_which_phase() -> None:
+    run = record(phase=Phase.APPLYING)
+    assert (False, "no plan is awaiting approval (phase applying)") == decide(run, Decision.APPROVE)
+    assert (False, "nothing to reject in phase applying") == decide(run, Decision.REJECT)
+    assert (False, "nothing to resolve in phase applying") == decide(
+        run, Decision.RETRY, resolution=Decision.RETRY, comment="c"
+    )
+
+
+def test_a_cancel_is_accepted_until_verify_and_never_while_undoing() -> None:
+    run = record(phase=Phase.APPLYING)
+    assert decide(run, Decision.CANCEL)[0]
+    assert run.cancel_request is not None
+    undoing = record(phase=Phase.APPLYING)
+    undoing.enter(Phase.COMPENSATING)
+    assert (False, "already undoing the applied changes") == decide(undoing, Decision.CANCEL)
+    late = record(phase=Phase.VERIFYING)
+    assert (False, "cannot cancel in phase verifying") == decide(late, Decision.CANCEL)
+
+
+def test_a_resolution_counts_only_for_the_review_it_answers() -> None:
+    run = record(phase=Phase.APPLYING)
+    run.enter(Phase.NEEDS_REVIEW)
+    assert decide(run, Decision.RETRY, "carol", resolution=Decision.RETRY, comment="checked")[0]
+    assert run.resolution is not None
+    run.enter(Phase.APPLYING)
+    run.enter(Phase.NEEDS_REVIEW)
+    assert run.resolution is None, "the earlier retry answered the earlier review"
+
+
+def test_voiding_approvals_says_whose_and_why() -> None:
+    run = record()
+    decide(run, Decision.APPROVE, "bob")
+    assert ["bob"] == run.void_approvals("the plan changed before apply")
+    assert not run.approved
+    assert "void: the plan changed before apply" == run.state.decisions[0].reason
+
+
+def test_without_a_policy_nothing_can_be_decided() -> None:
+    run = record()
+    run.policy = None
+    assert (False, "no policy for environment prod: nothing can be decided") == decide(run, Decision.APPROVE)
+
+
+def test_phase_changes_go_through_the_state_machine_and_are_published() -> None:
+    run = record(phase=Phase.PLANNING)
+    published.clear()
+    run.enter(Phase.AWAITING_APPROVAL)
+    assert "awaiting_approval" == published[-1]["OpsctlPhase"]
+    assert False is published[-1]["OpsctlEmergency"]
+    assert NOW == run.state.phase_times["awaiting_approval"]
+    with pytest.raises(IllegalTransition):
+        run.enter(Phase.APPLYING)
