@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import BaseModel
 from temporalio import activity
 
-from contracts.policy import BUILT_IN, BUILT_IN_POLICIES, PolicySet, parse_policy_file
+from contracts.policy import BUILT_IN, BUILT_IN_POLICIES, PolicySet, ServedPolicies, parse_policy_file
 from contracts.run import RunSettings
 
 
@@ -54,3 +54,8 @@ class PolicyActivities:
             search_attributes=self._search_attributes,
             history_event_limit=self._history_event_limit,
         )
+
+    @activity.defn(name="opsctl.served_policies")
+    async def served_policies(self) -> ServedPolicies:
+        policies = {name: self._policies.policy_for(name) for name in self._environments}
+        return ServedPolicies(source=self._source, policies={k: v for k, v in policies.items() if v is not None})

@@ -215,6 +215,9 @@ def _arguments(name: str, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("action", choices=["show", "check"])
         parser.add_argument("environment", nargs="?", metavar="ENV", help="show: one environment (default: all)")
         parser.add_argument("-f", "--file", metavar="POLICYFILE", help="check: the policy file (YAML or JSON)")
+        parser.add_argument(
+            "--local", action="store_true", help="show: read this machine's copy instead of asking the workers"
+        )
     if name == "keys":
         parser.add_argument("action", choices=["init", "show"])
         parser.add_argument("--force", action="store_true", help="init: replace an existing key")

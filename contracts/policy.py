@@ -111,6 +111,16 @@ class Policy(StrictModel):
         return f"{self.required_approvals} {people} other than the requester{detail}"
 
 
+POLICY_PROBE = "OpsctlPolicy"  # the workflow type that asks a worker which policies it applies
+
+
+class ServedPolicies(StrictModel):
+    """The policies a worker applies, per environment it serves: what `opsctl policy show` prints."""
+
+    source: str
+    policies: dict[str, Policy]
+
+
 def decode_public_key(text: str) -> bytes:
     """`ed25519:<base64>` → the key's 32 raw bytes, or ValueError saying what is wrong."""
     scheme, _, body = text.partition(":")

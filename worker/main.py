@@ -26,11 +26,12 @@ from worker.settings import WorkerSettings
 from worker.telemetry import metrics_runtime, setup_tracing
 from workflows.backfill_table import BackfillTable
 from workflows.migrate_schema import MigrateSchema
+from workflows.policy_probe import PolicyProbe
 from workflows.read_replica import CreateReadReplica
 from workflows.rotate_credential import RotateDbCredential
 from workflows.sweep_volumes import SweepStaleVolumes
 
-WORKFLOWS = [RotateDbCredential, SweepStaleVolumes, CreateReadReplica, BackfillTable, MigrateSchema]
+WORKFLOWS = [RotateDbCredential, SweepStaleVolumes, CreateReadReplica, BackfillTable, MigrateSchema, PolicyProbe]
 
 
 HEARTBEAT_THROTTLE = timedelta(seconds=5)

@@ -1,20 +1,33 @@
-"""policy show [ENV] | policy check -f FILE: the rules runs obey, read offline.
+"""policy show [ENV] | policy check -f FILE: the rules runs obey.
 
-The workers load the policy file named in their settings (the embedded stack writes one
-to its state folder); `show` reads the same file when this machine has it (`policy_file`
-in the config, $OPSCTL_POLICY_FILE, or the dev stack's), else the built-in policies.
+The workers load the policy file named in their settings. `show` asks them (a tiny
+OpsctlPolicy workflow on the task queue), so it prints what runs really obey; with
+`--local`, or when no worker answers, it reads this machine's copy instead (`policy_file`
+in the config, $OPSCTL_POLICY_FILE, or the dev stack's, else the built-in policies) and
+says so. `check` validates a file offline.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 from client.config import Config, load_config
 from client.render import Output
 from contracts.failures import ExitCode, OpsctlError
-from contracts.policy import BUILT_IN, BUILT_IN_POLICIES, Policy, PolicySet, WeeklyFreeze, parse_policy_file
+from contracts.policy import (
+    BUILT_IN,
+    BUILT_IN_POLICIES,
+    Policy,
+    PolicySet,
+    ServedPolicies,
+    WeeklyFreeze,
+    parse_policy_file,
+)
 from contracts.request import DocumentError
 
 
@@ -51,21 +64,64 @@ def execute(args: argparse.Namespace, progress: Callable[[str], None]) -> Output
         )
         text += "".join(f"\nwarning: {note}" for note in notes)
         return Output({"valid": True, "file": args.file, "warnings": notes}, text)
-    policies, source = local_policies(load_config(args.as_user, args.state_dir))
-    names = [args.environment] if args.environment else sorted(policies.environments)
-    shown: dict[str, Policy] = {}
-    for name in names:
-        policy = policies.policy_for(name)
-        if policy is None:
-            raise OpsctlError(
-                ExitCode.INVALID_INPUT,
-                f"no policy for environment {name!r} in {source}",
-                hint=f"known: {', '.join(sorted(policies.environments))}",
-            )
-        shown[name] = policy
-    text = "\n\n".join(render(policy, source) for policy in shown.values())
-    data = {"source": source, "policies": {name: p.model_dump(mode="json", by_alias=True) for name, p in shown.items()}}
+    config = load_config(args.as_user, args.state_dir)
+    served, answered_by = (None, "") if args.local else asyncio.run(_ask_the_workers(config))
+    if served is None:
+        policies, source = local_policies(config)
+        served = ServedPolicies(
+            source=source, policies={n: p for n in policies.environments if (p := policies.policy_for(n))}
+        )
+        answered_by = f"this machine's copy ({answered_by})" if answered_by else "this machine's copy"
+    names = [args.environment] if args.environment else sorted(served.policies)
+    unknown = [name for name in names if name not in served.policies]
+    if unknown:
+        raise OpsctlError(
+            ExitCode.INVALID_INPUT,
+            f"no policy for environment {unknown[0]!r} in {served.source} (as read from {answered_by})",
+            hint=f"known: {', '.join(sorted(served.policies))}",
+        )
+    shown = {name: served.policies[name] for name in names}
+    text = "\n\n".join(render(policy, served.source) for policy in shown.values())
+    text += f"\n\n(read from {answered_by})"
+    data = {
+        "source": served.source,
+        "answered_by": answered_by,
+        "policies": {name: p.model_dump(mode="json", by_alias=True) for name, p in shown.items()},
+    }
     return Output(data, text)
+
+
+WORKER_WAIT = 5.0  # seconds: a worker that polls answers in milliseconds
+
+
+async def _ask_the_workers(config: Config) -> tuple[ServedPolicies | None, str]:
+    """The policies a worker on the task queue applies, or (None, why not)."""
+    from datetime import timedelta
+
+    from client.runs import connect
+    from contracts.policy import POLICY_PROBE
+
+    try:
+        client = await connect(config.temporal_address, config.namespace)
+    except OpsctlError:
+        return None, f"no Temporal at {config.temporal_address}"
+    workflow_id = f"opsctl-policy-{uuid.uuid4().hex[:12]}"
+    try:
+        handle = await client.start_workflow(
+            POLICY_PROBE,
+            id=workflow_id,
+            task_queue=config.task_queue,
+            result_type=ServedPolicies,
+            execution_timeout=timedelta(seconds=60),
+        )
+        answer: ServedPolicies = await asyncio.wait_for(handle.result(), WORKER_WAIT)
+    except TimeoutError:
+        with contextlib.suppress(Exception):
+            await client.get_workflow_handle(workflow_id).terminate("no worker answered")
+        return None, f"no worker on task queue {config.task_queue} answered within {WORKER_WAIT:.0f} s"
+    except Exception as exc:  # an old worker without the probe, a refused RPC: fall back, say why
+        return None, f"the workers did not answer: {type(exc).__name__}: {exc}"
+    return answer, f"a worker on task queue {config.task_queue}"
 
 
 def warnings(policies: PolicySet) -> list[str]:

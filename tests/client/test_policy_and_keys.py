@@ -38,6 +38,7 @@ async def test_policy_show_names_its_source_and_check_validates_a_file_offline(
     shown = await opsctl(cli_env, "policy", "show", "prod", "--format", "json")
     assert 0 == shown.code, shown.stderr
     assert cli_env["OPSCTL_POLICY_FILE"] == shown.json()["source"]
+    assert f"a worker on task queue {cli_env['OPSCTL_TASK_QUEUE']}" == shown.json()["answered_by"]
     assert shown.json()["policies"]["prod"]["requireSignatures"] is True
     text = await opsctl(cli_env, "policy", "show", "staging")
     assert "break-glass   allowed" in text.stdout
@@ -53,8 +54,11 @@ async def test_policy_show_names_its_source_and_check_validates_a_file_offline(
     binary = tmp_path / "binary.yaml"
     binary.write_bytes(b"\xff\xfe\x00garbage")
     assert 2 == (await opsctl(cli_env, "policy", "check", "-f", str(binary))).code
-    builtin = await opsctl({**cli_env, "OPSCTL_POLICY_FILE": ""}, "policy", "show", "--format", "json")
-    assert "built-in" == builtin.json()["source"]
+    builtin = await opsctl({**cli_env, "OPSCTL_POLICY_FILE": ""}, "policy", "show", "--local", "--format", "json")
+    assert ("built-in", "this machine's copy") == (builtin.json()["source"], builtin.json()["answered_by"])
+    nobody = await opsctl({**cli_env, "OPSCTL_TASK_QUEUE": "nobody-polls-this"}, "policy", "show", "prod")
+    assert 0 == nobody.code
+    assert "this machine's copy (no worker on task queue nobody-polls-this answered within 5 s)" in nobody.stdout
 
 
 async def test_emergency_needs_a_reason_and_is_refused_where_the_policy_forbids_it(

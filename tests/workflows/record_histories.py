@@ -19,9 +19,10 @@ from temporalio.worker import Worker
 
 from contracts.phases import Phase
 from contracts.run import Decision, DecisionInput, ResolveInput, RunState
-from tests.identities import KEYRING
+from tests.identities import KEYRING, policy_activities
 from tests.workflows.conftest import time_skipping_server
 from tests.workflows.test_lifecycle import FakeRotation, run_input, send, until_phase
+from workflows.policy_probe import PolicyProbe
 from workflows.rotate_credential import RotateDbCredential
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -52,6 +53,14 @@ async def record() -> None:
                 history = await handle.fetch_history()
             (HISTORIES / f"{workflow_id}@{name}.json").write_text(history.to_json())
             print(f"recorded {name}")
+        queue = uuid.uuid4().hex
+        async with Worker(
+            env.client, task_queue=queue, workflows=[PolicyProbe], activities=[policy_activities().served_policies]
+        ):
+            probe = await env.client.start_workflow(PolicyProbe.run, id="replay-policy-probe", task_queue=queue)
+            await probe.result()
+            (HISTORIES / "replay-policy-probe@probe.json").write_text((await probe.fetch_history()).to_json())
+            print("recorded policy probe")
 
 
 async def approve(env: WorkflowEnvironment, handle: Handle) -> None:
