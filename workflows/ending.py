@@ -9,11 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as StepTimeout
 
 with workflow.unsafe.imports_passed_through():
     from contracts.failures import FailureKind
     from contracts.phases import Phase
-    from contracts.run import Failure
+    from contracts.run import Failure, RunState
 
 
 @dataclass(frozen=True)
@@ -37,3 +39,37 @@ class Stop(Exception):
 
 def stop(kind: FailureKind, message: str, step: str = "") -> Stop:
     return Stop(Ending.failed(kind, message, step))
+
+
+_KINDS = {kind.value for kind in FailureKind}
+
+
+def classify(step: str, err: ActivityError) -> Failure:
+    """A step's failure in the taxonomy: the activity's own kind, or unknown (which goes to review)."""
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.type in _KINDS:
+        return Failure(kind=FailureKind(cause.type), message=cause.message, step=step)
+    if isinstance(cause, StepTimeout):
+        return Failure(kind=FailureKind.UNKNOWN, message=f"timed out: {cause.message}", step=step)
+    return Failure(kind=FailureKind.UNKNOWN, message=str(cause or err), step=step)
+
+
+def default_next(state: RunState, ending: Ending) -> str:
+    """What to do now, for endings that did not say so themselves."""
+    if ending.phase is Phase.PLANNED and state.plan is not None and state.plan.has_changes:
+        return "apply it with `opsctl apply -f DOC`"
+    if ending.phase in (Phase.PLANNED, Phase.NO_CHANGES):
+        return "nothing to do: the target is already as requested"
+    if ending.phase is Phase.FAILED and ending.failure is not None:
+        return NEXT_ACTION.get(ending.failure.kind, "review the failure message")
+    return ""
+
+
+NEXT_ACTION = {
+    FailureKind.VALIDATION: "nothing was changed; fix the request (see the message) and submit it again",
+    FailureKind.POLICY_DENIED: "nothing was changed; the environment's policy does not allow this request",
+    FailureKind.AUTH: "nothing was changed; check the worker's credentials for this target",
+    FailureKind.DEPENDENCY_UNAVAILABLE: "nothing was changed; retry when the dependency is reachable",
+    FailureKind.CONFLICT: "nothing was changed; another operation holds the target, retry when it is done",
+    FailureKind.UNSAFE: "nothing was changed; the request would be unsafe as written",
+}

@@ -18,18 +18,15 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
-from temporalio.exceptions import TimeoutError as StepTimeout
+from temporalio.exceptions import ActivityError, CancelledError
 from temporalio.workflow import ActivityCancellationType
 
-from workflows import gate
-from workflows.ending import Ending, Stop, stop
+from workflows import admission, gate
+from workflows.ending import Ending, Stop, classify, default_next, stop
 from workflows.run_record import RunRecord
 
 with workflow.unsafe.imports_passed_through():
-    from activities.policy import PolicyActivities, ResolvePolicyInput
     from contracts.failures import NON_RETRYABLE_KINDS, FailureKind
-    from contracts.gate import judge_request
     from contracts.phases import Phase
     from contracts.plan import Plan
     from contracts.policy import Policy
@@ -64,11 +61,6 @@ STEP_RETRY = RetryPolicy(
     non_retryable_error_types=list(NON_RETRYABLE_KINDS),
 )
 STEP_TIMEOUT = timedelta(seconds=60)
-POLICY_TIMEOUT = timedelta(seconds=10)  # a local read of the worker's loaded policy set
-# A few tries, not forever: the answer is in memory, so failing to get it is not transient.
-POLICY_RETRY = RetryPolicy(maximum_attempts=3)
-
-_KINDS = {kind.value for kind in FailureKind}
 _KEYS = {
     name: SearchAttributeKey.for_bool(name) if kind == "Bool" else SearchAttributeKey.for_keyword(name)
     for name, kind in SEARCH_ATTRIBUTES.items()
@@ -160,10 +152,10 @@ class Lifecycle(Generic[SpecT, AppliedT]):
     # ---- the procedure ---------------------------------------------------------------
 
     async def run_lifecycle(self, input: RunInput) -> RunState:
-        continued = input.continuation if _continues_itself() else None
-        state = continued.state if continued else self._initial_state(input)
+        continued = input.continuation if admission.continues_itself() else None
+        state = continued.state if continued else admission.initial_state(input)
         self._record = RunRecord(state, None, clock=workflow.now, publish=self._publish, log=workflow.logger.info)
-        self._settings = continued.settings if continued else await self._resolve_settings(input)
+        self._settings = continued.settings if continued else await admission.resolve_settings(input)
         self.record.policy = policy = self.settings.policy
         if not continued and policy is not None:
             state.required_approvals, state.quorum = policy.required_approvals, policy.describe_quorum()
@@ -180,7 +172,8 @@ class Lifecycle(Generic[SpecT, AppliedT]):
         return await self.finish(ending)
 
     async def _run(self, input: RunInput) -> Ending:
-        spec, policy = self._admit(input)
+        policy = admission.admit(input, self.record.state, self.settings)
+        spec = self._spec(input.request.spec)
         self.record.enter(Phase.PLANNING)
         plan = await self._plan(spec, policy)
         if input.mode is Mode.DRY_RUN:
@@ -208,53 +201,6 @@ class Lifecycle(Generic[SpecT, AppliedT]):
             return Ending(Phase.CANCELLED)
         self.record.enter(Phase.VERIFYING)
         return await self._verify(spec)
-
-    def _admit(self, input: RunInput) -> tuple[SpecT, Policy]:
-        """Validation before anything happens: the input's shape, the policy, the requester's signature."""
-        if input.model_extra:
-            names = ", ".join(sorted(input.model_extra))
-            raise stop(
-                FailureKind.VALIDATION,
-                f"the workflow input has fields opsctl does not take: {names}; "
-                "policy, identities and limits come from the worker, never from the caller",
-            )
-        if input.continuation is not None:
-            raise stop(FailureKind.VALIDATION, "a continuation is only accepted from this run's own continue-as-new")
-        info = workflow.info()
-        if info.cron_schedule or info.retry_policy is not None:
-            raise stop(
-                FailureKind.VALIDATION,
-                "opsctl runs are never started with a cron schedule or a workflow retry policy: "
-                "each run is one reviewed request (steps retry on their own)",
-            )
-        if input.request.kind != info.workflow_type:
-            raise stop(FailureKind.VALIDATION, f"a {input.request.kind} request cannot run as {info.workflow_type}")
-        policy = self.settings.policy
-        if policy is None:
-            raise stop(
-                FailureKind.VALIDATION,
-                f"no policy for environment {self.record.state.environment!r} in {self.settings.policy_source}",
-            )
-        signed = input.signature
-        attempt, expires, signature = (
-            (signed.attempt_id, signed.expires_at, signed.signature) if signed else ("", 0, "")
-        )
-        verdict = judge_request(
-            policy,
-            requester=self.record.state.requester,
-            payload=input.signature_payload(self.record.state.workflow_id, attempt, expires),
-            signature=signature,
-            attempt_id=attempt,
-            expires_at=expires,
-            emergency=input.emergency,
-            # When the request reached Temporal, not when a worker got to it: a worker that was
-            # down for a while must not turn a valid request into an expired one.
-            now=workflow.info().start_time,
-        )
-        if not verdict.accepted:
-            raise stop(FailureKind.POLICY_DENIED, verdict.reason)
-        self.record.state.requester_verified = verdict.signed
-        return self._spec(input.request.spec), policy
 
     def _spec(self, spec: dict[str, Any]) -> SpecT:
         try:
@@ -416,7 +362,7 @@ class Lifecycle(Generic[SpecT, AppliedT]):
                     if self.record.state.phase is Phase.APPLYING:
                         self._interrupted(step)
                     raise Stop(Ending(Phase.CANCELLED)) from None
-                failure = self._classify(step, err)
+                failure = classify(step, err)
                 if failure.kind is not FailureKind.UNKNOWN:
                     raise Stop(Ending(Phase.FAILED, failure)) from None
                 self.record.state.uncertain.append(f"{step}: {failure.message}")
@@ -427,15 +373,6 @@ class Lifecycle(Generic[SpecT, AppliedT]):
         """A step stopped half-way may have changed things: count it, so the report says partial."""
         self.record_change(Resource(resource_type="step", resource_id=step, detail="interrupted by a cancel"))
         self.record.state.uncertain.append(f"{step}: interrupted by a cancel, partly applied")
-
-    @staticmethod
-    def _classify(step: str, err: ActivityError) -> Failure:
-        cause = err.cause
-        if isinstance(cause, ApplicationError) and cause.type in _KINDS:
-            return Failure(kind=FailureKind(cause.type), message=cause.message, step=step)
-        if isinstance(cause, StepTimeout):
-            return Failure(kind=FailureKind.UNKNOWN, message=f"timed out: {cause.message}", step=step)
-        return Failure(kind=FailureKind.UNKNOWN, message=str(cause or err), step=step)
 
     async def _needs_review(self, step: str, reason: str) -> None:
         """Wait for an operator: a retry returns here; mark done and abort end the run."""
@@ -474,10 +411,10 @@ class Lifecycle(Generic[SpecT, AppliedT]):
         elif ending.phase is Phase.CANCELLED:
             ending = await self._cancelled()
         state.failure = ending.failure
-        state.next_action = ending.next_action or _default_next(state, ending) or state.next_action
+        state.next_action = ending.next_action or default_next(state, ending) or state.next_action
         if state.emergency and state.changed and self.record.policy and self.record.policy.required_approvals:
             await gate.post_incident_review(self.record, self.record.policy, ending.phase)
-            state.next_action = ending.next_action or _default_next(state, ending) or "nothing to do"
+            state.next_action = ending.next_action or default_next(state, ending) or "nothing to do"
         state.outcome = None
         if state.phase is not ending.phase:
             self.record.enter(ending.phase)
@@ -492,7 +429,7 @@ class Lifecycle(Generic[SpecT, AppliedT]):
         assert failure is not None
         state.failed.append(Resource(resource_type="step", resource_id=failure.step or "validate"))
         if not state.changed:
-            return Ending(Phase.FAILED, failure, _NEXT_ACTION.get(failure.kind, "review the failure message"))
+            return Ending(Phase.FAILED, failure, default_next(state, ending))
         note = f"{failure.step}: {failure.message}"
         if note not in state.uncertain:
             state.uncertain.append(note)
@@ -540,74 +477,6 @@ class Lifecycle(Generic[SpecT, AppliedT]):
 
     # ---- settings and state ------------------------------------------------------------
 
-    async def _resolve_settings(self, input: RunInput) -> RunSettings:
-        """The worker's policy for this environment: a local activity, so the answer is in history.
-
-        A worker that cannot answer (an old build without the activity, say) leaves the run
-        without a policy, and a run without a policy fails validation: fail closed, never stuck.
-        """
-        try:
-            return await workflow.execute_local_activity_method(
-                PolicyActivities.resolve_policy,
-                ResolvePolicyInput(environment=input.request.metadata.environment),
-                start_to_close_timeout=POLICY_TIMEOUT,
-                retry_policy=POLICY_RETRY,
-                summary="load the environment's policy",
-            )
-        except FailureError as err:  # local activities may surface their failure without an ActivityError
-            cause = err.cause if isinstance(err, ActivityError) and err.cause else err
-            # Search attributes off: without the worker's answer we cannot know the namespace has them.
-            source = f"the worker, which could not answer ({cause})"
-            return RunSettings(policy=None, policy_source=source, search_attributes=False)
-
-    def _initial_state(self, input: RunInput) -> RunState:
-        request = input.request
-        return RunState(
-            workflow_id=workflow.info().workflow_id,
-            first_run_id=workflow.info().first_execution_run_id,
-            kind=request.kind,
-            mode=input.mode,
-            environment=request.metadata.environment,
-            requester=request.metadata.requester or "",
-            phase=Phase.VALIDATING,
-            request=request,
-            emergency=input.emergency if input.mode is Mode.APPLY else "",
-            phase_times={Phase.VALIDATING.value: workflow.now()},
-        )
-
     def _publish(self, values: dict[str, Any]) -> None:
         if self._settings is not None and self._settings.search_attributes:
             workflow.upsert_search_attributes([_KEYS[name].value_set(value) for name, value in values.items()])
-
-
-def _continues_itself() -> bool:
-    """Is this run a continue-as-new of an opsctl run, whose input the workflow wrote itself?
-
-    Temporal also sets `continued_run_id` on cron runs and workflow retries, and those carry
-    the caller's own input: opsctl refuses to start either, so neither can hand over state.
-    """
-    info = workflow.info()
-    return bool(info.continued_run_id) and not info.cron_schedule and info.retry_policy is None
-
-
-def _default_next(state: RunState, ending: Ending) -> str:
-    if ending.phase is Phase.PLANNED:
-        has_changes = state.plan is not None and state.plan.has_changes
-        return (
-            "apply it with `opsctl apply -f DOC`"
-            if has_changes
-            else "nothing to do: the target is already as requested"
-        )
-    if ending.phase is Phase.NO_CHANGES:
-        return "nothing to do: the target is already as requested"
-    return ""
-
-
-_NEXT_ACTION = {
-    FailureKind.VALIDATION: "nothing was changed; fix the request (see the message) and submit it again",
-    FailureKind.POLICY_DENIED: "nothing was changed; the environment's policy does not allow this request",
-    FailureKind.AUTH: "nothing was changed; check the worker's credentials for this target",
-    FailureKind.DEPENDENCY_UNAVAILABLE: "nothing was changed; retry when the dependency is reachable",
-    FailureKind.CONFLICT: "nothing was changed; another operation holds the target, retry when it is done",
-    FailureKind.UNSAFE: "nothing was changed; the request would be unsafe as written",
-}

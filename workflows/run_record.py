@@ -117,7 +117,10 @@ class RunRecord:
             reason=verdict.reason,
             at=self._clock(),
             signed=identity.signed,
-            groups=list(self.policy.groups_of(input.actor)) if self.policy and decision is Decision.APPROVE else [],
+            # Groups belong to verified identities only: an unsigned claim says nothing about who sent it.
+            groups=list(self.policy.groups_of(input.actor))
+            if self.policy and decision is Decision.APPROVE and (identity.signed or not self.policy.require_signatures)
+            else [],
         )
         self.state.decisions.append(record)
         self._log(f"{decision.value} by {input.actor}: {'accepted' if record.accepted else 'refused'}: {record.reason}")

@@ -1,0 +1,121 @@
+"""How a run starts: the worker's settings, the first state, and admission before anything happens.
+
+Admission is where the caller's input meets the worker's rules: unknown fields, a forged
+continuation, a cron schedule or retry policy, a kind run as another workflow type, an
+environment without a policy, and the requester's signature are all refused here, before
+the first plan. Nothing in the input can loosen what the worker's policy says.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, FailureError
+
+from workflows.ending import stop
+
+with workflow.unsafe.imports_passed_through():
+    from activities.policy import PolicyActivities, ResolvePolicyInput
+    from contracts.failures import FailureKind
+    from contracts.gate import judge_request
+    from contracts.phases import Phase
+    from contracts.policy import Policy
+    from contracts.run import Mode, RunInput, RunSettings, RunState
+
+POLICY_TIMEOUT = timedelta(seconds=10)  # a local read of the worker's loaded policy set
+# A few tries, not forever: the answer is in memory, so failing to get it is not transient.
+POLICY_RETRY = RetryPolicy(maximum_attempts=3)
+
+
+def continues_itself() -> bool:
+    """Is this run a continue-as-new of an opsctl run, whose input the workflow wrote itself?
+
+    Temporal also sets `continued_run_id` on cron runs and workflow retries, and those carry
+    the caller's own input: opsctl refuses to start either, so neither can hand over state.
+    """
+    info = workflow.info()
+    return bool(info.continued_run_id) and not info.cron_schedule and info.retry_policy is None
+
+
+async def resolve_settings(input: RunInput) -> RunSettings:
+    """The worker's policy for this environment: a local activity, so the answer is in history.
+
+    A worker that cannot answer leaves the run without a policy, and a run without a policy
+    fails admission: fail closed, never stuck.
+    """
+    try:
+        return await workflow.execute_local_activity_method(
+            PolicyActivities.resolve_policy,
+            ResolvePolicyInput(environment=input.request.metadata.environment),
+            start_to_close_timeout=POLICY_TIMEOUT,
+            retry_policy=POLICY_RETRY,
+            summary="load the environment's policy",
+        )
+    except FailureError as err:  # local activities may surface their failure without an ActivityError
+        cause = err.cause if isinstance(err, ActivityError) and err.cause else err
+        # Search attributes off: without the worker's answer we cannot know the namespace has them.
+        source = f"the worker, which could not answer ({cause})"
+        return RunSettings(policy=None, policy_source=source, search_attributes=False)
+
+
+def initial_state(input: RunInput) -> RunState:
+    request, info = input.request, workflow.info()
+    return RunState(
+        workflow_id=info.workflow_id,
+        first_run_id=info.first_execution_run_id,
+        kind=request.kind,
+        mode=input.mode,
+        environment=request.metadata.environment,
+        requester=request.metadata.requester or "",
+        phase=Phase.VALIDATING,
+        request=request,
+        emergency=input.emergency if input.mode is Mode.APPLY else "",
+        phase_times={Phase.VALIDATING.value: workflow.now()},
+    )
+
+
+def admit(input: RunInput, state: RunState, settings: RunSettings) -> Policy:
+    """The policy this run obeys, once its input passed every check; else `Stop` with the reason."""
+    if input.model_extra:
+        names = ", ".join(sorted(input.model_extra))
+        raise stop(
+            FailureKind.VALIDATION,
+            f"the workflow input has fields opsctl does not take: {names}; "
+            "policy, identities and limits come from the worker, never from the caller",
+        )
+    if input.continuation is not None:
+        raise stop(FailureKind.VALIDATION, "a continuation is only accepted from this run's own continue-as-new")
+    info = workflow.info()
+    if info.cron_schedule or info.retry_policy is not None:
+        raise stop(
+            FailureKind.VALIDATION,
+            "opsctl runs are never started with a cron schedule or a workflow retry policy: "
+            "each run is one reviewed request (steps retry on their own)",
+        )
+    if input.request.kind != info.workflow_type:
+        raise stop(FailureKind.VALIDATION, f"a {input.request.kind} request cannot run as {info.workflow_type}")
+    policy = settings.policy
+    if policy is None:
+        raise stop(
+            FailureKind.VALIDATION, f"no policy for environment {state.environment!r} in {settings.policy_source}"
+        )
+    signed = input.signature
+    attempt, expires, signature = (signed.attempt_id, signed.expires_at, signed.signature) if signed else ("", 0, "")
+    verdict = judge_request(
+        policy,
+        requester=state.requester,
+        payload=input.signature_payload(state.workflow_id, attempt, expires),
+        signature=signature,
+        attempt_id=attempt,
+        expires_at=expires,
+        emergency=input.emergency,
+        # When the request reached Temporal, not when a worker got to it: a worker that was
+        # down for a while must not turn a valid request into an expired one.
+        now=info.start_time,
+    )
+    if not verdict.accepted:
+        raise stop(FailureKind.POLICY_DENIED, verdict.reason)
+    state.requester_verified = verdict.signed
+    return policy
