@@ -7,6 +7,7 @@ file is read and checked once, when the worker starts: a broken file stops the w
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -18,6 +19,11 @@ from contracts.run import RunSettings
 
 class ResolvePolicyInput(BaseModel):
     environment: str
+    workflow_id: str = ""
+    run_id: str = ""
+
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._@-]{1,255}$")  # what opsctl's run ids are made of; safe in a visibility query
 
 
 def load_policies(path: str) -> tuple[PolicySet, str]:
@@ -36,17 +42,24 @@ class PolicyActivities:
         environments: list[str] | None = None,
         search_attributes: bool = True,
         history_event_limit: int = 4000,
+        check_id_reuse: bool = True,
     ) -> None:
         self._policies = policies
         self._source = source
-        self._environments = environments or sorted(policies.environments)  # what this worker serves
+        # What this worker serves: the listed environments; unlisted, every one that requires
+        # approval. An environment that needs none (dev) is served only when listed by name.
+        self._environments = environments or sorted(
+            name for name, rules in policies.environments.items() if rules.required_approvals
+        )
         self._search_attributes = search_attributes
         self._history_event_limit = history_event_limit
+        self._check_id_reuse = check_id_reuse  # off only on the time-skipping test server (no visibility)
 
     @activity.defn(name="opsctl.resolve_policy")
     async def resolve_policy(self, input: ResolvePolicyInput) -> RunSettings:
         served = input.environment in self._environments
         return RunSettings(
+            earlier_run=await self._earlier_run(input) if self._check_id_reuse and input.workflow_id else "",
             policy=self._policies.policy_for(input.environment) if served else None,
             policy_source=self._source
             if served
@@ -54,6 +67,16 @@ class PolicyActivities:
             search_attributes=self._search_attributes,
             history_event_limit=self._history_event_limit,
         )
+
+    async def _earlier_run(self, input: ResolvePolicyInput) -> str:
+        """Another execution that used this workflow id before (opsctl never reuses one), if any."""
+        if not _SAFE_ID.match(input.workflow_id):
+            return "(a workflow id opsctl would never make)"
+        query = f"WorkflowId = '{input.workflow_id}'"
+        async for execution in activity.client().list_workflows(query, limit=10):
+            if execution.run_id != input.run_id:
+                return execution.run_id
+        return ""
 
     @activity.defn(name="opsctl.served_policies")
     async def served_policies(self) -> ServedPolicies:

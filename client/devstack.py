@@ -290,6 +290,8 @@ class Stack:
             "trace_file": str(self.logs / "traces.jsonl"),
             "metrics_address": f"127.0.0.1:{self.ports.metrics}",
             "policy_file": str(self.write_policy_file()),
+            # One worker for every environment: right for a laptop, never for production (deploy/README.md).
+            "environments": ["dev", "staging", "prod"],
         }
         self.worker_settings_path.write_text(json.dumps(settings, indent=2) + "\n")
         return self.worker_settings_path

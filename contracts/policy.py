@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from datetime import UTC, datetime, time
 from enum import StrEnum
 from typing import Any
@@ -21,6 +22,8 @@ from contracts.request import DocumentError, StrictModel, describe_validation_er
 POLICY_FILE_KIND = "PolicySet"
 BUILT_IN = "built-in"
 SIGNATURE_LIFETIME = 600  # seconds a signature made by opsctl stays good
+_YEAR = 366 * 24 * 3600  # the longest wait a policy may ask for: durable timers, but not forever
+IDENTITY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"  # plain names: no look-alikes, no invisible characters
 
 
 class Weekday(StrEnum):
@@ -40,6 +43,13 @@ class WeeklyFreeze(StrictModel):
     start: time = time(0, 0)
     end: time = time(0, 0)
     reason: str = "weekly change freeze"
+
+    @field_validator("start", "end")
+    @classmethod
+    def _utc(cls, value: time) -> time:
+        if value.tzinfo is not None:
+            raise ValueError("weekly times are UTC: write them without an offset, e.g. '16:00'")
+        return value
 
 
 class DatedFreeze(StrictModel):
@@ -70,7 +80,7 @@ class BreakGlass(StrictModel):
     """Emergency apply without prior approval, reviewed by the normal quorum afterwards."""
 
     allowed: bool = False
-    review_within_seconds: int = Field(default=24 * 3600, gt=0)
+    review_within_seconds: int = Field(default=24 * 3600, gt=0, le=_YEAR)
 
 
 class Policy(StrictModel):
@@ -151,9 +161,9 @@ class EnvironmentRules(StrictModel):
     required_approvals: int = Field(default=1, ge=0, le=50)
     quorum: dict[str, int] = Field(default_factory=dict)
     require_signatures: bool = True
-    approval_timeout_seconds: int = Field(default=24 * 3600, gt=0)
+    approval_timeout_seconds: int = Field(default=24 * 3600, gt=0, le=_YEAR)
     # opsctl signs for SIGNATURE_LIFETIME (10 minutes): a shorter limit would refuse every decision.
-    decision_max_age_seconds: int = Field(default=3600, ge=SIGNATURE_LIFETIME)
+    decision_max_age_seconds: int = Field(default=3600, ge=SIGNATURE_LIFETIME, le=24 * 3600)
     max_deletions: int = Field(default=100, ge=0)
     freeze: Freeze = Field(default_factory=Freeze)
     break_glass: BreakGlass = Field(default_factory=BreakGlass)
@@ -201,9 +211,11 @@ def check_consistency(policies: PolicySet) -> list[str]:
     registered = {name.casefold() for name in policies.identities}
     if len(registered) < len(policies.identities):
         problems.append("identities: two names differ only in case; identities compare case-insensitively")
-    owners: dict[str, str] = {}
+    owners: dict[bytes, str] = {}
     for name, identity in sorted(policies.identities.items()):
-        key = identity.public_key
+        if not re.match(IDENTITY_PATTERN, name):
+            problems.append(f"identities: {name!r} is not a plain name (letters, digits, . _ @ -; at most 64)")
+        key = decode_public_key(identity.public_key)  # the key itself: base64 spells one key several ways
         if key in owners:  # one person under two names would pass four-eyes alone
             problems.append(f"identities: {owners[key]} and {name} have the same public key; one key, one person")
         owners.setdefault(key, name)

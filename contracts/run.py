@@ -73,6 +73,9 @@ class RunSettings(BaseModel):
     search_attributes: bool = True
     # Continue-as-new once a run's history reaches this many events (Temporal warns at 10k).
     history_event_limit: int = 4000
+    # An earlier execution of the same workflow id, if the worker found one: opsctl runs each id
+    # once (its CLI refuses duplicates), so a later one replays someone's signed request.
+    earlier_run: str = ""
 
 
 class Continuation(BaseModel):
@@ -223,6 +226,8 @@ class RunState(BaseModel):
     frozen_until: datetime | None = None  # waiting for a freeze window to end
     outcome: Phase | None = None  # while awaiting the post-incident review: how the run ended
     decisions: list[DecisionRecord] = []
+    decisions_not_kept: int = 0  # unverified refused attempts beyond the kept ones (all are in history)
+    signed_attempts: list[str] = []  # attempt ids of verified signatures: each counts once
     progress: Progress = Progress()
     steps: list[StepRecord] = []
     changed: list[Resource] = []

@@ -35,6 +35,7 @@ def worker_settings(stack: Stack) -> WorkerSettings:
             "aws": {"endpoint_url": stack.aws_endpoint, "region": DEV_AWS_ENV["AWS_DEFAULT_REGION"]},
             "databases": {"app": stack.database_target("app")},
             "policy_file": str(POLICY_FILE),
+            "environments": ["dev", "staging", "prod"],
         }
     )
 

@@ -45,5 +45,10 @@ POLICY_FILE.write_text(yaml.safe_dump(policy_document()))
 
 
 def policy_activities(policy_set: PolicySet | None = None, **settings: Any) -> PolicyActivities:
-    """For the time-skipping server: it knows no custom search attributes."""
-    return PolicyActivities(policy_set or policies(), "test policies", **{"search_attributes": False, **settings})
+    """For the time-skipping server (no custom search attributes, no visibility); pass
+    search_attributes=True for a worker on the dev server. Serves every test environment."""
+    chosen = policy_set or policies()
+    defaults = {"search_attributes": False, "environments": sorted(chosen.environments)}
+    merged = {**defaults, **settings}
+    merged.setdefault("check_id_reuse", merged["search_attributes"])
+    return PolicyActivities(chosen, "test policies", **merged)

@@ -45,16 +45,12 @@ def activity_methods(instance: object) -> list[Callable[..., Any]]:
 
 def policy_activities(settings: WorkerSettings) -> PolicyActivities:
     policies, source = load_policies(settings.policy_file)
-    if not settings.environments and not settings.policy_file:
-        logging.warning(
-            "this worker serves every built-in environment, dev (no approvals) included: "
-            "a production worker sets `environments` and `policy_file` in its settings"
-        )
     return PolicyActivities(
         policies,
         source,
         environments=settings.environments,
         search_attributes=settings.search_attributes,
+        check_id_reuse=settings.check_id_reuse,
         history_event_limit=settings.history_event_limit,
     )
 

@@ -37,6 +37,7 @@ class WorkerSettings(BaseModel):
     environments: list[str] = Field(default_factory=list)
     # Test-only: the time-skipping test server knows no custom search attributes.
     search_attributes: bool = True
+    check_id_reuse: bool = True  # test-only off: the time-skipping server has no visibility to ask
     history_event_limit: int = 4000  # continue-as-new once a run's history reaches this many events
 
     @classmethod

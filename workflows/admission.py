@@ -48,7 +48,11 @@ async def resolve_settings(input: RunInput) -> RunSettings:
     try:
         return await workflow.execute_local_activity_method(
             PolicyActivities.resolve_policy,
-            ResolvePolicyInput(environment=input.request.metadata.environment),
+            ResolvePolicyInput(
+                environment=input.request.metadata.environment,
+                workflow_id=workflow.info().workflow_id,
+                run_id=workflow.info().run_id,
+            ),
             start_to_close_timeout=POLICY_TIMEOUT,
             retry_policy=POLICY_RETRY,
             summary="load the environment's policy",
@@ -94,6 +98,12 @@ def admit(input: RunInput, state: RunState, settings: RunSettings) -> Policy:
             "opsctl runs are never started with a cron schedule or a workflow retry policy: "
             "each run is one reviewed request (steps retry on their own)",
         )
+    if settings.earlier_run:
+        raise stop(
+            FailureKind.POLICY_DENIED,
+            f"workflow id {info.workflow_id} was used by an earlier run ({settings.earlier_run}): a signed "
+            "request counts for one execution; submit it again with a new idempotencyKey",
+        )
     if input.request.kind != info.workflow_type:
         raise stop(FailureKind.VALIDATION, f"a {input.request.kind} request cannot run as {info.workflow_type}")
     policy = settings.policy
@@ -113,7 +123,7 @@ def admit(input: RunInput, state: RunState, settings: RunSettings) -> Policy:
         emergency=input.emergency,
         # When the request reached Temporal, not when a worker got to it: a worker that was
         # down for a while must not turn a valid request into an expired one.
-        now=info.start_time,
+        now=info.workflow_start_time,
     )
     if not verdict.accepted:
         raise stop(FailureKind.POLICY_DENIED, verdict.reason)

@@ -28,8 +28,15 @@ _CANCEL_TOO_LATE = {Phase.VERIFYING, Phase.AWAITING_REVIEW, Phase.REVIEW_OVERDUE
 _REVIEWING = (Phase.AWAITING_REVIEW, Phase.REVIEW_OVERDUE)
 
 
+KEPT_DECISIONS = 100  # decision records the state keeps; every one of them stays in the history
+
+
 def _ignore(_: Any) -> None:
     pass
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
 
 
 class RunRecord:
@@ -107,14 +114,16 @@ class RunRecord:
             verdict = self._judge(decision, input) if identity.accepted else identity
         except Exception as exc:  # see above: refuse, record, carry on
             identity = verdict = refuse(f"could not be judged: {type(exc).__name__}: {exc}")
+        # Kept at a bounded size: a caller must not grow the run's state (a query, a result,
+        # a continuation) past Temporal's payload limits. The history keeps every signal whole.
         record = DecisionRecord(
             decision=decision,
-            actor=input.actor,
-            plan_hash=input.plan_hash,
-            comment=input.comment,
-            attempt_id=input.attempt_id,
+            actor=_clip(input.actor, 100),
+            plan_hash=_clip(input.plan_hash, 64),
+            comment=_clip(input.comment, 1000),
+            attempt_id=_clip(input.attempt_id, 64),
             accepted=verdict.accepted,
-            reason=verdict.reason,
+            reason=_clip(verdict.reason, 500),
             at=self._clock(),
             signed=identity.signed,
             # Groups belong to verified identities only: an unsigned claim says nothing about who sent it.
@@ -122,9 +131,23 @@ class RunRecord:
             if self.policy and decision is Decision.APPROVE and (identity.signed or not self.policy.require_signatures)
             else [],
         )
+        if identity.signed:  # only a verified signature can be replayed to any effect
+            self.state.signed_attempts.append(input.attempt_id)
         self.state.decisions.append(record)
-        self._log(f"{decision.value} by {input.actor}: {'accepted' if record.accepted else 'refused'}: {record.reason}")
+        self._forget_oldest_unsigned_refusal()
+        self._log(
+            f"{decision.value} by {record.actor}: {'accepted' if record.accepted else 'refused'}: {record.reason}"
+        )
         return record
+
+    def _forget_oldest_unsigned_refusal(self) -> None:
+        """Past KEPT_DECISIONS, the oldest unverified refused attempt leaves the state (counted)."""
+        if len(self.state.decisions) <= KEPT_DECISIONS:
+            return
+        index = next((i for i, d in enumerate(self.state.decisions) if not d.accepted and not d.signed), None)
+        if index is not None:
+            del self.state.decisions[index]
+            self.state.decisions_not_kept += 1
 
     def _identity(self, decision: Decision, input: DecisionInput) -> Verdict:
         if self.policy is None:
@@ -137,7 +160,7 @@ class RunRecord:
             attempt_id=input.attempt_id,
             expires_at=input.expires_at,
             now=self._clock(),
-            seen_attempts={d.attempt_id for d in self.state.decisions if d.attempt_id},
+            seen_attempts=set(self.state.signed_attempts),
         )
 
     def _judge(self, decision: Decision, input: DecisionInput) -> Verdict:

@@ -229,6 +229,9 @@ def test_a_weekend_freeze_ending_at_midnight_covers_the_whole_days() -> None:
         ({"environments": {"prod": {"requiredApprovals": -1}}}, "environments.prod.requiredApprovals"),
         ({"environments": {"prod": {"freeze": {"weekly": [{"days": ["someday"]}]}}}}, "days.0"),
         ({"surprise": True}, "surprise: unknown field"),
+        ({"environments": {"prod": {"approvalTimeoutSeconds": 10**20}}}, "approvalTimeoutSeconds"),
+        ({"environments": {"prod": {"freeze": {"weekly": [{"days": ["fri"], "start": "16:00+05:00"}]}}}}, "UTC"),
+        ({"identities": {"bob\u200b": {"publicKey": "ed25519:" + "A" * 43 + "="}}}, "is not a plain name"),
     ],
 )
 def test_a_broken_policy_file_is_refused_naming_the_problem(change: dict[str, object], problem: str) -> None:
@@ -268,9 +271,40 @@ def test_one_key_under_two_names_is_refused_so_nobody_passes_four_eyes_alone() -
 async def test_a_worker_gives_no_policy_for_an_environment_it_does_not_serve() -> None:
     from activities.policy import PolicyActivities, ResolvePolicyInput
 
-    prod_only = PolicyActivities(policies(), "policy.yaml", environments=["prod"])
+    prod_only = PolicyActivities(policies(), "policy.yaml", environments=["prod"], check_id_reuse=False)
     dev = await prod_only.resolve_policy(ResolvePolicyInput(environment="dev"))
     prod = await prod_only.resolve_policy(ResolvePolicyInput(environment="prod"))
     assert dev.policy is None
     assert "policy.yaml, as this worker serves only prod" == dev.policy_source
     assert prod.policy is not None
+
+
+def test_one_key_spelled_two_ways_in_base64_is_still_one_key() -> None:
+    """The last base64 digit before '=' has unused bits: two strings, the same 32 bytes."""
+    import base64
+
+    import yaml
+
+    from contracts.policy import parse_policy_file
+
+    document = policy_document()
+    raw = base64.b64decode(document["identities"]["bob"]["publicKey"].split(":", 1)[1])
+    canonical = base64.b64encode(raw).decode()
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    twin = canonical[:-2] + alphabet[alphabet.index(canonical[-2]) ^ 1] + "="
+    assert twin != canonical
+    assert raw == base64.b64decode(twin)
+    document["identities"]["robert"] = {"publicKey": "ed25519:" + twin}
+    with pytest.raises(DocumentError) as raised:
+        parse_policy_file(yaml.safe_dump(document), "policy.yaml")
+    assert "bob and robert have the same public key" in str(raised.value)
+
+
+async def test_an_environment_that_needs_no_approval_is_served_only_when_listed() -> None:
+    from activities.policy import PolicyActivities, ResolvePolicyInput
+
+    unlisted = PolicyActivities(policies(), "policy.yaml", check_id_reuse=False)
+    listed = PolicyActivities(policies(), "policy.yaml", environments=["dev"], check_id_reuse=False)
+    assert (await unlisted.resolve_policy(ResolvePolicyInput(environment="dev"))).policy is None
+    assert (await unlisted.resolve_policy(ResolvePolicyInput(environment="prod"))).policy is not None
+    assert (await listed.resolve_policy(ResolvePolicyInput(environment="dev"))).policy is not None

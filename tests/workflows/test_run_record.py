@@ -116,3 +116,16 @@ def test_phase_changes_go_through_the_state_machine_and_are_published() -> None:
     assert NOW == run.state.phase_times["awaiting_approval"]
     with pytest.raises(IllegalTransition):
         run.enter(Phase.APPLYING)
+
+
+def test_a_flood_of_unsigned_attempts_cannot_grow_the_state_past_its_bound() -> None:
+    from workflows.run_record import KEPT_DECISIONS
+
+    run = record()
+    decide(run, Decision.APPROVE, "bob")
+    for _ in range(KEPT_DECISIONS + 50):
+        run.decide(Decision.APPROVE, DecisionInput(actor="mallory" * 1000, plan_hash="h1", comment="x" * 100_000))
+    assert KEPT_DECISIONS == len(run.state.decisions)
+    assert 51 == run.state.decisions_not_kept
+    assert run.state.decisions[0].accepted, "accepted decisions are never dropped"
+    assert all(len(d.comment) <= 1000 and len(d.actor) <= 100 for d in run.state.decisions)
