@@ -12,10 +12,12 @@ import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from client.keys import Keyring, user_keys_dir
 from contracts.failures import ExitCode, OpsctlError
+
+if TYPE_CHECKING:
+    from client.keys import Keyring
 
 
 def _config_file() -> dict[str, Any]:
@@ -43,6 +45,8 @@ class Config:
 
     def keyring(self) -> Keyring:
         """Your keys first (`opsctl keys init`), then the embedded stack's demo identities."""
+        from client.keys import Keyring, user_keys_dir  # signing imports cryptography: only when signing
+
         return Keyring([user_keys_dir(), self.state_dir / "keys"])
 
 

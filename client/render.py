@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from contracts.failures import ExitCode
 from contracts.plan import Action
-from contracts.run import RunState
+
+if TYPE_CHECKING:  # the run model pulls in signing (cryptography): commands that show runs import it
+    from contracts.run import RunState
 
 
 @dataclass

@@ -50,7 +50,7 @@ def read_request(path: str, as_user: str | None = None, state_dir: str | None = 
 
 def _check_environment(request: Request, config: Config) -> None:
     """An environment no policy names fails here already (the worker would refuse it too)."""
-    from client.commands.policy import local_policies
+    from client.policies import local_policies
 
     policies, source = local_policies(config)
     if request.metadata.environment not in policies.environments:
