@@ -38,7 +38,7 @@ EXIT_CODES = """\
 exit codes:
   0 success                         5 partial success (some changes applied)
   1 unexpected failure              6 denied: policy, rejected, expired, cancelled
-  2 invalid arguments/config/doc    7 awaiting approval (not waiting)
+  2 invalid arguments/config/doc    7 awaiting approval or a change window
   3 validation failed, no mutation  8 needs review (outcome uncertain)
   4 remote dependency failure      10 dry run found changes
 """

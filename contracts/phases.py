@@ -95,6 +95,7 @@ def exit_code_for_phase(phase: Phase) -> ExitCode:
     """
     return {
         Phase.AWAITING_APPROVAL: ExitCode.AWAITING_APPROVAL,
+        Phase.WAITING_FOR_WINDOW: ExitCode.AWAITING_APPROVAL,  # approved; it waits, and nothing has changed yet
         Phase.NEEDS_REVIEW: ExitCode.NEEDS_REVIEW,
         Phase.REJECTED: ExitCode.DENIED,
         Phase.EXPIRED: ExitCode.DENIED,

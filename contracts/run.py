@@ -262,9 +262,6 @@ class RunState(BaseModel):
         """What every decision's signature names as its run."""
         return f"{self.workflow_id}/{self.first_run_id}"
 
-    def approvals(self) -> list[str]:
-        return [d.actor for d in self.decisions if d.decision is Decision.APPROVE and d.accepted]
-
 
 # RunInput and Continuation refer to models defined after them.
 Continuation.model_rebuild()

@@ -179,7 +179,7 @@ def _ended(state: RunState) -> bool:
 
 def _settled(state: RunState) -> bool:
     """Without --wait, apply returns once a human or the clock is what the run waits for."""
-    return state.phase.terminal or state.phase in _PEOPLE_ACT
+    return state.phase.terminal or state.phase in _PEOPLE_ACT or state.phase is Phase.WAITING_FOR_WINDOW
 
 
 # Phases in which the run waits for a person: waiting commands return there.

@@ -69,6 +69,7 @@ async def test_an_approved_run_waits_for_the_freeze_window_then_replans_and_appl
         waiting = await until_phase(handle, Phase.WAITING_FOR_WINDOW)
         assert waiting.frozen_until is not None
         assert "year-end freeze" in waiting.next_action
+        assert ExitCode.AWAITING_APPROVAL == waiting.exit_code(), "apply without --wait: 7, the run waits"
         assert ["plan"] == fake.calls, "nothing is applied, nor re-planned, during the freeze"
         result = await handle.result()  # the time-skipping server jumps to the window's end
     assert Phase.SUCCEEDED == result.phase
