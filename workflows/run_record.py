@@ -148,6 +148,8 @@ class RunRecord:
         if index is not None:
             del self.state.decisions[index]
             self.state.decisions_not_kept += 1
+            if index < self._review_opened:  # keep pointing at the first decision of the open review
+                self._review_opened -= 1
 
     def _identity(self, decision: Decision, input: DecisionInput) -> Verdict:
         if self.policy is None:

@@ -129,3 +129,15 @@ def test_a_flood_of_unsigned_attempts_cannot_grow_the_state_past_its_bound() -> 
     assert 51 == run.state.decisions_not_kept
     assert run.state.decisions[0].accepted, "accepted decisions are never dropped"
     assert all(len(d.comment) <= 1000 and len(d.actor) <= 100 for d in run.state.decisions)
+
+
+def test_forgetting_old_refusals_never_loses_the_answer_to_the_open_review() -> None:
+    from workflows.run_record import KEPT_DECISIONS
+
+    run = record(phase=Phase.APPLYING)
+    for _ in range(KEPT_DECISIONS):
+        run.decide(Decision.CANCEL, DecisionInput(actor="mallory", signature="forged", attempt_id="x"))
+    run.enter(Phase.NEEDS_REVIEW)
+    assert decide(run, Decision.RETRY, "carol", resolution=Decision.RETRY, comment="checked")[0]
+    assert run.resolution is not None
+    assert "carol" == run.resolution.actor
