@@ -303,7 +303,7 @@ class Stack:
     def write_policy_file(self) -> Path:
         """Keys for the demo identities and a policy file registering them (kept if it exists)."""
         from client.keys import Keyring, create_key
-        from contracts.policy import BUILT_IN_POLICIES
+        from contracts.policy import policy_document
 
         keys = Keyring([self.state_dir / "keys"])
         for identity in DEMO_IDENTITIES:
@@ -313,13 +313,7 @@ class Stack:
             return self.policy_path
         import yaml
 
-        policies = {
-            "apiVersion": "opsctl/v1",
-            "kind": "PolicySet",
-            "identities": {name: {"publicKey": keys.public_key(name)} for name in DEMO_IDENTITIES},
-            "groups": DEMO_GROUPS,
-            "environments": BUILT_IN_POLICIES.model_dump(mode="json", by_alias=True)["environments"],
-        }
+        policies = policy_document({name: str(keys.public_key(name)) for name in DEMO_IDENTITIES}, DEMO_GROUPS)
         header = "# The embedded stack's policies: the built-in rules, with the demo identities registered.\n"
         self.policy_path.write_text(header + yaml.safe_dump(policies, sort_keys=False))
         return self.policy_path

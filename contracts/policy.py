@@ -269,6 +269,17 @@ BUILT_IN_POLICIES = PolicySet.model_validate(
 )
 
 
+def policy_document(identities: dict[str, str], groups: dict[str, list[str]]) -> dict[str, Any]:
+    """A policy file's content: the built-in rules, with these identities (name → public key) and groups."""
+    return {
+        "apiVersion": "opsctl/v1",
+        "kind": POLICY_FILE_KIND,
+        "identities": {name: {"publicKey": key} for name, key in identities.items()},
+        "groups": groups,
+        "environments": BUILT_IN_POLICIES.model_dump(mode="json", by_alias=True)["environments"],
+    }
+
+
 def parse_policy_file(text: str, source: str = "policy file") -> PolicySet:
     """Read and check a policy file (YAML or JSON), or raise DocumentError naming each problem."""
     data: dict[str, Any] = load_mapping(text, source, "a PolicySet mapping: identities, groups, environments")

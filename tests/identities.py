@@ -14,7 +14,8 @@ import yaml
 
 from activities.policy import PolicyActivities
 from client.keys import Keyring, create_key
-from contracts.policy import BUILT_IN_POLICIES, PolicySet
+from contracts.policy import PolicySet
+from contracts.policy import policy_document as contract_document
 
 KEYS_DIR = Path(tempfile.mkdtemp(prefix="opsctl-test-keys-"))
 IDENTITIES = ("alice", "bob", "carol", "dave", "eve")
@@ -26,14 +27,10 @@ GROUPS = {"dba": ["bob", "dave"], "owners": ["carol"]}
 
 def policy_document(**environments: dict[str, Any]) -> dict[str, Any]:
     """The built-in rules with the test identities registered; `environments` adds or replaces some."""
-    rules = BUILT_IN_POLICIES.model_dump(mode="json", by_alias=True)["environments"]
-    return {
-        "apiVersion": "opsctl/v1",
-        "kind": "PolicySet",
-        "identities": {name: {"publicKey": KEYRING.public_key(name)} for name in IDENTITIES if name != "eve"},
-        "groups": GROUPS,
-        "environments": {**rules, **environments},
-    }
+    keys = {name: str(KEYRING.public_key(name)) for name in IDENTITIES if name != "eve"}
+    document = contract_document(keys, GROUPS)
+    document["environments"].update(environments)
+    return document
 
 
 def policies(**environments: dict[str, Any]) -> PolicySet:

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from client.commands.documents import read_request
 from client.config import Config, load_config
@@ -14,6 +14,10 @@ from client.render import Output, run_output, table
 from contracts.failures import ExitCode, OpsctlError
 from contracts.phases import Phase
 from contracts.run import Decision, DecisionInput, Mode, ResolveInput, RunState
+
+if TYPE_CHECKING:
+    from client.keys import Keyring
+    from contracts.request import Request
 
 Progress = Callable[[str], None]
 
@@ -145,7 +149,7 @@ async def cmd_apply(client: Any, args: argparse.Namespace, config: Config, progr
     return output
 
 
-def _keys(config: Config, request: Any, progress: Progress) -> Any:
+def _keys(config: Config, request: Request, progress: Progress) -> Keyring:
     """Your keyring; says so up front when the request will go unsigned."""
     keys = config.keyring()
     if keys.path(request.metadata.requester or "") is None:
@@ -157,13 +161,14 @@ def _keys(config: Config, request: Any, progress: Progress) -> Any:
 
 
 def _emergency(args: argparse.Namespace) -> str:
-    if not getattr(args, "emergency", False):
-        if getattr(args, "reason", None):
+    """apply's break-glass reason ('' for a normal request); --emergency and --reason go together."""
+    if not args.emergency:
+        if args.reason:
             raise OpsctlError(
                 ExitCode.INVALID_INPUT, "--reason goes with --emergency", hint="apply --emergency --reason TEXT"
             )
         return ""
-    reason = (getattr(args, "reason", None) or "").strip()
+    reason = (args.reason or "").strip()
     if not reason:
         raise OpsctlError(
             ExitCode.INVALID_INPUT,
