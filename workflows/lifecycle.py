@@ -410,11 +410,12 @@ class Lifecycle(Generic[SpecT, AppliedT]):
             ending = await self._failed(ending)
         elif ending.phase is Phase.CANCELLED:
             ending = await self._cancelled()
-        state.failure = ending.failure
-        state.next_action = ending.next_action or default_next(state, ending) or state.next_action
-        if state.emergency and state.changed and self.record.policy and self.record.policy.required_approvals:
-            await gate.post_incident_review(self.record, self.record.policy, ending.phase)
-            state.next_action = ending.next_action or default_next(state, ending) or "nothing to do"
+        state.failure = ending.failure  # known at once, also while an emergency's review is open
+        next_action = ending.next_action or default_next(state, ending)
+        policy = self.record.policy
+        if state.emergency and state.changed and policy is not None and policy.required_approvals:
+            await gate.post_incident_review(self.record, policy, ending.phase)  # sets its own next action
+        state.next_action = next_action or state.next_action
         state.outcome = None
         if state.phase is not ending.phase:
             self.record.enter(ending.phase)
