@@ -12,7 +12,13 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import (
+    Client,
+    RPCTimeoutOrCancelledError,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import (
     SearchAttributeKey,
     SearchAttributePair,
@@ -25,6 +31,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from client.keys import Keyring
+from contracts import markdown
 from contracts.failures import ExitCode, FailureKind, OpsctlError
 from contracts.phases import Phase
 from contracts.request import Request
@@ -98,6 +105,9 @@ async def start_run(
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             search_attributes=_search_attributes(request) if search_attributes else None,
+            # What the Web UI's list and the run's page show first; the workflow keeps current details.
+            static_summary=markdown.summary(request),
+            static_details=markdown.request_details(request),
         )
     except WorkflowAlreadyStartedError:
         # Running or finished with the same identity: attach to it, never start a second one.
@@ -203,7 +213,11 @@ async def decide(
     keys: Keyring | None = None,
     timeout: float = 15.0,
 ) -> tuple[DecisionRecord, RunState]:
-    """Send a decision signal (signed with the actor's key, if `keys` has it) and read back its verdict."""
+    """Send a decision as an update (signed with the actor's key, if `keys` has it): the verdict comes back.
+
+    The workflow records every attempt, accepted or refused, and returns its record; the state
+    is read after it, so the output shows the run as the decision left it.
+    """
     state = await read_state(handle)
     if state.phase.terminal:
         raise OpsctlError(
@@ -212,18 +226,17 @@ async def decide(
             hint="nothing can be decided on a finished run",
         )
     input = (keys or Keyring([])).sign_decision(state.decision_scope, decision, input)
-    signal = "resolve" if isinstance(input, ResolveInput) else decision.value
-    await handle.signal(signal, input)
-
-    def judged(current: RunState) -> bool:
-        return any(record.attempt_id == input.attempt_id for record in current.decisions)
-
-    state = await wait_for(handle, judged, timeout=timeout)
-    record = next((r for r in state.decisions if r.attempt_id == input.attempt_id), None)
-    if record is None:
+    name = "resolve" if isinstance(input, ResolveInput) else decision.value
+    try:
+        # The attempt id is the update id: sending the same attempt again returns the same verdict.
+        record: DecisionRecord = await handle.execute_update(
+            name, input, id=input.attempt_id, result_type=DecisionRecord, rpc_timeout=timedelta(seconds=timeout)
+        )
+    except (RPCError, RPCTimeoutOrCancelledError, WorkflowUpdateFailedError) as exc:
         raise OpsctlError(
             ExitCode.DEPENDENCY_FAILURE,
-            f"the run did not acknowledge the {decision.value} within {timeout:.0f}s",
-            hint="is a worker running? `opsctl dev status`",
-        )
+            f"the run did not answer the {decision.value} within {timeout:.0f}s ({exc})",
+            hint="a run answers through a worker: is one polling its task queue? `opsctl dev status`",
+        ) from exc
+    state = await read_state(handle)
     return record, state

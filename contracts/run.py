@@ -93,6 +93,7 @@ class Decision(StrEnum):
     RETRY = "retry"  # needs_review: run the failed step again
     MARK_DONE = "mark_done"  # needs_review: an operator finished the step by hand
     ABORT = "abort"  # needs_review: stop here
+    INVALID = "invalid"  # a signal this run does not know, or whose decision cannot be read from its input
 
 
 class DecisionInput(BaseModel):
@@ -140,6 +141,8 @@ class DecisionRecord(BaseModel):
     at: datetime
     signed: bool = False  # the signature verified against the actor's registered key
     groups: list[str] = []  # the approver's groups, as the policy had them
+    voided: str = ""  # an accepted approval that stopped counting, and why (the plan changed)
+    via: str = ""  # "signal" or "update": how the attempt arrived
 
 
 class Resource(BaseModel):

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import boto3
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from activities.aws import AwsSettings
@@ -29,6 +28,7 @@ from client.devstack import DEV_AWS_ENV, Ports, Stack
 from contracts.request import parse_request
 from contracts.run import Mode, RunInput, RunState
 from tests.identities import policies, policy_activities
+from worker.converter import DATA_CONVERTER
 from workflows.sweep_volumes import SweepStaleVolumes
 
 
@@ -53,7 +53,7 @@ async def bench(count: int) -> None:
             started = time.perf_counter()
             create_volumes(stack.aws_endpoint, scope, count)
             print(f"created {count} volumes in moto: {time.perf_counter() - started:.1f} s")
-            client = await Client.connect(stack.temporal_address, data_converter=pydantic_data_converter)
+            client = await Client.connect(stack.temporal_address, data_converter=DATA_CONVERTER)
             # moto lists all volumes in one unpaged answer, slower than AWS's pages: be patient.
             sweep = SweepVolumesActivities(AwsSettings(endpoint_url=stack.aws_endpoint, read_timeout_seconds=900))
             request = parse_request(

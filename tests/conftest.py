@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from client.devstack import DEV_AWS_ENV, Ports, Stack
 from tests.identities import POLICY_FILE
+from worker.converter import DATA_CONVERTER
 from worker.main import build_worker
 from worker.settings import WorkerSettings
 
@@ -42,7 +42,7 @@ def worker_settings(stack: Stack) -> WorkerSettings:
 
 @pytest.fixture(scope="session")
 async def client(stack: Stack) -> Client:
-    return await Client.connect(stack.temporal_address, data_converter=pydantic_data_converter)
+    return await Client.connect(stack.temporal_address, data_converter=DATA_CONVERTER)
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from typing import Any
 
 from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from activities.backfill_table import BackfillActivities
@@ -22,6 +21,7 @@ from activities.postgres import Databases
 from activities.read_replica import ReadReplicaActivities
 from activities.rotate_credential import RotateCredentialActivities
 from activities.sweep_volumes import SweepVolumesActivities
+from worker.converter import DATA_CONVERTER
 from worker.settings import WorkerSettings
 from worker.telemetry import metrics_runtime, setup_tracing
 from workflows.backfill_table import BackfillTable
@@ -71,7 +71,7 @@ async def connect(settings: WorkerSettings) -> Client:
     return await Client.connect(
         settings.temporal.address,
         namespace=settings.temporal.namespace,
-        data_converter=pydantic_data_converter,
+        data_converter=DATA_CONVERTER,
         interceptors=[TracingInterceptor()],
         runtime=metrics_runtime(settings.metrics_address),
     )

@@ -22,10 +22,12 @@ from temporalio.exceptions import ActivityError, CancelledError
 from temporalio.workflow import ActivityCancellationType
 
 from workflows import admission, gate
+from workflows.decisions import DecisionHandlers
 from workflows.ending import Ending, Stop, classify, default_next, stop
 from workflows.run_record import RunRecord
 
 with workflow.unsafe.imports_passed_through():
+    from contracts import markdown
     from contracts.failures import NON_RETRYABLE_KINDS, FailureKind
     from contracts.phases import Phase
     from contracts.plan import Plan
@@ -35,11 +37,9 @@ with workflow.unsafe.imports_passed_through():
         Check,
         Continuation,
         Decision,
-        DecisionInput,
         Failure,
         Mode,
         Progress,
-        ResolveInput,
         Resource,
         RunInput,
         RunSettings,
@@ -67,11 +67,20 @@ _KEYS = {
 }
 
 
+# What the Web UI's timeline says for the steps every operation has (apply steps name themselves).
+STEP_SUMMARIES = {
+    "planning": "compute the plan (read-only)",
+    "replanning": "re-plan before apply (read-only)",
+    "verify": "verify the outcome",
+    "compensate": "undo the applied changes",
+}
+
+
 class NothingApplied(BaseModel):
     """For operations whose apply hands nothing on to verify and compensate."""
 
 
-class Lifecycle(Generic[SpecT, AppliedT]):
+class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
     spec_model: type[SpecT]
     applied_model: type[AppliedT]
     _record: RunRecord | None = None
@@ -97,23 +106,7 @@ class Lifecycle(Generic[SpecT, AppliedT]):
         """
         return False
 
-    # ---- decisions and the query -------------------------------------------------------
-
-    @workflow.signal(description="approve the plan awaiting approval (or an emergency's review), by its plan hash")
-    async def approve(self, input: DecisionInput) -> None:
-        (await self._ready()).decide(Decision.APPROVE, input)
-
-    @workflow.signal(description="reject the plan awaiting approval; nothing is changed")
-    async def reject(self, input: DecisionInput) -> None:
-        (await self._ready()).decide(Decision.REJECT, input)
-
-    @workflow.signal(description="stop at the next safe point and undo the applied steps")
-    async def cancel(self, input: DecisionInput) -> None:
-        (await self._ready()).decide(Decision.CANCEL, input)
-
-    @workflow.signal(description="answer needs_review: resolution retry, mark_done or abort")
-    async def resolve(self, input: ResolveInput) -> None:
-        (await self._ready()).decide(Decision(input.resolution), input)
+    # ---- the query -----------------------------------------------------------------------
 
     @workflow.query(description="the run's state: phase, plan, decisions, progress, outcome")
     def state(self) -> RunState:
@@ -154,7 +147,9 @@ class Lifecycle(Generic[SpecT, AppliedT]):
     async def run_lifecycle(self, input: RunInput) -> RunState:
         continued = input.continuation if admission.continues_itself() else None
         state = continued.state if continued else admission.initial_state(input)
-        self._record = RunRecord(state, None, clock=workflow.now, publish=self._publish, log=workflow.logger.info)
+        self._record = RunRecord(
+            state, None, clock=workflow.now, publish=self._publish, log=workflow.logger.info, changed=self._describe
+        )
         self._settings = continued.settings if continued else await admission.resolve_settings(input)
         self.record.policy = policy = self.settings.policy
         if not continued and policy is not None:
@@ -213,6 +208,7 @@ class Lifecycle(Generic[SpecT, AppliedT]):
         self.record.state.plan = plan
         self.record.state.plan_hash = plan.hash()
         self.record.publish()
+        self.record.changed()
         if plan.deletions > policy.max_deletions:
             allowed = f"{policy.environment} allows {policy.max_deletions} per run"
             message = f"the plan deletes {plan.deletions} resources; {allowed}"
@@ -236,7 +232,8 @@ class Lifecycle(Generic[SpecT, AppliedT]):
                 raise Stop(Ending(Phase.NO_CHANGES))
             if not needs_approval or self.record.state.plan_hash == approved_hash:
                 return plan
-            voided = self.record.void_approvals("the plan changed before apply")
+            change = f"{approved_hash[:12]}… → {self.record.state.plan_hash[:12]}…"
+            voided = self.record.void_approvals(f"the re-plan before apply found a different plan ({change})")
             self.warn(
                 f"the plan changed after approval ({approved_hash[:12]}… → {self.record.state.plan_hash[:12]}…): "
                 f"the approval of {', '.join(voided)} is void and the new plan needs approving"
@@ -292,9 +289,11 @@ class Lifecycle(Generic[SpecT, AppliedT]):
         state.steps.append(record)
         if changes is not None:
             self.record_change(changes)
+        self._describe()
         result = await self.probe(activity, arg, step=name, timeout=timeout, heartbeat_timeout=heartbeat_timeout)
         record.finished = workflow.now()
         state.progress = Progress(step=name, done=state.progress.done + 1, total=state.progress.total)
+        self._describe()
         return result
 
     async def continue_as_new_if_due(self, applied: AppliedT) -> None:
@@ -341,7 +340,7 @@ class Lifecycle(Generic[SpecT, AppliedT]):
                     heartbeat_timeout=heartbeat_timeout,
                     retry_policy=STEP_RETRY,
                     cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-                    summary=step,
+                    summary=STEP_SUMMARIES.get(step, step),
                 )
                 if heartbeat_timeout is not None:
 
@@ -419,6 +418,7 @@ class Lifecycle(Generic[SpecT, AppliedT]):
         state.outcome = None
         if state.phase is not ending.phase:
             self.record.enter(ending.phase)
+        self._describe()
         # The SDK suppresses metrics during replay, so each run counts once.
         workflow.metric_meter().create_counter("opsctl_runs_finished", "runs that reached a terminal phase").add(
             1, {"kind": state.kind, "environment": state.environment, "phase": ending.phase.value}
@@ -477,6 +477,10 @@ class Lifecycle(Generic[SpecT, AppliedT]):
             return False
 
     # ---- settings and state ------------------------------------------------------------
+
+    def _describe(self) -> None:
+        """The run as a person reads it in the Web UI (current details): kept up to date."""
+        workflow.set_current_details(markdown.current_details(self.record.state, self.record.policy, workflow.now()))
 
     def _publish(self, values: dict[str, Any]) -> None:
         if self._settings is not None and self._settings.search_attributes:

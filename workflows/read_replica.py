@@ -82,7 +82,7 @@ class CreateReadReplica(Lifecycle[CreateReadReplicaSpec, NothingApplied]):
                 why = "cannot converge by waiting" if observed.hopeless else f"did not converge within {window}"
                 evidence = f"{why}: {probes} probe(s), last status {observed.status or 'none'}"
                 return [*observed.checks, Check(name="convergence", passed=False, detail=evidence)]
-            await workflow.sleep(min(pause, remaining))
+            await workflow.sleep(min(pause, remaining), summary="wait, then probe the replica again")
             pause = min(pause * 2, LONGEST_PAUSE)
 
     async def compensate(self, spec: CreateReadReplicaSpec, applied: NothingApplied) -> bool:

@@ -7,11 +7,13 @@ unit-tested directly. Every decision attempt is kept, accepted or refused, with 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
 from temporalio import workflow
+from temporalio.common import RawValue
 
 with workflow.unsafe.imports_passed_through():
     # cryptography's Rust core imports this module when a signature fails to verify: it must be the
@@ -22,7 +24,8 @@ with workflow.unsafe.imports_passed_through():
     from contracts.gate import Verdict, check_identity, judge_approval, judge_resolution, quorum_met, refuse
     from contracts.phases import Phase, check_transition
     from contracts.policy import Policy
-    from contracts.run import Decision, DecisionInput, DecisionRecord, Resource, RunState
+    from contracts.request import describe_validation_error
+    from contracts.run import Decision, DecisionInput, DecisionRecord, ResolveInput, Resource, RunState
 
 _CANCEL_TOO_LATE = {Phase.VERIFYING, Phase.AWAITING_REVIEW, Phase.REVIEW_OVERDUE}
 _REVIEWING = (Phase.AWAITING_REVIEW, Phase.REVIEW_OVERDUE)
@@ -31,8 +34,60 @@ _REVIEWING = (Phase.AWAITING_REVIEW, Phase.REVIEW_OVERDUE)
 KEPT_DECISIONS = 100  # decision records the state keeps; every one of them stays in the history
 
 
-def _ignore(_: Any) -> None:
+# The decisions a run takes, by signal and update name, and the model each one's input must fit.
+DECISION_INPUTS: dict[str, type[DecisionInput]] = {
+    Decision.APPROVE.value: DecisionInput,
+    Decision.REJECT.value: DecisionInput,
+    Decision.CANCEL.value: DecisionInput,
+    "resolve": ResolveInput,
+}
+
+
+def _ignore(*_: Any) -> None:
     pass
+
+
+class Unreadable(ValueError):
+    """A decision attempt whose input cannot be judged at all: refused and recorded as such."""
+
+    def __init__(self, decision: Decision, actor: str, reason: str) -> None:
+        super().__init__(reason)
+        self.decision, self.actor, self.reason = decision, actor, reason
+
+
+def read_decision(name: str, args: Sequence[Any]) -> tuple[Decision, DecisionInput]:
+    """An attempt as sent (`name` and its untyped arguments) → the decision and its input.
+
+    Raises `Unreadable` naming what is wrong: an unknown name, no or several inputs, bytes
+    that are not JSON, a shape that is not a decision.
+    """
+    model = DECISION_INPUTS.get(name)
+    value = args[0] if len(args) == 1 else None
+    actor = value.get("actor") if isinstance(value, dict) else None
+    actor = actor if isinstance(actor, str) and actor.strip() else "unknown"
+    if model is None:
+        known = ", ".join(DECISION_INPUTS)
+        raise Unreadable(Decision.INVALID, actor, f"unknown signal {_clip(name, 60)!r}: this run takes {known}")
+    decision = Decision(name) if name != "resolve" else Decision.INVALID
+    if len(args) != 1:
+        raise Unreadable(decision, actor, f"{name} takes one input (a JSON object), got {len(args)}")
+    if not isinstance(value, dict):
+        what = "bytes that are not JSON" if isinstance(value, RawValue | bytes) else f"a JSON {_json_type(value)}"
+        raise Unreadable(decision, actor, f"{name} takes a JSON object with actor, plan_hash, comment…; got {what}")
+    try:
+        input = model.model_validate(value)
+    except ValidationError as exc:
+        raise Unreadable(
+            decision, actor, f"malformed {name} input: {describe_validation_error(exc, prefix='input')}"
+        ) from None
+    if isinstance(input, ResolveInput):
+        decision = Decision(input.resolution)
+    return decision, input
+
+
+def _json_type(value: Any) -> str:
+    names = {str: "string", bool: "boolean", int: "number", float: "number", list: "array", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
 
 
 def _clip(text: str, limit: int) -> str:
@@ -48,12 +103,14 @@ class RunRecord:
         clock: Callable[[], datetime],
         publish: Callable[[dict[str, Any]], None] = _ignore,
         log: Callable[[str], None] = _ignore,
+        changed: Callable[[], None] = _ignore,
     ) -> None:
         self.state = state
         self.policy = policy
         self._clock = clock
         self._publish = publish
         self._log = log
+        self.changed = changed  # the state changed: whoever shows it (current details) looks again
         self._review_opened = len(state.decisions)  # resolutions count from the latest needs_review on
 
     # ---- phases ----------------------------------------------------------------------
@@ -66,6 +123,7 @@ class RunRecord:
             self._review_opened = len(self.state.decisions)
         self.state.phase_times[phase.value] = self._clock()
         self.publish()
+        self.changed()
 
     def publish(self) -> None:
         self._publish(
@@ -103,7 +161,26 @@ class RunRecord:
 
     # ---- decisions -------------------------------------------------------------------
 
-    def decide(self, decision: Decision, input: DecisionInput) -> DecisionRecord:
+    def receive(self, name: str, args: Sequence[Any], via: str) -> DecisionRecord:
+        """An attempt exactly as it arrived (signal or update): judged if readable, else refused; kept."""
+        try:
+            decision, input = read_decision(name, args)
+        except Unreadable as unreadable:
+            refused = DecisionRecord(
+                decision=unreadable.decision,
+                actor=_clip(unreadable.actor, 100),
+                plan_hash="",
+                comment="",
+                attempt_id="",
+                accepted=False,
+                reason=_clip(unreadable.reason, 500),
+                at=self._clock(),
+                via=via,
+            )
+            return self._keep(refused)
+        return self.decide(decision, input, via=via)
+
+    def decide(self, decision: Decision, input: DecisionInput, via: str = "") -> DecisionRecord:
         """Judge one decision attempt and keep it, whatever the verdict.
 
         A decision is untrusted input: if judging it fails, it is refused and kept, never
@@ -130,14 +207,18 @@ class RunRecord:
             groups=list(self.policy.groups_of(input.actor))
             if self.policy and decision is Decision.APPROVE and (identity.signed or not self.policy.require_signatures)
             else [],
+            via=via,
         )
         if identity.signed:  # only a verified signature can be replayed to any effect
             self.state.signed_attempts.append(input.attempt_id)
+        return self._keep(record)
+
+    def _keep(self, record: DecisionRecord) -> DecisionRecord:
         self.state.decisions.append(record)
         self._forget_oldest_unsigned_refusal()
-        self._log(
-            f"{decision.value} by {record.actor}: {'accepted' if record.accepted else 'refused'}: {record.reason}"
-        )
+        verdict = "accepted" if record.accepted else "refused"
+        self._log(f"{record.decision.value} by {record.actor}: {verdict}: {record.reason}")
+        self.changed()
         return record
 
     def _forget_oldest_unsigned_refusal(self) -> None:
@@ -227,6 +308,7 @@ class RunRecord:
         voided = []
         for record in self._accepted(Decision.APPROVE):
             record.accepted = False
-            record.reason = f"void: {reason}"
+            record.voided = reason
             voided.append(record.actor)
+        self.changed()
         return voided

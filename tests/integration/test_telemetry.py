@@ -7,7 +7,6 @@ import urllib.request
 import uuid
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from client.devstack import Stack, free_port, seed_role
@@ -15,6 +14,7 @@ from contracts.phases import Phase
 from contracts.request import parse_request
 from contracts.run import Mode, RunInput
 from tests.integration.test_rotate_credential import rotation_request
+from worker.converter import DATA_CONVERTER
 from worker.main import WORKFLOWS, build_activities
 from worker.settings import WorkerSettings
 from worker.telemetry import metrics_runtime
@@ -26,7 +26,7 @@ async def test_a_finished_run_is_counted_on_the_prometheus_endpoint(
 ) -> None:
     address = f"127.0.0.1:{free_port()}"
     client = await Client.connect(
-        stack.temporal_address, data_converter=pydantic_data_converter, runtime=metrics_runtime(address)
+        stack.temporal_address, data_converter=DATA_CONVERTER, runtime=metrics_runtime(address)
     )
     role, secret = f"m_{uuid.uuid4().hex[:8]}", f"metrics/{uuid.uuid4().hex[:8]}"
     seed_role(stack, role, secret)

@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+
+from worker.converter import DATA_CONVERTER
 
 
 def time_skipping_server() -> str:
@@ -22,6 +23,6 @@ def time_skipping_server() -> str:
 @pytest.fixture(scope="session")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     async with await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=time_skipping_server()
+        data_converter=DATA_CONVERTER, test_server_existing_path=time_skipping_server()
     ) as environment:
         yield environment

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -22,6 +21,7 @@ from contracts.run import Decision, DecisionInput, ResolveInput, RunState
 from tests.identities import KEYRING, policy_activities
 from tests.workflows.conftest import time_skipping_server
 from tests.workflows.test_lifecycle import FakeRotation, run_input, send, until_phase
+from worker.converter import DATA_CONVERTER
 from workflows.policy_probe import PolicyProbe
 from workflows.rotate_credential import RotateDbCredential
 
@@ -31,7 +31,7 @@ Handle = WorkflowHandle[Any, RunState]
 
 async def record() -> None:
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=time_skipping_server()
+        data_converter=DATA_CONVERTER, test_server_existing_path=time_skipping_server()
     )
     async with env:
         for name, scenario in SCENARIOS.items():

@@ -206,7 +206,10 @@ async def test_an_approval_is_void_when_the_plan_changes_before_apply(env: Workf
         await send(env, handle, Decision.APPROVE, DecisionInput(actor="bob", plan_hash=second.plan_hash))
         result = await handle.result()
     assert Phase.SUCCEEDED == result.phase
-    assert "void: the plan changed before apply" == result.decisions[0].reason
+    first_approval = result.decisions[0]
+    assert not first_approval.accepted
+    assert "approved" == first_approval.reason
+    assert first_approval.voided.startswith("the re-plan before apply found a different plan")
     assert any("plan changed after approval" in warning for warning in result.warnings)
 
 

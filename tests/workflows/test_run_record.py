@@ -98,7 +98,7 @@ def test_voiding_approvals_says_whose_and_why() -> None:
     decide(run, Decision.APPROVE, "bob")
     assert ["bob"] == run.void_approvals("the plan changed before apply")
     assert not run.approved
-    assert "void: the plan changed before apply" == run.state.decisions[0].reason
+    assert "the plan changed before apply" == run.state.decisions[0].voided
 
 
 def test_without_a_policy_nothing_can_be_decided() -> None:
@@ -141,3 +141,53 @@ def test_forgetting_old_refusals_never_loses_the_answer_to_the_open_review() -> 
     assert decide(run, Decision.RETRY, "carol", resolution=Decision.RETRY, comment="checked")[0]
     assert run.resolution is not None
     assert "carol" == run.resolution.actor
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "decision", "reason"),
+    [
+        ("approve", [], Decision.APPROVE, "approve takes one input (a JSON object), got 0"),
+        ("approve", [{"actor": "bob"}, 1], Decision.APPROVE, "approve takes one input (a JSON object), got 2"),
+        ("reject", ["yes"], Decision.REJECT, "got a JSON string"),
+        ("cancel", [None], Decision.CANCEL, "got a JSON null"),
+        ("approve", [{"actor": ""}], Decision.APPROVE, "malformed approve input: input.actor"),
+        ("approve", [{"actor": "bob", "plan_hash": 7}], Decision.APPROVE, "input.plan_hash"),
+        ("resolve", [{"actor": "bob", "resolution": "undo"}], Decision.INVALID, "input.resolution"),
+        ("aprove", [{"actor": "bob"}], Decision.INVALID, "unknown signal 'aprove': this run takes approve"),
+    ],
+)
+def test_an_attempt_that_cannot_be_read_is_refused_and_kept_with_the_reason(
+    name: str, args: list[Any], decision: Decision, reason: str
+) -> None:
+    run = record()
+    kept = run.receive(name, args, "signal")
+    assert (decision, False, "signal") == (kept.decision, kept.accepted, kept.via)
+    assert reason in kept.reason
+    assert [kept] == run.state.decisions
+    assert not run.approved
+
+
+def test_an_unreadable_attempt_names_its_actor_when_it_can() -> None:
+    run = record()
+    assert "bob" == run.receive("approve", [{"actor": "bob", "plan_hash": []}], "update").actor
+    assert "unknown" == run.receive("approve", [{"actor": 3}], "update").actor
+
+
+def test_a_readable_attempt_is_judged_like_a_decision() -> None:
+    run = record()
+    input = KEYRING.sign_decision(
+        run.state.decision_scope, Decision.APPROVE, DecisionInput(actor="bob", plan_hash="h1"), now=NOW.timestamp()
+    )
+    kept = run.receive("approve", [input.model_dump()], "update")
+    assert (True, "approved", "update") == (kept.accepted, kept.reason, kept.via)
+    assert run.approved
+
+
+def test_every_change_tells_the_watcher() -> None:
+    seen: list[str] = []
+    run = record()
+    run.changed = lambda: seen.append(run.state.phase.value)
+    run.receive("approve", [], "signal")
+    run.void_approvals("plan changed")
+    run.enter(Phase.REPLANNING)
+    assert ["awaiting_approval", "awaiting_approval", "replanning"] == seen

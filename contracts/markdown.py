@@ -1,0 +1,380 @@
+"""A run as a person reads it in the Temporal Web UI: user metadata, rendered as markdown.
+
+- `summary`: one line for the workflow list (static summary, set when the run starts);
+- `request_details`: the request document (static details);
+- `current_details`: what the run is doing now and what a person can do about it, kept up
+  to date by the workflow (the plan while it awaits approval, progress while applying, the
+  four answers once it has ended).
+
+Pure functions of the request or the state. Everything a caller wrote (actors, comments,
+spec values) is escaped, and every text is cut to Temporal's limits: a plan of 10,000
+volumes shows counts and its first entries, with the full list one `opsctl` command away.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from contracts.gate import still_needed
+from contracts.phases import Phase
+from contracts.plan import Action, Plan, PlannedAction
+from contracts.policy import Policy
+from contracts.request import Request
+from contracts.run import Decision, DecisionRecord, Resource, RunState
+
+SUMMARY_BYTES = 200  # Temporal's limit for a static summary
+DETAILS_BYTES = 20_000  # ... and for details; current details keep the same bound
+PLAN_ROWS = 20  # plan actions shown in a table; `opsctl result` has them all
+LISTED_IDS = 5  # ids shown per grouped action
+LISTED = 20  # changed resources, warnings, decisions shown
+
+# What each kind acts on, from its spec (document form): the list line's "what".
+TARGETS = {
+    "RotateDbCredential": "{role}@{database}",
+    "CreateReadReplica": "replica of {sourceInstanceId}",
+    "MigrateSchema": "{schemaName}@{database}",
+    "SweepStaleVolumes": "EBS volumes older than {olderThanDays} days",
+    "BackfillTable": "{database}.{table}.{setColumn}",
+}
+
+PHASE_WORDS = {
+    Phase.VALIDATING: "Validating the request",
+    Phase.PLANNING: "Computing the plan (read-only)",
+    Phase.AWAITING_APPROVAL: "Awaiting approval",
+    Phase.WAITING_FOR_WINDOW: "Approved; waiting for the change freeze to end",
+    Phase.REPLANNING: "Re-planning before apply (read-only)",
+    Phase.APPLYING: "Applying",
+    Phase.VERIFYING: "Verifying the outcome",
+    Phase.COMPENSATING: "Undoing the applied changes",
+    Phase.NEEDS_REVIEW: "Needs review by an operator",
+    Phase.AWAITING_REVIEW: "Emergency applied; post-incident review open",
+    Phase.REVIEW_OVERDUE: "Emergency applied; post-incident review OVERDUE",
+    Phase.PLANNED: "Planned (dry run)",
+    Phase.SUCCEEDED: "Succeeded",
+    Phase.NO_CHANGES: "No changes needed",
+    Phase.FAILED: "Failed",
+    Phase.REJECTED: "Rejected",
+    Phase.EXPIRED: "Expired before approval",
+    Phase.CANCELLED: "Cancelled",
+}
+
+
+# ---- text that is safe to show ----------------------------------------------------------------
+
+
+def fit(text: str, limit: int, more: str = "") -> str:
+    """`text` cut to at most `limit` UTF-8 bytes, saying so (and where the rest is) if it was cut."""
+    data = text.encode()
+    if len(data) <= limit:
+        return text
+    note = f"\n\n… cut to fit Temporal's {limit:,}-byte limit{'; ' + more if more else ''}"
+    return data[: limit - len(note.encode())].decode(errors="ignore") + note
+
+
+def inline(value: object) -> str:
+    """A value as inline code: safe in text and in table cells, whatever a caller put in it."""
+    text = " ".join(str(value).split()).replace("`", "'").replace("|", "\\|")
+    return f"`{text}`" if text else "—"
+
+
+def plain(value: object) -> str:
+    """Free text (a reason, a comment) on one line, markdown and HTML characters escaped."""
+    text = " ".join(str(value).split())
+    for char in "\\`*_[]<>|~":
+        text = text.replace(char, "\\" + char)
+    return text
+
+
+def _code_block(text: str, language: str = "") -> list[str]:
+    fence = "```" if "```" not in text else "~~~~"
+    return [f"{fence}{language}", text.rstrip("\n"), fence]
+
+
+def plural(count: int, noun: str, many: str = "") -> str:
+    return f"{count:,} {noun if count == 1 else many or noun + 's'}"
+
+
+def _when(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC" if moment else "—"
+
+
+# ---- the request: summary and static details ----------------------------------------------------
+
+
+def target(request: Request) -> str:
+    """What a request acts on, in a few words (`app_user@app`)."""
+    template = TARGETS.get(request.kind)
+    if template is None:
+        return ""
+
+    class Spec(dict[str, Any]):
+        def __missing__(self, key: str) -> str:
+            return "?"
+
+    return template.format_map(Spec(request.spec))
+
+
+def summary(request: Request) -> str:
+    """`RotateDbCredential app_user@app · prod · alice`: one line, at most 200 bytes."""
+    line = " ".join(f"{request.kind} {target(request)}".split())
+    line = f"{line} · {request.metadata.environment} · {request.metadata.requester or 'unsigned'}"
+    if len(line.encode()) <= SUMMARY_BYTES:
+        return line
+    return line.encode()[: SUMMARY_BYTES - 3].decode(errors="ignore") + "…"
+
+
+def request_details(request: Request) -> str:
+    """The request document as markdown: metadata, then the spec, long texts (SQL) as code blocks."""
+    meta = request.metadata
+    lines = [
+        f"### {plain(request.kind)} · {inline(target(request))}",
+        "",
+        "| field | value |",
+        "|---|---|",
+        f"| environment | {inline(meta.environment)} |",
+        f"| requested by | {inline(meta.requester or 'unsigned')} |",
+        f"| idempotency key | {inline(meta.idempotency_key or 'the spec hash')} |",
+        f"| spec hash | {inline(request.spec_hash())} |",
+    ]
+    if meta.approval_timeout_seconds:
+        lines.append(f"| approval timeout | {meta.approval_timeout_seconds:,} s (never longer than the policy's) |")
+    lines += [f"| label {inline(key)} | {inline(value)} |" for key, value in meta.labels.items()]
+    lines += ["", "#### Spec", *_spec_lines(request.spec, depth=0)]
+    more = "the request is whole in the run's input (Input and Results)"
+    return fit("\n".join(lines), DETAILS_BYTES, more)
+
+
+def _spec_lines(value: Any, depth: int) -> list[str]:
+    pad = "  " * depth
+    lines: list[str] = []
+    items: Iterable[tuple[Any, Any]] = value.items() if isinstance(value, dict) else enumerate(value, 1)
+    for key, item in items:
+        if item is None or item == [] or item == {}:
+            continue  # unset: the document did not use it
+        label = f"**{plain(key)}**" if isinstance(key, str) else f"{key}."
+        if isinstance(item, dict | list) and item:
+            lines.append(f"{pad}- {label}")
+            lines += _spec_lines(item, depth + 1)
+        elif isinstance(item, str) and ("\n" in item or len(item) > 80):
+            language = "sql" if key in ("sql", "expression", "predicate", "query") else ""
+            lines.append(f"{pad}- {label}")
+            lines += [pad + "  " + line for block in _code_block(item, language) for line in block.split("\n")]
+        else:
+            lines.append(f"{pad}- {label}: {inline(json.dumps(item) if not isinstance(item, str) else item)}")
+    return lines
+
+
+# ---- the state: current details -------------------------------------------------------------------
+
+
+def current_details(state: RunState, policy: Policy | None, now: datetime) -> str:
+    """What the run is doing now, and what a person can do about it."""
+    verified = "signed" if state.requester_verified else "unsigned"
+    lines = [
+        f"## {PHASE_WORDS.get(state.phase, state.phase.value)}",
+        f"{plain(state.kind)} {inline(target(state.request))} · {inline(state.environment)} · "
+        f"requested by {inline(state.requester)} ({verified}) · {inline(state.mode.value)}",
+    ]
+    if state.emergency:
+        lines += ["", f"**Emergency (break-glass)**: applied without prior approval: {plain(state.emergency)}"]
+    lines += _voided(state.decisions)
+    phase = state.phase
+    if phase is Phase.AWAITING_APPROVAL:
+        lines += _awaiting_approval(state, policy)
+    elif phase is Phase.WAITING_FOR_WINDOW:
+        lines += ["", f"Frozen until **{_when(state.frozen_until)}**; the plan is checked again then.", *_next(state)]
+        lines += _plan_table(state)
+    elif phase is Phase.NEEDS_REVIEW:
+        lines += ["", "**Why**", *_bullets(state.uncertain or ["see the warnings"]), *_next(state)]
+        lines += _progress(state, now)
+    elif phase in (Phase.AWAITING_REVIEW, Phase.REVIEW_OVERDUE):
+        lines += ["", f"Review due by **{_when(state.review_deadline)}**.", *_review_commands(state, policy)]
+        lines += _four_answers(state)
+    elif phase.terminal:
+        lines += _four_answers(state)
+    else:
+        lines += _progress(state, now)
+        if phase in (Phase.PLANNING, Phase.REPLANNING) and state.plan is not None:
+            lines += _plan_table(state)
+    lines += _refusals(state.decisions)
+    return fit("\n".join(lines), DETAILS_BYTES, f"`opsctl result {state.workflow_id}` shows all")
+
+
+def _awaiting_approval(state: RunState, policy: Policy | None) -> list[str]:
+    approvers = [d.actor for d in state.decisions if d.accepted and d.decision is Decision.APPROVE]
+    needs = still_needed(policy, approvers) if policy is not None else state.quorum
+    lines = [
+        *_plan_table(state),
+        "",
+        f"**Quorum**: {plain(state.quorum or 'none')} · **approved by**: "
+        + (", ".join(inline(a) for a in approvers) or "nobody yet")
+        + f" · **still needed**: {plain(needs)} (never {inline(state.requester)})",
+        f"**Deadline**: {_when(state.approval_deadline)} (then the run expires, changing nothing)",
+        "",
+        "**Approve** (a person other than the requester, after reading the plan above):",
+        *_code_block(f"opsctl approve {state.workflow_id} --plan-hash {state.plan_hash} --as YOU", "sh"),
+        "or with Temporal's own CLI (a plain signal carries no signature):",
+        *_code_block(_signal_command(state, "approve"), "sh"),
+    ]
+    if policy is None or policy.require_signatures:
+        lines.append(
+            f"{inline(state.environment)} requires signed decisions: an unsigned signal is refused and recorded."
+        )
+    lines.append(f"Reject: `opsctl reject {state.workflow_id} --reason TEXT`")
+    return lines
+
+
+def _review_commands(state: RunState, policy: Policy | None) -> list[str]:
+    approvers = [d.actor for d in state.decisions if d.accepted and d.decision is Decision.APPROVE]
+    needs = still_needed(policy, approvers) if policy is not None else state.quorum
+    return [
+        f"Still needed: {plain(needs)}.",
+        *_code_block(f"opsctl approve {state.workflow_id} --plan-hash {state.plan_hash} --as YOU", "sh"),
+    ]
+
+
+def _signal_command(state: RunState, name: str) -> str:
+    body = json.dumps({"actor": "YOU", "plan_hash": state.plan_hash, "comment": "reviewed"})
+    return f"temporal workflow signal --workflow-id {state.workflow_id} --name {name} --input '{body}'"
+
+
+def _next(state: RunState) -> list[str]:
+    return ["", f"**What to do**: {plain(state.next_action)}"] if state.next_action else []
+
+
+def _bullets(items: Iterable[str], limit: int = LISTED) -> list[str]:
+    shown = list(items)
+    lines = [f"- {plain(item)}" for item in shown[:limit]]
+    if len(shown) > limit:
+        lines.append(f"- … and {len(shown) - limit:,} more")
+    return lines
+
+
+def _plan_table(state: RunState) -> list[str]:
+    plan = state.plan
+    if plan is None:
+        return []
+    changes = [a for a in plan.actions if a.action is not Action.NOOP]
+    lines = [
+        "",
+        f"### Plan: {plain(plan.target)}",
+        f"{_plan_counts(plan)} · plan hash `{state.plan_hash}`",
+        "",
+        "| # | action | resource | reason | rollback |",
+        "|---|---|---|---|---|",
+    ]
+    for number, action in enumerate(plan.actions[:PLAN_ROWS], 1):
+        lines.append(
+            f"| {number} | {action.action.value} | {_resource_cell(action)} | {plain(action.reason)} | "
+            f"{_rollback(action)} |"
+        )
+    if len(plan.actions) > PLAN_ROWS:
+        lines.append(f"| … | | {len(plan.actions) - PLAN_ROWS:,} more actions | | |")
+    if len(changes) > PLAN_ROWS or any(len(a.resource_ids) > LISTED_IDS for a in plan.actions):
+        lines.append(f"\nEvery resource: `opsctl result {state.workflow_id} --format json`")
+    return lines
+
+
+def _plan_counts(plan: Plan) -> str:
+    changing = [a for a in plan.actions if a.action is not Action.NOOP]
+    resources = sum(a.count for a in changing)
+    counts = f"{plural(len(changing), 'change')} to {plural(resources, 'resource')}"
+    return counts + (f", {plural(plan.deletions, 'deletion')}" if plan.deletions else "")
+
+
+def _resource_cell(action: PlannedAction) -> str:
+    if not action.resource_ids:
+        return f"{plain(action.resource_type)} {inline(action.resource_id)}"
+    shown = ", ".join(inline(i) for i in action.resource_ids[:LISTED_IDS])
+    more = len(action.resource_ids) - LISTED_IDS
+    return f"{plural(action.count, plain(action.resource_type))}: {shown}" + (f" +{more:,} more" if more > 0 else "")
+
+
+def _rollback(action: PlannedAction) -> str:
+    if action.action is Action.NOOP:
+        return "—"
+    return f"reversible ({action.rollback.value})" if action.reversible else "**not reversible**"
+
+
+def _progress(state: RunState, now: datetime) -> list[str]:
+    progress = state.progress
+    if not progress.total and not state.steps:
+        return []
+    total = progress.total or len(state.steps)
+    current = progress.step or "—"
+    lines = ["", f"**Step {min(progress.done + 1, total)} of {total}**: {plain(current)}"]
+    if progress.done >= total:
+        lines[-1] = f"**All {plural(total, 'step')} done**; last: {plain(current)}"
+    lines.append(f"Changed so far: {plural(len(state.changed), 'resource')}")
+    finished = [s for s in state.steps if s.finished is not None]
+    if finished and progress.done < total:
+        spent = sum((s.finished - s.started).total_seconds() for s in finished if s.finished)
+        remaining = spent / len(finished) * (total - progress.done)
+        lines.append(f"ETA: about {_duration(remaining)} ({plural(total - progress.done, 'step')} to go)")
+    started = state.phase_times.get(state.phase.value)
+    if started is not None:
+        lines.append(f"In this phase since {_when(started)} ({_duration((now - started).total_seconds())})")
+    return lines
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _four_answers(state: RunState) -> list[str]:
+    outcome = state.outcome or state.phase
+    lines = ["", f"**Outcome**: {PHASE_WORDS.get(outcome, outcome.value)}"]
+    if state.failure is not None:
+        lines[-1] += f" — {plain(state.failure.kind.value)} in {plain(state.failure.step or 'validate')}: "
+        lines[-1] += plain(state.failure.message)
+    lines += [
+        "",
+        "**What was requested**",
+        f"- {plain(state.kind)} {inline(target(state.request))} in {inline(state.environment)} by "
+        f"{inline(state.requester)} ({state.mode.value})",
+    ]
+    if state.plan is not None:
+        lines.append(f"- plan: {_plan_counts(state.plan)}, hash `{state.plan_hash}`")
+    lines += ["", "**What changed**", *(_resources(state.changed) or ["- nothing"])]
+    lines += ["", "**What remains uncertain**", *(_bullets(state.uncertain) or ["- nothing"])]
+    lines += ["", "**What can be done now**", f"- {plain(state.next_action or 'nothing')}"]
+    if state.warnings:
+        lines += ["", "**Warnings**", *_bullets(state.warnings)]
+    return lines
+
+
+def _resources(items: list[Resource]) -> list[str]:
+    lines = []
+    for item in items[:LISTED]:
+        external = f" → {inline(item.external_id)}" if item.external_id else ""
+        detail = f" ({plain(item.detail)})" if item.detail else ""
+        lines.append(f"- {plain(item.resource_type)} {inline(item.resource_id)}{external}{detail}")
+    if len(items) > LISTED:
+        lines.append(f"- … and {len(items) - LISTED:,} more")
+    return lines
+
+
+def _voided(decisions: list[DecisionRecord]) -> list[str]:
+    voided = [d for d in decisions if d.voided]
+    return [
+        f"\n**Approval by {inline(d.actor)} voided**: {plain(d.voided)}; it no longer counts." for d in voided
+    ]
+
+
+def _refusals(decisions: list[DecisionRecord]) -> list[str]:
+    refused = [d for d in decisions if not d.accepted and not d.voided]
+    if not refused:
+        return []
+    lines = ["", f"**Refused attempts** ({len(refused):,}; all are in the history)"]
+    for d in refused[-5:]:
+        lines.append(
+            f"- {_when(d.at)} {d.decision.value} by {inline(d.actor)} ({d.via or 'signal'}): {plain(d.reason)}"
+        )
+    return lines
