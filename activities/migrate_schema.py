@@ -32,8 +32,9 @@ from activities.sql_lint import (
 )
 from contracts.failures import FailureKind
 from contracts.migrate_schema import LEDGER_TABLE, MigrateSchemaSpec, Severity, version_key
-from contracts.plan import Action, Plan, PlannedAction, Rollback
+from contracts.plan import Action, Finding, Plan, PlannedAction, Rollback
 from contracts.run import Check
+from contracts.words import plural
 
 APPLICATION_PREFIX = "opsctl "
 LEDGER_RESOURCE = "postgres:table"
@@ -165,22 +166,28 @@ def plan_migrations(spec: MigrateSchemaSpec, ledger: list[LedgerRow] | None) -> 
         }
         if latest is not None and version_key(migration.version) < latest:
             observed["order"] = "out of order: a later version is already applied"
-        for number, finding in enumerate(findings, 1):
+        noted: list[Finding] = []
+        for finding in findings:
             where = f"statement {finding.statement}" if finding.statement else "migration"
-            note = f"{finding.severity.value} {finding.rule.value} ({where})"
-            if finding.severity is Severity.UNSAFE:
-                if (migration.version, finding.rule) in acknowledged:
-                    reason = acknowledged[(migration.version, finding.rule)]
-                    note += f" [acknowledged{': ' + reason if reason else ''}]"
-                else:
-                    blocking.append(f"{migration.version} {finding.rule.value} ({where}): {finding.message}")
-            observed[f"lint.{number:02d}"] = f"{note}: {finding.message}"
+            accepted = (migration.version, finding.rule) in acknowledged
+            if finding.severity is Severity.UNSAFE and not accepted:
+                blocking.append(f"{migration.version} {finding.rule.value} ({where}): {finding.message}")
+            noted.append(
+                Finding(
+                    statement=finding.statement,
+                    severity=finding.severity.value,
+                    rule=finding.rule.value,
+                    message=finding.message,
+                    acknowledged=accepted,
+                    note=acknowledged.get((migration.version, finding.rule), ""),
+                )
+            )
         actions.append(
             PlannedAction(
                 action=Action.MODIFY,
                 resource_type=MIGRATION_RESOURCE,
                 resource_id=resource_id,
-                reason=f"pending: {len(statements)} statement(s), "
+                reason=f"pending: {plural(len(statements), 'statement')}, "
                 + (
                     "outside a transaction, then its ledger row"
                     if outside
@@ -189,12 +196,13 @@ def plan_migrations(spec: MigrateSchemaSpec, ledger: list[LedgerRow] | None) -> 
                 reversible=False,
                 rollback=Rollback.NONE,
                 observed=observed,
+                findings=noted,
             )
         )
     if blocking:
         raise failure(
             FailureKind.UNSAFE,
-            f"{len(blocking)} unsafe finding(s) not acknowledged: {'; '.join(blocking)}. "
+            f"{plural(len(blocking), 'unsafe finding')} not acknowledged: {'; '.join(blocking)}. "
             "Fix the migration, or accept each one under spec.acknowledge as {version, rule, reason}",
         )
     requested = {m.version for m in spec.migrations}

@@ -12,12 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pglast import ast, parse_sql, split, visitors
+from pglast import ast, parse_sql, visitors
 from pglast.enums import AlterTableType, ConstrType, ObjectType
 from pglast.parser import ParseError
 from pydantic import BaseModel
 
-from contracts.migrate_schema import LintRule, Severity
+from contracts.migrate_schema import LintRule, Severity, split_statements
 
 SEVERITY: dict[LintRule, Severity] = {
     # Each of these holds a lock that blocks reads or writes for as long as the table is big.
@@ -120,9 +120,9 @@ def parse_statements(sql: str) -> list[Statement]:
     """Split a migration into statements, or raise MigrationSqlError naming the problem."""
     try:
         nodes = [raw.stmt for raw in parse_sql(sql)]
-        texts = list(split(sql))
     except ParseError as exc:
         raise MigrationSqlError(f"does not parse: {exc}") from None
+    texts = split_statements(sql)  # the texts a reviewer sees, numbered the same way
     statements = [Statement(i, text, node) for i, (text, node) in enumerate(zip(texts, nodes, strict=True), 1)]
     for statement in statements:
         if isinstance(statement.node, ast.TransactionStmt):

@@ -184,6 +184,10 @@ def _arguments(name: str, parser: argparse.ArgumentParser) -> None:
             "a post-incident review by the normal quorum follows",
         )
         parser.add_argument("--reason", help="with --emergency: why it cannot wait (recorded)")
+    if name in ("plan", "apply", "result"):
+        parser.add_argument(
+            "--full", action="store_true", help="show every line of SQL (long migrations are folded otherwise)"
+        )
     if name in ("approve", "reject", "cancel", "resolve", "status", "result"):
         parser.add_argument("run", metavar="RUN", help="the run's id (workflow id)")
     if name == "approve":

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from contracts.failures import ExitCode
-from contracts.plan import Action
+from contracts.phases import Phase
+from contracts.plan import Action, Finding
+from contracts.words import plural
 
 if TYPE_CHECKING:  # the run model pulls in signing (cryptography): commands that show runs import it
     from contracts.run import RunState
@@ -38,30 +40,49 @@ def run_json(state: RunState, web_ui: str) -> dict[str, Any]:
     return data
 
 
-def run_output(state: RunState, web_ui: str, *, full: bool = True) -> Output:
-    text = render_run(state, web_ui) if full else render_status(state, web_ui)
+def run_output(state: RunState, web_ui: str, *, report: bool = True, all_sql: bool = False) -> Output:
+    """The run as JSON, and as text: the whole report, or (report=False) its status."""
+    text = render_run(state, web_ui, all_sql=all_sql) if report else render_status(state, web_ui)
     return Output(run_json(state, web_ui), text, state.exit_code())
 
 
 def _spec_line(state: RunState) -> str:
-    """The spec in one line: long values (inlined SQL, lists) are summarised; JSON has them whole."""
+    """The spec in one line, as the document wrote it; long values are summarised (JSON has them whole)."""
 
     def short(value: object) -> str:
         if isinstance(value, list):
-            return f"[{len(value)} items]"
+            names = [str(item.get("version", "")) if isinstance(item, dict) else str(item) for item in value]
+            named = [name for name in names if name]
+            listed = ", ".join(named[:3]) + (", …" if len(named) > 3 else "")
+            return f"{len(value):,}" + (f" ({listed})" if listed else "")
+        if isinstance(value, dict):
+            return ", ".join(f"{k}={v}" for k, v in value.items())
+        if isinstance(value, bool):
+            return "yes" if value else "no"
         text = str(value)
-        return text if len(text) <= 60 and "\n" not in text else f"{text.splitlines()[0][:50]}… ({len(text)} chars)"
+        return text if len(text) <= 60 and "\n" not in text else f"{text.splitlines()[0][:50]}… ({len(text):,} chars)"
 
-    return ", ".join(f"{key}={short(value)}" for key, value in state.request.spec.items())
+    # Unset fields are left out: the document did not use them.
+    return ", ".join(
+        f"{key}: {short(value)}" for key, value in state.request.spec.items() if value not in (None, [], {})
+    )
 
 
 LISTED_IDS = 8  # ids shown per grouped action in text; JSON has them all
+FOLDED_SQL_LINES = 12  # SQL lines shown per migration unless --full
 
 
-def render_plan(state: RunState) -> list[str]:
+def render_plan(state: RunState, all_sql: bool = False) -> list[str]:
     if state.plan is None:
-        return ["Plan        not computed yet"]
-    lines = [f"Plan        {state.plan.target}", f"            plan hash {state.plan_hash}"]
+        return [
+            "Plan        " + ("none: the run ended before planning" if state.phase.terminal else "not computed yet")
+        ]
+    changes = [step for step in state.plan.actions if step.action is not Action.NOOP]
+    lines = [
+        f"Plan        {state.plan.target}: {plural(len(changes), 'change')}",
+        f"            plan hash {state.plan_hash}",
+    ]
+    sql = _migration_sql(state)
     for number, step in enumerate(state.plan.actions, 1):
         undo = "reversible: " + step.rollback.value if step.reversible else "not reversible"
         lines.append(f"  {number}. {step.action.value:<6} {step.resource_type} {step.resource_id}")
@@ -72,7 +93,49 @@ def render_plan(state: RunState) -> list[str]:
         if step.resource_ids:
             shown = ", ".join(step.resource_ids[:LISTED_IDS])
             more = len(step.resource_ids) - LISTED_IDS
-            lines.append(f"     {shown}" + (f" (+{more} more; --format json lists all)" if more > 0 else ""))
+            lines.append(f"     {shown}" + (f" (+{more:,} more; --format json lists all)" if more > 0 else ""))
+        version = step.resource_id.rsplit("/", 1)[-1]
+        if step.action is not Action.NOOP and version in sql:
+            lines += _statements(sql[version], step.findings, step.observed.get("transaction", ""), all_sql)
+        elif step.findings:
+            lines += [f"     {_finding(finding)}" for finding in step.findings]
+    return lines
+
+
+def _migration_sql(state: RunState) -> dict[str, str]:
+    """Version → SQL of the request's migrations (MigrateSchema), for showing what a plan runs."""
+    migrations = state.request.spec.get("migrations") if state.kind == "MigrateSchema" else None
+    if not isinstance(migrations, list):
+        return {}
+    return {str(m.get("version")): str(m.get("sql", "")) for m in migrations if isinstance(m, dict)}
+
+
+def _finding(finding: Finding) -> str:
+    accepted = f" [acknowledged{': ' + finding.note if finding.note else ''}]" if finding.acknowledged else ""
+    return f"! {finding.severity} {finding.rule}: {finding.message}{accepted}"
+
+
+def _statements(sql: str, findings: list[Finding], transaction: str, all_sql: bool) -> list[str]:
+    """Every statement of a migration, numbered as the linter counts them, each finding under its statement."""
+    from contracts.migrate_schema import split_statements
+
+    try:
+        statements = split_statements(sql)
+    except ValueError:
+        statements = [sql]
+    how = f"; in a transaction: {transaction}" if transaction else ""
+    lines = [f"     SQL ({plural(len(statements), 'statement')}{how}):"]
+    budget = FOLDED_SQL_LINES
+    for number, statement in enumerate(statements, 1):
+        # Every statement shows its first line and its findings; long bodies fold past the budget.
+        first, *rest = statement.strip().splitlines() or [""]
+        shown = rest if all_sql else rest[: max(budget - 1, 0)]
+        budget -= 1 + len(shown)
+        lines += [f"     {f'[{number}]':>5} {first}", *(f"           {line}" for line in shown)]
+        if len(shown) < len(rest):
+            lines.append(f"           … {plural(len(rest) - len(shown), 'more line')} (--full shows all)")
+        lines += [f"           {_finding(f)}" for f in findings if f.statement == number]
+    lines += [f"     {_finding(f)}" for f in findings if not 0 < f.statement <= len(statements)]
     return lines
 
 
@@ -80,19 +143,45 @@ def render_decisions(state: RunState) -> list[str]:
     if not state.decisions:
         if not state.required_approvals:
             return ["Approvals   not required in this environment"]
-        if state.phase.terminal:
+        if state.phase.terminal or state.phase not in _APPROVABLE:
             return ["Approvals   none"]
         return [f"Approvals   none yet: needs {state.quorum}"]
     lines = ["Decisions"]
     for record in state.decisions:
-        verdict = "accepted" if record.accepted else "REFUSED"
+        verdict = "VOIDED" if record.voided else "accepted" if record.accepted else "REFUSED"
+        reason = record.voided or record.reason
         comment = f' "{record.comment}"' if record.comment else ""
-        tags = ", ".join(["signed" if record.signed else "unsigned", *record.groups])
+        tags = ", ".join(
+            ["signed" if record.signed else "unsigned", *([record.via] if record.via else []), *record.groups]
+        )
         lines.append(
             f"  {record.at:%Y-%m-%d %H:%M:%S} {record.decision.value} by {record.actor} ({tags}): "
-            f"{verdict} — {record.reason}{comment}"
+            f"{verdict} — {reason}{comment}"
         )
+    if state.decisions_not_kept:
+        lines.append(f"  … and {plural(state.decisions_not_kept, 'older refused attempt')} (in the run's history)")
     return lines
+
+
+def _voided(state: RunState) -> list[str]:
+    """Approvals that stopped counting, in words: whose, and why."""
+    return [
+        f"Voided      {record.actor}'s approval no longer counts: {record.voided}"
+        + ("; the new plan needs approving" if state.phase.value == "awaiting_approval" else "")
+        for record in state.decisions
+        if record.voided
+    ]
+
+
+def _next(state: RunState) -> str:
+    if state.next_action:
+        return state.next_action
+    if state.phase.terminal:
+        return f"nothing: the run has ended ({state.phase.value})"
+    return "wait: the run is working"
+
+
+_APPROVABLE = {Phase.AWAITING_APPROVAL, Phase.AWAITING_REVIEW, Phase.REVIEW_OVERDUE}
 
 
 def _waits(state: RunState) -> list[str]:
@@ -124,11 +213,12 @@ def render_status(state: RunState, web_ui: str) -> str:
     if state.progress.total:
         lines.append(f"Progress    {state.progress.done}/{state.progress.total} steps — {state.progress.step}")
     lines += [f"Running     {activity.describe()}" for activity in state.live]
+    lines += _voided(state)
     if state.continued:
         lines.append(f"History     continued as new {state.continued} times (one run id, small histories)")
     if state.plan_hash:
         lines.append(f"Plan hash   {state.plan_hash}")
-    lines.append(f"Next        {state.next_action or 'wait: the run is working'}")
+    lines.append(f"Next        {_next(state)}")
     lines.append(f"Web UI      {web_ui}")
     return "\n".join(lines)
 
@@ -144,15 +234,16 @@ def _resources(title: str, items: list[Any]) -> list[str]:
     return lines
 
 
-def render_run(state: RunState, web_ui: str) -> str:
+def render_run(state: RunState, web_ui: str, all_sql: bool = False) -> str:
     """The four answers: what was requested, what changed, what is uncertain, what to do now."""
     lines = [
         f"{state.kind} run {state.workflow_id}: {state.phase.value}",
         "",
         f"Requested   by {state.requester} in {state.environment} ({state.mode.value}): {_spec_line(state)}",
         *_waits(state),
-        *render_plan(state),
+        *render_plan(state, all_sql),
         *render_decisions(state),
+        *_voided(state),
         *_resources("Changed", state.changed),
     ]
     if state.checks:
@@ -165,7 +256,7 @@ def render_run(state: RunState, web_ui: str) -> str:
         )
     lines += [f"Warning     {warning}" for warning in state.warnings]
     lines.append("Uncertain   " + ("; ".join(state.uncertain) if state.uncertain else "nothing"))
-    lines.append(f"Next        {state.next_action or 'wait: the run is working'}")
+    lines.append(f"Next        {_next(state)}")
     lines.append(f"Web UI      {web_ui}")
     return "\n".join(lines)
 

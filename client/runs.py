@@ -135,6 +135,8 @@ async def read_state(handle: WorkflowHandle[Any, RunState]) -> RunState:
             hint="a run answers through a worker: is one polling its task queue? `opsctl dev status`",
         ) from exc
     state.live = await _live_activities(handle, described)
+    for activity in state.live:  # the step as the runbook names it, not the activity's type
+        activity.step = state.progress.step if state.phase is Phase.APPLYING else state.phase.value
     return state
 
 

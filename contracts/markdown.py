@@ -24,6 +24,7 @@ from contracts.plan import Action, Plan, PlannedAction
 from contracts.policy import Policy
 from contracts.request import Request
 from contracts.run import Decision, DecisionRecord, Resource, RunState
+from contracts.words import plural
 
 SUMMARY_BYTES = 200  # Temporal's limit for a static summary
 DETAILS_BYTES = 20_000  # ... and for details; current details keep the same bound
@@ -91,10 +92,6 @@ def plain(value: object) -> str:
 def _code_block(text: str, language: str = "") -> list[str]:
     fence = "```" if "```" not in text else "~~~~"
     return [f"{fence}{language}", text.rstrip("\n"), fence]
-
-
-def plural(count: int, noun: str, many: str = "") -> str:
-    return f"{count:,} {noun if count == 1 else many or noun + 's'}"
 
 
 def _when(moment: datetime | None) -> str:
@@ -363,9 +360,7 @@ def _resources(items: list[Resource]) -> list[str]:
 
 def _voided(decisions: list[DecisionRecord]) -> list[str]:
     voided = [d for d in decisions if d.voided]
-    return [
-        f"\n**Approval by {inline(d.actor)} voided**: {plain(d.voided)}; it no longer counts." for d in voided
-    ]
+    return [f"\n**Approval by {inline(d.actor)} voided**: {plain(d.voided)}; it no longer counts." for d in voided]
 
 
 def _refusals(decisions: list[DecisionRecord]) -> list[str]:

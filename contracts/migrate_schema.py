@@ -49,6 +49,20 @@ def checksum_of(sql: str) -> str:
     return hashlib.sha256(sql.encode()).hexdigest()
 
 
+def split_statements(sql: str) -> list[str]:
+    """A migration's statements as written, by PostgreSQL's own parser (pglast).
+
+    Statement numbers in lint findings count these. Raises ValueError if the SQL does not parse.
+    """
+    from pglast import split  # imported here: only commands that show SQL pay for the parser
+    from pglast.parser import ParseError
+
+    try:
+        return list(split(sql))
+    except ParseError as exc:
+        raise ValueError(f"does not parse: {exc}") from None
+
+
 def version_key(version: str) -> tuple[int, str]:
     """Order versions by their number first, so 10_x comes after 9_x."""
     digits = re.match(r"[0-9]+", version)

@@ -22,6 +22,19 @@ class Rollback(StrEnum):
     RESTORE_FROM_SNAPSHOT = "restore-from-snapshot"
 
 
+class Finding(BaseModel):
+    """Something a reviewer must see about one action (a lint finding of a migration's SQL)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    statement: int = 0  # 1-based statement it concerns; 0: the action as a whole
+    severity: str
+    rule: str
+    message: str
+    acknowledged: bool = False  # accepted on purpose by the request
+    note: str = ""  # the request's reason for accepting it
+
+
 class PlannedAction(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -35,6 +48,7 @@ class PlannedAction(BaseModel):
     # A group: the same action, for the same reason, on each of these ids (e.g. 10,000 volumes).
     # Then `resource_id` names the group. Keeps large plans small enough for workflow payloads.
     resource_ids: list[str] = []
+    findings: list[Finding] = []
 
     @property
     def count(self) -> int:

@@ -188,12 +188,13 @@ class LiveActivity(BaseModel):
 
     activity_type: str
     attempt: int
+    step: str = ""  # the run's step it belongs to, as the runbook names it
     details: dict[str, Any] = {}
     last_failure: str = ""
 
     def describe(self) -> str:
         done, total, unit = self.details.get("done"), self.details.get("total"), self.details.get("unit", "")
-        parts = [f"{self.activity_type} (attempt {self.attempt})"]
+        parts = [f"{self.step or self.activity_type} (attempt {self.attempt})"]
         if done is not None:
             parts.append(f"{done}/{total} {unit}".strip() if total else f"{done} {unit}".strip())
         if "checkpoint" in self.details:

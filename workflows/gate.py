@@ -52,7 +52,7 @@ async def await_approval(record: RunRecord, policy: Policy) -> None:
     if record.cancel_request is not None:
         raise Stop(Ending(Phase.CANCELLED))
     if record.rejected:
-        raise Stop(Ending(Phase.REJECTED, next_action=_RESUBMIT.replace("submit", "fix the request and submit")))
+        raise Stop(Ending(Phase.REJECTED, next_action=_RESUBMIT.replace("submit the request", "fix the request, submit it")))
 
 
 async def wait_for_window(record: RunRecord, policy: Policy) -> bool:

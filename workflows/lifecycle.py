@@ -47,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
         StepRecord,
     )
     from contracts.search_attributes import SEARCH_ATTRIBUTES
+    from contracts.words import plural
 
 SpecT = TypeVar("SpecT", bound=BaseModel)
 AppliedT = TypeVar("AppliedT", bound=BaseModel)
@@ -441,7 +442,7 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
             )
         partial = Failure(
             kind=FailureKind.PARTIAL_APPLICATION,
-            message=f"{failure.kind.value} after {len(state.changed)} change(s): {failure.message}",
+            message=f"{failure.kind.value} after {plural(len(state.changed), 'change')}: {failure.message}",
             step=failure.step,
         )
         return Ending(Phase.FAILED, partial, "some changes stand: review them (warnings, uncertain), then resubmit")

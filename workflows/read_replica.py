@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.plan import Plan
     from contracts.read_replica import CreateReadReplicaSpec
     from contracts.run import Check, Resource, RunInput, RunState
+    from contracts.words import plural
 
 PROBE_TIMEOUT = timedelta(seconds=30)
 # Creating a replica takes minutes to hours (RDS snapshots the source first): probe soon,
@@ -80,7 +81,7 @@ class CreateReadReplica(Lifecycle[CreateReadReplicaSpec, NothingApplied]):
             remaining = deadline - workflow.now()
             if observed.hopeless or remaining <= timedelta(0):
                 why = "cannot converge by waiting" if observed.hopeless else f"did not converge within {window}"
-                evidence = f"{why}: {probes} probe(s), last status {observed.status or 'none'}"
+                evidence = f"{why}: {plural(probes, 'probe')}, last status {observed.status or 'none'}"
                 return [*observed.checks, Check(name="convergence", passed=False, detail=evidence)]
             await workflow.sleep(min(pause, remaining), summary="wait, then probe the replica again")
             pause = min(pause * 2, LONGEST_PAUSE)

@@ -117,7 +117,7 @@ async def cmd_plan(client: Any, args: argparse.Namespace, config: Config, progre
             f"no plan within {args.timeout:.0f}s (phase {state.phase.value})",
             hint="is a worker running? `opsctl dev status`",
         )
-    return run_output(state, config.web_ui(handle.id))
+    return run_output(state, config.web_ui(handle.id), all_sql=args.full)
 
 
 async def cmd_apply(client: Any, args: argparse.Namespace, config: Config, progress: Progress) -> Output:
@@ -144,7 +144,7 @@ async def cmd_apply(client: Any, args: argparse.Namespace, config: Config, progr
     progress(f"Web UI: {config.web_ui(handle.id)}")
     until = _ended if args.wait else _settled
     state = await wait_for(handle, until, timeout=args.timeout, on_change=_reporter(progress))
-    output = run_output(state, config.web_ui(handle.id))
+    output = run_output(state, config.web_ui(handle.id), all_sql=args.full)
     output.extra_json["attached"] = not new
     return output
 
@@ -198,7 +198,7 @@ async def _decide(
 
     handle = await handle_for(client, args.run)
     record, state = await decide(handle, decision, input, keys=config.keyring())
-    output = run_output(state, config.web_ui(handle.id), full=False)
+    output = run_output(state, config.web_ui(handle.id), report=False)
     verdict = "accepted" if record.accepted else "REFUSED"
     output.text = f"{decision.value} by {record.actor}: {verdict} — {record.reason}\n\n{output.text}"
     output.data = {"decision": record.model_dump(mode="json"), "run": output.data}
@@ -228,7 +228,7 @@ async def cmd_status(client: Any, args: argparse.Namespace, config: Config, prog
     from client.runs import handle_for, read_state
 
     handle = await handle_for(client, args.run)
-    return run_output(await read_state(handle), config.web_ui(handle.id), full=False)
+    return run_output(await read_state(handle), config.web_ui(handle.id), report=False)
 
 
 async def cmd_result(client: Any, args: argparse.Namespace, config: Config, progress: Progress) -> Output:
@@ -239,7 +239,7 @@ async def cmd_result(client: Any, args: argparse.Namespace, config: Config, prog
     state = await wait_for(
         handle, until, timeout=args.timeout, on_change=_reporter(progress) if args.wait else lambda _: None
     )
-    return run_output(state, config.web_ui(handle.id))
+    return run_output(state, config.web_ui(handle.id), all_sql=args.full)
 
 
 async def cmd_list(client: Any, args: argparse.Namespace, config: Config, progress: Progress) -> Output:

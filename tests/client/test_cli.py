@@ -152,6 +152,7 @@ async def test_the_two_person_flow_through_the_cli(
     own = await opsctl(cli_env, "approve", run_id, "--plan-hash", plan_hash, "--format", "json")
     assert 6 == own.code
     assert own.json()["decision"]["reason"].startswith("four-eyes")
+    assert "update" == own.json()["decision"]["via"]  # the verdict came back from the workflow itself
     stale = await opsctl(cli_env, "approve", run_id, "--plan-hash", "f" * 64, "--as", "bob")
     assert 6 == stale.code
     assert "plan hash mismatch" in stale.stdout

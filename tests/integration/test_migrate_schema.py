@@ -181,10 +181,10 @@ async def test_unsafe_findings_block_apply_until_each_is_acknowledged(
     assert Phase.SUCCEEDED == accepted.phase, accepted.failure
     assert await exists(databases, f"{schema}.items_name")
     assert accepted.plan is not None
-    notes = [v for a in accepted.plan.actions for k, v in a.observed.items() if k.startswith("lint.")]
-    assert ["unsafe create_index_not_concurrently (statement 2) [acknowledged: 100 rows]"] == [
-        note.split("]: ", 1)[0] + "]" for note in notes
+    findings = [
+        (f.severity, f.rule, f.statement, f.acknowledged, f.note) for a in accepted.plan.actions for f in a.findings
     ]
+    assert [("unsafe", "create_index_not_concurrently", 2, True, "100 rows")] == findings
 
 
 async def test_a_concurrently_migration_runs_outside_a_transaction_and_is_recorded(

@@ -83,7 +83,9 @@ async def test_malformed_and_unknown_signals_are_recorded_as_refused_and_the_run
     await temporal(stack, *workflow, "--name", "approve")  # no input at all
     await temporal(stack, *workflow, "--name", "approve", "--input", '{"actor": "bob"}', "--input", "1")
     await temporal(stack, *workflow, "--name", "approve", "--input", '"yes"')
-    await temporal(stack, *workflow, "--name", "reject", "--input-meta", "encoding=made/up", "--input", "{}")  # undecodable
+    await temporal(
+        stack, *workflow, "--name", "reject", "--input-meta", "encoding=made/up", "--input", "{}"
+    )  # undecodable
     await temporal(stack, *workflow, "--name", "aprove", "--input", '{"actor": "bob"}')
     await temporal(stack, *workflow, "--name", "approve", "--input", '{"actor": "bob", "plan_hash": 7}')
 

@@ -31,6 +31,7 @@ from contracts.phases import Phase
 from contracts.read_replica import CreateReadReplicaSpec
 from contracts.request import parse_request
 from contracts.run import Decision, DecisionInput, ResolveInput, RunInput, RunState
+from contracts.words import plural
 from tests.identities import policy_activities
 from workflows.read_replica import CreateReadReplica
 
@@ -146,7 +147,7 @@ async def test_a_replica_that_does_not_converge_in_time_needs_review_with_the_ev
 
         assert ExitCode.NEEDS_REVIEW == review.exit_code()
         assert "replica available: status creating" in review.uncertain
-        assert f"convergence: did not converge within 0:10:00: {probes} probe(s), last status creating" in (
+        assert f"convergence: did not converge within 0:10:00: {plural(probes, 'probe')}, last status creating" in (
             review.uncertain
         )
         assert probes > 2, "it polled, it did not give up after one look"
@@ -173,9 +174,7 @@ async def test_a_failed_replica_stops_polling_at_once_and_needs_review(env: Work
         await handle.signal(CreateReadReplica.resolve, ResolveInput(actor="carol", resolution=Decision.ABORT))
         result = await handle.result()
     assert 1 == fake.calls.count("verify")
-    assert "convergence: cannot converge by waiting: 1 probe(s), last status incompatible-parameters" in (
-        review.uncertain
-    )
+    assert "convergence: cannot converge by waiting: 1 probe, last status incompatible-parameters" in (review.uncertain)
     assert Phase.FAILED == result.phase
 
 
