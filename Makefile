@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# The Web UI test drives Debian's chromium (Playwright never downloads a browser here).
+CHROMIUM := /usr/bin/chromium
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test check lint typecheck bench down clean
 
@@ -15,7 +18,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)  ## bring the embedded stack up and rotate a credential the way two people would
 	$(BIN)/opsctl demo
 
-test: $(STAMP)  ## the whole suite: unit, workflow, integration on the real stack, CLI contract
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
+
+test: $(STAMP) $(CHROMIUM)  ## the whole suite: unit, workflow, integration on the real stack, CLI contract, Web UI in Chromium
 	$(BIN)/python -m pytest
 
 check: lint typecheck

@@ -185,7 +185,7 @@ def current_details(state: RunState, policy: Policy | None, now: datetime) -> st
         lines += ["", f"Frozen until **{_when(state.frozen_until)}**; the plan is checked again then.", *_next(state)]
         lines += _plan_table(state)
     elif phase is Phase.NEEDS_REVIEW:
-        lines += ["", "**Why**", *_bullets(state.uncertain or ["see the warnings"]), *_next(state)]
+        lines += ["", "#### Why", "", *_bullets(state.uncertain or ["see the warnings"]), *_next(state)]
         lines += _progress(state, now)
     elif phase in (Phase.AWAITING_REVIEW, Phase.REVIEW_OVERDUE):
         lines += ["", f"Review due by **{_when(state.review_deadline)}**.", *_review_commands(state, policy)]
@@ -206,10 +206,10 @@ def _awaiting_approval(state: RunState, policy: Policy | None) -> list[str]:
     lines = [
         *_plan_table(state),
         "",
-        f"**Quorum**: {plain(state.quorum or 'none')} · **approved by**: "
+        f"- **Quorum**: {plain(state.quorum or 'none')} · **approved by**: "
         + (", ".join(inline(a) for a in approvers) or "nobody yet")
         + f" · **still needed**: {plain(needs)} (never {inline(state.requester)})",
-        f"**Deadline**: {_when(state.approval_deadline)} (then the run expires, changing nothing)",
+        f"- **Deadline**: {_when(state.approval_deadline)} (then the run expires, changing nothing)",
         "",
         "**Approve** (a person other than the requester, after reading the plan above):",
         *_code_block(f"opsctl approve {state.workflow_id} --plan-hash {state.plan_hash} --as YOU", "sh"),
@@ -302,18 +302,18 @@ def _progress(state: RunState, now: datetime) -> list[str]:
         return []
     total = progress.total or len(state.steps)
     current = progress.step or "—"
-    lines = ["", f"**Step {min(progress.done + 1, total)} of {total}**: {plain(current)}"]
+    lines = ["", f"- **Step {min(progress.done + 1, total)} of {total}**: {plain(current)}"]
     if progress.done >= total:
-        lines[-1] = f"**All {plural(total, 'step')} done**; last: {plain(current)}"
-    lines.append(f"Changed so far: {plural(len(state.changed), 'resource')}")
+        lines[-1] = f"- **All {plural(total, 'step')} done**; last: {plain(current)}"
+    lines.append(f"- Changed so far: {plural(len(state.changed), 'resource')}")
     finished = [s for s in state.steps if s.finished is not None]
     if finished and progress.done < total:
         spent = sum((s.finished - s.started).total_seconds() for s in finished if s.finished)
         remaining = spent / len(finished) * (total - progress.done)
-        lines.append(f"ETA: about {_duration(remaining)} ({plural(total - progress.done, 'step')} to go)")
+        lines.append(f"- ETA: about {_duration(remaining)} ({plural(total - progress.done, 'step')} to go)")
     started = state.phase_times.get(state.phase.value)
     if started is not None:
-        lines.append(f"In this phase since {_when(started)} ({_duration((now - started).total_seconds())})")
+        lines.append(f"- In this phase since {_when(started)} ({_duration((now - started).total_seconds())})")
     return lines
 
 
@@ -333,17 +333,18 @@ def _four_answers(state: RunState) -> list[str]:
         lines[-1] += plain(state.failure.message)
     lines += [
         "",
-        "**What was requested**",
+        "#### What was requested",
+        "",
         f"- {plain(state.kind)} {inline(target(state.request))} in {inline(state.environment)} by "
         f"{inline(state.requester)} ({state.mode.value})",
     ]
     if state.plan is not None:
         lines.append(f"- plan: {_plan_counts(state.plan)}, hash `{state.plan_hash}`")
-    lines += ["", "**What changed**", *(_resources(state.changed) or ["- nothing"])]
-    lines += ["", "**What remains uncertain**", *(_bullets(state.uncertain) or ["- nothing"])]
-    lines += ["", "**What can be done now**", f"- {plain(state.next_action or 'nothing')}"]
+    lines += ["", "#### What changed", "", *(_resources(state.changed) or ["- nothing"])]
+    lines += ["", "#### What remains uncertain", "", *(_bullets(state.uncertain) or ["- nothing"])]
+    lines += ["", "#### What can be done now", "", f"- {plain(state.next_action or 'nothing')}"]
     if state.warnings:
-        lines += ["", "**Warnings**", *_bullets(state.warnings)]
+        lines += ["", "#### Warnings", "", *_bullets(state.warnings)]
     return lines
 
 
@@ -367,7 +368,7 @@ def _refusals(decisions: list[DecisionRecord]) -> list[str]:
     refused = [d for d in decisions if not d.accepted and not d.voided]
     if not refused:
         return []
-    lines = ["", f"**Refused attempts** ({len(refused):,}; all are in the history)"]
+    lines = ["", f"#### Refused attempts ({len(refused):,}; all are in the history)", ""]
     for d in refused[-5:]:
         lines.append(
             f"- {_when(d.at)} {d.decision.value} by {inline(d.actor)} ({d.via or 'signal'}): {plain(d.reason)}"

@@ -41,6 +41,7 @@ async def await_approval(record: RunRecord, policy: Policy) -> None:
         f"needs {still_needed(policy, record.approvers())} (not {state.requester}): approve with "
         f"`opsctl approve {state.workflow_id} --plan-hash {state.plan_hash}`, or reject with `opsctl reject`"
     )
+    record.changed()
 
     def decided() -> bool:
         return record.cancel_request is not None or record.rejected or record.approved
@@ -52,7 +53,9 @@ async def await_approval(record: RunRecord, policy: Policy) -> None:
     if record.cancel_request is not None:
         raise Stop(Ending(Phase.CANCELLED))
     if record.rejected:
-        raise Stop(Ending(Phase.REJECTED, next_action=_RESUBMIT.replace("submit the request", "fix the request, submit it")))
+        raise Stop(
+            Ending(Phase.REJECTED, next_action=_RESUBMIT.replace("submit the request", "fix the request, submit it"))
+        )
 
 
 async def wait_for_window(record: RunRecord, policy: Policy) -> bool:
@@ -68,6 +71,7 @@ async def wait_for_window(record: RunRecord, policy: Policy) -> bool:
             f"waiting for the change freeze to end ({reason}) at {until:%Y-%m-%d %H:%M} UTC; the plan is "
             f"checked again then. Cancel with `opsctl cancel {state.workflow_id}`"
         )
+        record.changed()
         try:
             await workflow.wait_condition(
                 lambda: record.cancel_request is not None,
@@ -92,6 +96,7 @@ async def post_incident_review(record: RunRecord, policy: Policy, outcome: Phase
         f"by {state.review_deadline:%Y-%m-%d %H:%M} UTC: "
         f"`opsctl approve {state.workflow_id} --plan-hash {state.plan_hash}`"
     )
+    record.changed()
     deadline = state.review_deadline
     while not record.approved:
         try:
@@ -109,6 +114,7 @@ async def post_incident_review(record: RunRecord, policy: Policy, outcome: Phase
             state.next_action = f"{passed}; it still needs {still_needed(policy, record.approvers())}: " + (
                 f"`opsctl approve {state.workflow_id} --plan-hash {state.plan_hash}`"
             )
+            record.changed()
         except asyncio.CancelledError:
             # The changes are applied: a cancel cannot undo them, nor dismiss their review.
             record.warn("a cancel request arrived during the post-incident review: the review stays open")

@@ -383,6 +383,7 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
             f"{step}: {reason}. Inspect the evidence, then `opsctl resolve {record.state.workflow_id} "
             "--retry | --mark-done | --abort --comment ...`"
         )
+        record.changed()
         compensating = resume_in is Phase.COMPENSATING  # a cancel cannot interrupt undoing
 
         def answered() -> bool:

@@ -186,7 +186,7 @@ def test_a_finished_run_answers_the_four_questions() -> None:
     )
     text = details(run)
     for heading in ("What was requested", "What changed", "What remains uncertain", "What can be done now"):
-        assert f"**{heading}**" in text
+        assert f"#### {heading}" in text
     assert "**Outcome**: Failed — auth in test login: password authentication failed" in text
     assert "Awaiting approval" not in text
     assert "nobody yet" not in text

@@ -62,6 +62,7 @@ async def test_a_run_awaiting_approval_shows_its_summary_request_and_plan_in_use
     details = await current_details(handle)
     assert "## Awaiting approval" in details
     assert f"plan hash `{state.plan_hash}`" in details
+    assert "**Deadline**: 20" in details
     assert f"postgres:role `app/{role}`" in details
     assert f"opsctl approve {handle.id} --plan-hash {state.plan_hash} --as YOU" in details
 
@@ -99,7 +100,7 @@ async def test_malformed_and_unknown_signals_are_recorded_as_refused_and_the_run
     assert ("invalid", False) == reasons[4][:2]
     assert "unknown signal 'aprove'" in reasons[4][2]
     assert "input.plan_hash" in reasons[5][2]
-    assert "Refused attempts** (6;" in await current_details(handle)
+    assert "#### Refused attempts (6;" in await current_details(handle)
 
     # And the run still takes a proper decision, now.
     record, _ = await decide(
@@ -143,5 +144,5 @@ async def test_decisions_by_update_return_the_verdict_and_refusals_stay_in_the_h
 
     details = await current_details(handle)
     assert "## Succeeded" in details
-    assert "**What changed**" in details
+    assert "#### What changed" in details
     assert "nobody yet" not in details

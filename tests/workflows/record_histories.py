@@ -1,12 +1,14 @@
-"""Record workflow histories for the replay tests: `python -m tests.workflows.record_histories`.
+"""Record workflow histories for the replay tests: `python -m tests.workflows.record_histories [NAME…]`.
 
 Run it when a workflow change is deliberate (and guarded by `workflow.patched`), then
-commit the new JSON beside the old: old histories must keep replaying.
+commit the new JSON beside the old: old histories must keep replaying. Names pick scenarios
+(default: all of them, the policy probe included).
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -29,12 +31,14 @@ HISTORIES = Path(__file__).parent / "histories"
 Handle = WorkflowHandle[Any, RunState]
 
 
-async def record() -> None:
+async def record(names: list[str]) -> None:
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=DATA_CONVERTER, test_server_existing_path=time_skipping_server()
     )
     async with env:
         for name, scenario in SCENARIOS.items():
+            if names and name not in names:
+                continue
             queue = uuid.uuid4().hex
             fake = scenario["fake"]()  # type: ignore[operator]
             async with Worker(
@@ -53,6 +57,8 @@ async def record() -> None:
                 history = await handle.fetch_history()
             (HISTORIES / f"{workflow_id}@{name}.json").write_text(history.to_json())
             print(f"recorded {name}")
+        if names and "probe" not in names:
+            return
         queue = uuid.uuid4().hex
         async with Worker(
             env.client, task_queue=queue, workflows=[PolicyProbe], activities=[policy_activities().served_policies]
@@ -66,6 +72,18 @@ async def record() -> None:
 async def approve(env: WorkflowEnvironment, handle: Handle) -> None:
     state = await until_phase(handle, Phase.AWAITING_APPROVAL)
     await send(env, handle, Decision.APPROVE, DecisionInput(actor="bob", plan_hash=state.plan_hash))
+
+
+async def approve_by_update(env: WorkflowEnvironment, handle: Handle) -> None:
+    """As the CLI decides now: updates, a refused one first; and a malformed signal, recorded too."""
+    state = await until_phase(handle, Phase.AWAITING_APPROVAL)
+    await handle.signal("approve")  # no input: refused and kept
+    now = (await env.get_current_time()).timestamp()
+    for actor in ("alice", "bob"):  # the requester's own is refused (four-eyes), then bob's counts
+        input = KEYRING.sign_decision(
+            state.decision_scope, Decision.APPROVE, DecisionInput(actor=actor, plan_hash=state.plan_hash), now
+        )
+        await handle.execute_update("approve", input, id=input.attempt_id)
 
 
 async def retry_review(env: WorkflowEnvironment, handle: Handle) -> None:
@@ -84,9 +102,10 @@ def unknown_once() -> FakeRotation:
 
 SCENARIOS: dict[str, dict[str, object]] = {
     "approved": {"fake": FakeRotation, "input": run_input("prod"), "drive": approve},
+    "approved_by_update": {"fake": FakeRotation, "input": run_input("prod"), "drive": approve_by_update},
     "expired": {"fake": FakeRotation, "input": run_input("prod"), "drive": nothing},
     "review_retry": {"fake": unknown_once, "input": run_input("dev"), "drive": retry_review},
 }
 
 if __name__ == "__main__":
-    asyncio.run(record())
+    asyncio.run(record(sys.argv[1:]))
