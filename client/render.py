@@ -99,7 +99,20 @@ def render_plan(state: RunState, all_sql: bool = False) -> list[str]:
             lines += _statements(sql[version], step.findings, step.observed.get("transaction", ""), all_sql)
         elif step.findings:
             lines += [f"     {_finding(finding)}" for finding in step.findings]
-    return lines
+    return lines + _apply_steps(state)
+
+
+def _apply_steps(state: RunState) -> list[str]:
+    """How apply will go, in the same steps `apply --wait` and `status` count."""
+    total = state.progress.total
+    if not total or not state.planned_steps:
+        return []
+    more = total - len(state.planned_steps)
+    return [
+        f"Apply in    {plural(total, 'step')}: "
+        + " → ".join(state.planned_steps)
+        + (f" → … ({more:,} more)" if more > 0 else "")
+    ]
 
 
 def _migration_sql(state: RunState) -> dict[str, str]:
@@ -210,8 +223,9 @@ def render_status(state: RunState, web_ui: str) -> str:
         ),
     ]
     lines += _waits(state)
-    if state.progress.total:
-        lines.append(f"Progress    {state.progress.done}/{state.progress.total} steps — {state.progress.step}")
+    if state.steps:
+        done = f"{state.progress.done}/{plural(state.progress.total, 'step')}"
+        lines.append(f"Progress    {done} done — {state.progress.step}")
     lines += [f"Running     {activity.describe()}" for activity in state.live]
     lines += _voided(state)
     if state.continued:

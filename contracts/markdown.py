@@ -270,6 +270,10 @@ def _plan_table(state: RunState) -> list[str]:
         )
     if len(plan.actions) > PLAN_ROWS:
         lines.append(f"| … | | {len(plan.actions) - PLAN_ROWS:,} more actions | | |")
+    if state.progress.total and state.planned_steps:
+        more = state.progress.total - len(state.planned_steps)
+        steps = " → ".join(plain(step) for step in state.planned_steps) + (f" → … {more:,} more" if more > 0 else "")
+        lines += ["", f"**Apply in {plural(state.progress.total, 'step')}**: {steps}"]
     if len(changes) > PLAN_ROWS or any(len(a.resource_ids) > LISTED_IDS for a in plan.actions):
         lines.append(f"\nEvery resource: `opsctl result {state.workflow_id} --format json`")
     return lines
@@ -298,7 +302,7 @@ def _rollback(action: PlannedAction) -> str:
 
 def _progress(state: RunState, now: datetime) -> list[str]:
     progress = state.progress
-    if not progress.total and not state.steps:
+    if not state.steps:  # nothing applied yet: the plan says how many steps there will be
         return []
     total = progress.total or len(state.steps)
     current = progress.step or "—"

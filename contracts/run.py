@@ -233,6 +233,7 @@ class RunState(BaseModel):
     decisions_not_kept: int = 0  # unverified refused attempts beyond the kept ones (all are in history)
     signed_attempts: list[str] = []  # attempt ids of verified signatures: each counts once
     progress: Progress = Progress()
+    planned_steps: list[str] = []  # the first apply steps, named as apply runs them (progress.total counts all)
     steps: list[StepRecord] = []
     changed: list[Resource] = []
     skipped: list[Resource] = []

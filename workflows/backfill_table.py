@@ -26,11 +26,17 @@ with workflow.unsafe.imports_passed_through():
     from contracts.backfill_table import BackfillTableSpec
     from contracts.plan import Plan
     from contracts.run import Check, Resource, RunInput, RunState
+    from contracts.words import plural
 
 PLAN_TIMEOUT = timedelta(minutes=5)  # counting the matching rows scans them once
 # A batch is one statement under statement_timeout (30 s) plus lock_timeout (5 s): a worker
 # silent for longer than this is gone, and the retry resumes from the last checkpoint.
 BACKFILL_HEARTBEAT = timedelta(seconds=60)
+
+
+def observed(plan: Plan) -> dict[str, str]:
+    """Every fact the plan observed (matching rows, the key's type and range), from all its actions."""
+    return {key: value for step in plan.actions for key, value in step.observed.items()}
 
 
 def backfill_timeout(spec: BackfillTableSpec, rows: int) -> timedelta:
@@ -64,9 +70,12 @@ class BackfillTable(Lifecycle[BackfillTableSpec, BackfillApplied]):
     async def plan(self, spec: BackfillTableSpec) -> Plan:
         return await self.probe(BackfillActivities.plan, PlanBackfillInput(spec=spec), timeout=PLAN_TIMEOUT)
 
+    def apply_steps(self, spec: BackfillTableSpec, plan: Plan) -> list[str]:
+        rows = int(observed(plan)["matching_rows"])
+        return [f"backfill {plural(rows, 'row')} in batches of {spec.batch_size:,}"]
+
     async def apply(self, spec: BackfillTableSpec, plan: Plan, applied: BackfillApplied) -> BackfillApplied:
-        self.expect_steps(1)
-        facts = {key: value for step in plan.actions for key, value in step.observed.items()}
+        facts = observed(plan)
         rows = int(facts["matching_rows"])
         applied.key_type, applied.key_min, applied.key_max = facts["key_type"], facts["key_min"], facts["key_max"]
         # Recorded as the step starts: once a batch commits the table has changed, so a failure
@@ -76,8 +85,9 @@ class BackfillTable(Lifecycle[BackfillTableSpec, BackfillApplied]):
             resource_id=f"{spec.database}/{spec.table}",
             detail=f"backfill of {spec.set_column} started over {rows} rows",
         )
+        (backfill,) = self.apply_steps(spec, plan)
         result: BackfillResult = await self.step(
-            f"backfill {rows} rows in batches of {spec.batch_size}",
+            backfill,
             BackfillActivities.backfill,
             BackfillInput(
                 workflow_id=workflow.info().workflow_id,

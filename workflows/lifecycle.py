@@ -68,6 +68,8 @@ _KEYS = {
 }
 
 
+PLANNED_STEPS_KEPT = 20  # step names the state keeps (the count is always whole)
+
 # What the Web UI's timeline says for the steps every operation has (apply steps name themselves).
 STEP_SUMMARIES = {
     "planning": "compute the plan (read-only)",
@@ -90,6 +92,10 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
     # ---- what an operation writes -------------------------------------------------
 
     async def plan(self, spec: SpecT) -> Plan:
+        raise NotImplementedError
+
+    def apply_steps(self, spec: SpecT, plan: Plan) -> list[str]:
+        """The steps `apply` takes for this plan, named as it names them: shown with the plan, counted in progress."""
         raise NotImplementedError
 
     async def apply(self, spec: SpecT, plan: Plan, applied: AppliedT) -> AppliedT:
@@ -138,10 +144,6 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
 
     def warn(self, message: str) -> None:
         self.record.warn(message)
-
-    def expect_steps(self, total: int) -> None:
-        """Tell progress reporting how many apply steps this run has."""
-        self.record.state.progress = Progress(total=total, done=self.record.state.progress.done)
 
     # ---- the procedure ---------------------------------------------------------------
 
@@ -208,6 +210,9 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
         plan = await self.plan(spec)
         self.record.state.plan = plan
         self.record.state.plan_hash = plan.hash()
+        steps = self.apply_steps(spec, plan) if plan.has_changes else []
+        self.record.state.progress = Progress(total=len(steps))
+        self.record.state.planned_steps = steps[:PLANNED_STEPS_KEPT]
         self.record.publish()
         self.record.changed()
         if plan.deletions > policy.max_deletions:

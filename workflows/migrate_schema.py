@@ -36,6 +36,13 @@ def pending_statements(plan: Plan) -> dict[str, int]:
     }
 
 
+def creates_ledger(plan: Plan) -> bool:
+    return any(a.resource_type == LEDGER_RESOURCE and a.action is Action.CREATE for a in plan.actions)
+
+
+LEDGER_STEP = "create the migration ledger"
+
+
 def step_timeout(spec: MigrateSchemaSpec, statements: int) -> timedelta:
     """Every statement may use its statement_timeout; one more for rebuilding an invalid index."""
     return timedelta(seconds=spec.statement_timeout_seconds * (statements + 1)) + STEP_MARGIN
@@ -57,10 +64,12 @@ class MigrateSchema(Lifecycle[MigrateSchemaSpec, MigrationsApplied]):
     async def plan(self, spec: MigrateSchemaSpec) -> Plan:
         return await self.probe(MigrateSchemaActivities.plan, PlanMigrationsInput(spec=spec), timeout=PROBE_TIMEOUT)
 
+    def apply_steps(self, spec: MigrateSchemaSpec, plan: Plan) -> list[str]:
+        ledger = [LEDGER_STEP] if creates_ledger(plan) else []
+        return ledger + [f"apply {m.version}" for m in spec.migrations if m.version in pending_statements(plan)]
+
     async def apply(self, spec: MigrateSchemaSpec, plan: Plan, applied: MigrationsApplied) -> MigrationsApplied:
         pending = pending_statements(plan)
-        creates_ledger = any(a.resource_type == LEDGER_RESOURCE and a.action is Action.CREATE for a in plan.actions)
-        self.expect_steps(len(pending) + int(creates_ledger))
         run_id = workflow.info().workflow_id
         base = MigrationStepInput(
             workflow_id=run_id,
@@ -69,8 +78,8 @@ class MigrateSchema(Lifecycle[MigrateSchemaSpec, MigrationsApplied]):
             lock_timeout_seconds=spec.lock_timeout_seconds,
             statement_timeout_seconds=spec.statement_timeout_seconds,
         )
-        if creates_ledger:
-            ledger = await self.step("create the migration ledger", MigrateSchemaActivities.create_ledger, base)
+        if creates_ledger(plan):
+            ledger = await self.step(LEDGER_STEP, MigrateSchemaActivities.create_ledger, base)
             # Recorded even if a retry found it already there: the plan said this run creates it.
             self.record_change(
                 Resource(

@@ -46,11 +46,14 @@ class CreateReadReplica(Lifecycle[CreateReadReplicaSpec, NothingApplied]):
     async def plan(self, spec: CreateReadReplicaSpec) -> Plan:
         return await self.probe(ReadReplicaActivities.plan, PlanReplicaInput(spec=spec), timeout=PROBE_TIMEOUT)
 
+    def apply_steps(self, spec: CreateReadReplicaSpec, plan: Plan) -> list[str]:
+        return [f"create read replica {spec.replica_id()}"]
+
     async def apply(self, spec: CreateReadReplicaSpec, plan: Plan, applied: NothingApplied) -> NothingApplied:
-        self.expect_steps(1)
         step_input = ReplicaStepInput(workflow_id=workflow.info().workflow_id, spec=spec)
+        (create,) = self.apply_steps(spec, plan)
         replica = await self.step(
-            f"create read replica {spec.replica_id()}",
+            create,
             ReadReplicaActivities.create,
             step_input,
             timeout=PROBE_TIMEOUT,

@@ -20,6 +20,12 @@ with workflow.unsafe.imports_passed_through():
     from contracts.run import Check, Resource, RunInput, RunState
 
 PROBE_TIMEOUT = timedelta(seconds=30)
+STEPS = (
+    "create pending secret version",
+    "set role password",
+    "test login with pending password",
+    "promote pending version to AWSCURRENT",
+)
 
 
 class RotationApplied(BaseModel):
@@ -45,27 +51,24 @@ class RotateDbCredential(Lifecycle[RotateDbCredentialSpec, RotationApplied]):
     async def plan(self, spec: RotateDbCredentialSpec) -> Plan:
         return await self.probe(RotateCredentialActivities.plan, PlanRotationInput(spec=spec), timeout=PROBE_TIMEOUT)
 
+    def apply_steps(self, spec: RotateDbCredentialSpec, plan: Plan) -> list[str]:
+        return list(STEPS)
+
     async def apply(self, spec: RotateDbCredentialSpec, plan: Plan, applied: RotationApplied) -> RotationApplied:
-        self.expect_steps(4)
+        create, set_password, test_login, promote = STEPS
         applied.current_version_id = plan.actions[0].observed["current_version_id"]
         secret = Resource(resource_type="secretsmanager:secret", resource_id=spec.secret_id)
         role = Resource(resource_type="postgres:role", resource_id=f"{spec.database}/{spec.role}")
 
-        pending = await self.step(
-            "create pending secret version", RotateCredentialActivities.create_pending, step_input(spec, applied)
-        )
+        pending = await self.step(create, RotateCredentialActivities.create_pending, step_input(spec, applied))
         applied.pending_version_id = pending.version_id
         self.record_change(
             secret.model_copy(update={"external_id": pending.version_id, "detail": "new version staged AWSPENDING"})
         )
-        await self.step("set role password", RotateCredentialActivities.set_password, step_input(spec, applied))
+        await self.step(set_password, RotateCredentialActivities.set_password, step_input(spec, applied))
         self.record_change(role.model_copy(update={"detail": "password set as a SCRAM-SHA-256 verifier"}))
-        await self.step(
-            "test login with pending password", RotateCredentialActivities.test_login, step_input(spec, applied)
-        )
-        await self.step(
-            "promote pending version to AWSCURRENT", RotateCredentialActivities.promote, step_input(spec, applied)
-        )
+        await self.step(test_login, RotateCredentialActivities.test_login, step_input(spec, applied))
+        await self.step(promote, RotateCredentialActivities.promote, step_input(spec, applied))
         self.record_change(
             secret.model_copy(update={"external_id": pending.version_id, "detail": "promoted to AWSCURRENT"})
         )

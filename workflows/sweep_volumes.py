@@ -35,6 +35,11 @@ def candidates(plan: Plan) -> list[str]:
     return [volume for step in plan.actions if step.action is Action.DELETE for volume in step.resource_ids]
 
 
+def batch_step(start: int, batch_size: int, total: int) -> str:
+    """The name of the apply step that deletes the batch starting at `start` (0-based)."""
+    return f"delete volumes {start + 1:,}-{min(start + batch_size, total):,} of {total:,}"
+
+
 class SweepApplied(BaseModel):
     """How far the sweep got: carried across continue-as-new, read by verify and compensate."""
 
@@ -55,16 +60,18 @@ class SweepStaleVolumes(Lifecycle[SweepStaleVolumesSpec, SweepApplied]):
     async def plan(self, spec: SweepStaleVolumesSpec) -> Plan:
         return await self.probe(SweepVolumesActivities.plan, PlanSweepInput(spec=spec), timeout=PLAN_TIMEOUT)
 
+    def apply_steps(self, spec: SweepStaleVolumesSpec, plan: Plan) -> list[str]:
+        volumes = candidates(plan)
+        return [batch_step(start, spec.batch_size, len(volumes)) for start in range(0, len(volumes), spec.batch_size)]
+
     async def apply(self, spec: SweepStaleVolumesSpec, plan: Plan, applied: SweepApplied) -> SweepApplied:
         volumes = candidates(plan)
-        batches = range(0, len(volumes), spec.batch_size)
-        self.expect_steps(len(batches))
-        for start in batches:
+        for start in range(0, len(volumes), spec.batch_size):
             if start < applied.next:
                 continue
             batch = volumes[start : start + spec.batch_size]
             result = await self.step(
-                f"delete volumes {start + 1}-{start + len(batch)} of {len(volumes)}",
+                batch_step(start, spec.batch_size, len(volumes)),
                 SweepVolumesActivities.delete_batch,
                 DeleteBatchInput(
                     workflow_id=workflow.info().workflow_id,

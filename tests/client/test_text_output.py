@@ -101,3 +101,12 @@ async def test_opsctl_plan_of_the_example_migrations_shows_their_sql(cli_env: di
     assert "[2] CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS accounts_email_key ON accounts (email)" in planned.stdout
     assert "SQL (2 statements; in a transaction: no (CONCURRENTLY)):" in planned.stdout
     assert "migrations: 3 (0001_create_accounts, 0002_add_accounts_plan, 0003_index_accounts_email)" in planned.stdout
+
+
+def test_the_plan_says_in_which_steps_apply_will_go() -> None:
+    run = state(Phase.AWAITING_APPROVAL, planned_steps=["create pending secret version", "set role password"])
+    run.progress.total = 4
+    assert "Apply in    4 steps: create pending secret version → set role password → … (2 more)" in render_run(
+        run, "ui"
+    )
+    assert "Progress" not in render_status(run, "ui")  # nothing applied yet

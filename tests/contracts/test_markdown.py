@@ -128,6 +128,12 @@ def test_awaiting_approval_shows_the_plan_the_hash_the_quorum_and_the_commands()
     assert "`prod` requires signed decisions" in text
 
 
+def test_the_plan_in_the_ui_says_in_which_steps_apply_will_go() -> None:
+    run = state(planned_steps=["create pending secret version", "set role password"])
+    run.progress.total = 2
+    assert "**Apply in 2 steps**: create pending secret version → set role password" in details(run)
+
+
 def test_a_plan_of_ten_thousand_volumes_shows_counts_and_the_first_entries() -> None:
     ids = [f"vol-{n:017x}" for n in range(10_000)]
     groups = [action(f"batch {n}", ids[n * 100 : (n + 1) * 100], Action.DELETE) for n in range(100)]

@@ -32,7 +32,7 @@ from contracts.policy import PolicySet
 from contracts.request import parse_request
 from contracts.run import Check, Decision, DecisionInput, Mode, ResolveInput, RunInput, RunState
 from tests.identities import KEYRING, policy_activities
-from workflows.rotate_credential import RotateDbCredential
+from workflows.rotate_credential import STEPS, RotateDbCredential
 
 MUTATIONS = ("create_pending", "set_password", "promote")
 
@@ -307,6 +307,19 @@ async def test_a_transient_failure_is_retried_with_backoff(env: WorkflowEnvironm
         result = await (await start(env, fake, queue, run_input("dev"))).result()
     assert Phase.SUCCEEDED == result.phase
     assert 3 == fake.calls.count("promote")
+
+
+async def test_the_plan_names_the_steps_apply_then_counts(env: WorkflowEnvironment) -> None:
+    fake, queue = FakeRotation(), uuid.uuid4().hex
+    async with worker(env, fake, queue):
+        handle = await start(env, fake, queue, run_input())
+        waiting = await until_phase(handle, Phase.AWAITING_APPROVAL)
+        await send(env, handle, Decision.APPROVE, DecisionInput(actor="bob", plan_hash=waiting.plan_hash))
+        result = await handle.result()
+    assert list(STEPS) == waiting.planned_steps
+    assert (4, 0) == (waiting.progress.total, waiting.progress.done)
+    assert list(STEPS) == [step.name for step in result.steps]
+    assert (4, 4) == (result.progress.total, result.progress.done)
 
 
 async def test_cancel_while_awaiting_approval_ends_cancelled_with_nothing_to_undo(env: WorkflowEnvironment) -> None:
