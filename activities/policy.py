@@ -71,7 +71,7 @@ class PolicyActivities:
     async def _earlier_run(self, input: ResolvePolicyInput) -> str:
         """Another execution that used this workflow id before (opsctl never reuses one), if any."""
         if not _SAFE_ID.match(input.workflow_id):
-            return "(a workflow id opsctl would never make)"
+            return "a workflow id opsctl would never make"
         query = f"WorkflowId = '{input.workflow_id}'"
         async for execution in activity.client().list_workflows(query, limit=10):
             if execution.run_id != input.run_id:

@@ -19,6 +19,7 @@ from activities.errors import classified
 from contracts.plan import Action, Plan, PlannedAction, Rollback
 from contracts.run import Check
 from contracts.sweep_volumes import SweepStaleVolumesSpec
+from contracts.words import plural
 
 RUN_TAG, VOLUME_TAG = "opsctl:run", "opsctl:volume"
 GONE = {"InvalidVolume.NotFound"}
@@ -95,7 +96,7 @@ class SweepVolumesActivities:
                 PlannedAction(
                     action=Action.DELETE,
                     resource_type="ec2:volume",
-                    resource_id=f"{len(candidates)} volumes",
+                    resource_id=plural(len(candidates), "volume"),
                     reason=f"available, created more than {spec.older_than_days} days ago, no '{spec.keep_tag}' tag",
                     reversible=spec.snapshot_first,
                     rollback=Rollback.RESTORE_FROM_SNAPSHOT if spec.snapshot_first else Rollback.NONE,
@@ -108,7 +109,7 @@ class SweepVolumesActivities:
                 PlannedAction(
                     action=Action.NOOP,
                     resource_type="ec2:volume",
-                    resource_id=f"{len(ids)} volumes",
+                    resource_id=plural(len(ids), "volume"),
                     reason=f"skipped: {reason}",
                     reversible=True,
                     rollback=Rollback.NONE,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from contracts.failures import ExitCode
 from contracts.phases import Phase
-from contracts.plan import Action, Finding
+from contracts.plan import Action, Finding, PlannedAction, Rollback
 from contracts.words import plural
 
 if TYPE_CHECKING:  # the run model pulls in signing (cryptography): commands that show runs import it
@@ -28,7 +29,16 @@ class Output:
         if fmt == "json":
             data = {**self.data, **self.extra_json} if isinstance(self.data, dict) else self.data
             return json.dumps(data, indent=2, sort_keys=False, default=str)
-        return self.text
+        return _CONTROL.sub(lambda match: repr(match.group())[1:-1], self.text)
+
+
+# Terminal control characters (escape sequences, carriage returns) never reach a terminal as such.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def one_line(text: str) -> str:
+    """What a caller wrote (an actor, a comment), on one line: it cannot forge the next line of output."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 def run_json(state: RunState, web_ui: str) -> dict[str, Any]:
@@ -59,7 +69,7 @@ def _spec_line(state: RunState) -> str:
             return ", ".join(f"{k}={v}" for k, v in value.items())
         if isinstance(value, bool):
             return "yes" if value else "no"
-        text = str(value)
+        text = one_line(str(value))
         return text if len(text) <= 60 and "\n" not in text else f"{text.splitlines()[0][:50]}… ({len(text):,} chars)"
 
     # Unset fields are left out: the document did not use them.
@@ -84,11 +94,11 @@ def render_plan(state: RunState, all_sql: bool = False) -> list[str]:
     ]
     sql = _migration_sql(state)
     for number, step in enumerate(state.plan.actions, 1):
-        undo = "reversible: " + step.rollback.value if step.reversible else "not reversible"
+        undo = _rollback(step)
         lines.append(f"  {number}. {step.action.value:<6} {step.resource_type} {step.resource_id}")
         lines.append(f"     why: {step.reason}" + ("" if step.action is Action.NOOP else f"  [{undo}]"))
         if step.observed:
-            facts = ", ".join(f"{key}={value}" for key, value in step.observed.items())
+            facts = "; ".join(f"{key}={value}" for key, value in step.observed.items())
             lines.append(f"     observed: {facts}")
         if step.resource_ids:
             shown = ", ".join(step.resource_ids[:LISTED_IDS])
@@ -115,6 +125,14 @@ def _apply_steps(state: RunState) -> list[str]:
     ]
 
 
+def _rollback(step: PlannedAction) -> str:
+    if not step.reversible:
+        return "not reversible"
+    if step.rollback is Rollback.NONE:
+        return "reversible; nothing to roll back automatically"
+    return f"reversible: {step.rollback.value}"
+
+
 def _migration_sql(state: RunState) -> dict[str, str]:
     """Version → SQL of the request's migrations (MigrateSchema), for showing what a plan runs."""
     migrations = state.request.spec.get("migrations") if state.kind == "MigrateSchema" else None
@@ -138,16 +156,22 @@ def _statements(sql: str, findings: list[Finding], transaction: str, all_sql: bo
         statements = [sql]
     how = f"; in a transaction: {transaction}" if transaction else ""
     lines = [f"     SQL ({plural(len(statements), 'statement')}{how}):"]
-    budget = FOLDED_SQL_LINES
+    budget, hidden = FOLDED_SQL_LINES, 0
     for number, statement in enumerate(statements, 1):
-        # Every statement shows its first line and its findings; long bodies fold past the budget.
+        # Past the budget, only statements with findings show (their first line); long bodies fold.
+        concerns = [f for f in findings if f.statement == number]
+        if not all_sql and budget <= 0 and not concerns:
+            hidden += 1
+            continue
         first, *rest = statement.strip().splitlines() or [""]
         shown = rest if all_sql else rest[: max(budget - 1, 0)]
         budget -= 1 + len(shown)
         lines += [f"     {f'[{number}]':>5} {first}", *(f"           {line}" for line in shown)]
         if len(shown) < len(rest):
             lines.append(f"           … {plural(len(rest) - len(shown), 'more line')} (--full shows all)")
-        lines += [f"           {_finding(f)}" for f in findings if f.statement == number]
+        lines += [f"           {_finding(f)}" for f in concerns]
+    if hidden:
+        lines.append(f"           … {plural(hidden, 'more statement')} (--full shows all)")
     lines += [f"     {_finding(f)}" for f in findings if not 0 < f.statement <= len(statements)]
     return lines
 
@@ -163,13 +187,13 @@ def render_decisions(state: RunState) -> list[str]:
     for record in state.decisions:
         verdict = "VOIDED" if record.voided else "accepted" if record.accepted else "REFUSED"
         reason = record.voided or record.reason
-        comment = f' "{record.comment}"' if record.comment else ""
+        comment = f' "{one_line(record.comment)}"' if record.comment else ""
         tags = ", ".join(
             ["signed" if record.signed else "unsigned", *([record.via] if record.via else []), *record.groups]
         )
         lines.append(
-            f"  {record.at:%Y-%m-%d %H:%M:%S} {record.decision.value} by {record.actor} ({tags}): "
-            f"{verdict} — {reason}{comment}"
+            f"  {record.at:%Y-%m-%d %H:%M:%S} {record.decision.value} by {one_line(record.actor)} ({tags}): "
+            f"{verdict} — {one_line(reason)}{comment}"
         )
     if state.decisions_not_kept:
         lines.append(f"  … and {plural(state.decisions_not_kept, 'older refused attempt')} (in the run's history)")
@@ -179,7 +203,7 @@ def render_decisions(state: RunState) -> list[str]:
 def _voided(state: RunState) -> list[str]:
     """Approvals that stopped counting, in words: whose, and why."""
     return [
-        f"Voided      {record.actor}'s approval no longer counts: {record.voided}"
+        f"Voided      {one_line(record.actor)}'s approval no longer counts: {record.voided}"
         + ("; the new plan needs approving" if state.phase.value == "awaiting_approval" else "")
         for record in state.decisions
         if record.voided
@@ -223,6 +247,11 @@ def render_status(state: RunState, web_ui: str) -> str:
         ),
     ]
     lines += _waits(state)
+    decided = state.ending_decision
+    if decided is not None:
+        comment = f': "{one_line(decided.comment)}"' if decided.comment else ""
+        when = f"{decided.at:%Y-%m-%d %H:%M:%S} UTC"
+        lines.append(f"Decided     {decided.decision.value} by {one_line(decided.actor)} at {when}{comment}")
     if state.steps:
         done = f"{state.progress.done}/{plural(state.progress.total, 'step')}"
         lines.append(f"Progress    {done} done — {state.progress.step}")
@@ -268,8 +297,8 @@ def render_run(state: RunState, web_ui: str, all_sql: bool = False) -> str:
             f"Failure     {state.failure.kind.value} in {state.failure.step or 'validate'}: "
             f"{state.failure.message} (retryable: {state.retryable.value})"
         )
-    lines += [f"Warning     {warning}" for warning in state.warnings]
-    lines.append("Uncertain   " + ("; ".join(state.uncertain) if state.uncertain else "nothing"))
+    lines += [f"Warning     {one_line(warning)}" for warning in state.warnings]
+    lines.append("Uncertain   " + ("; ".join(map(one_line, state.uncertain)) if state.uncertain else "nothing"))
     lines.append(f"Next        {_next(state)}")
     lines.append(f"Web UI      {web_ui}")
     return "\n".join(lines)

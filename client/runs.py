@@ -234,7 +234,17 @@ async def decide(
         record: DecisionRecord = await handle.execute_update(
             name, input, id=input.attempt_id, result_type=DecisionRecord, rpc_timeout=timedelta(seconds=timeout)
         )
-    except (RPCError, RPCTimeoutOrCancelledError, WorkflowUpdateFailedError) as exc:
+    except RPCError as exc:
+        if exc.status is RPCStatusCode.NOT_FOUND:  # it ended between reading its state and deciding
+            raise OpsctlError(
+                ExitCode.DENIED, f"run {handle.id} has already ended", hint="nothing can be decided on a finished run"
+            ) from exc
+        raise OpsctlError(
+            ExitCode.DEPENDENCY_FAILURE,
+            f"the run did not take the {decision.value}: {exc.message}",
+            hint="a run answers through a worker: is one polling its task queue? `opsctl dev status`",
+        ) from exc
+    except (RPCTimeoutOrCancelledError, WorkflowUpdateFailedError) as exc:
         raise OpsctlError(
             ExitCode.DEPENDENCY_FAILURE,
             f"the run did not answer the {decision.value} within {timeout:.0f}s ({exc})",

@@ -153,8 +153,9 @@ def judge_resolution(policy: Policy, *, actor: str, resolution: str, requester: 
 
     Where approvals are required, that person must also be one who could approve the run.
     """
+    done = RESOLVED[resolution]
     if resolution == "retry" or policy.required_approvals == 0:
-        return Verdict(accepted=True, reason=resolution)
+        return Verdict(accepted=True, reason=done)
     what = resolution.replace("_", " ")
     if actor.casefold() == requester.casefold():
         return refuse(
@@ -163,7 +164,14 @@ def judge_resolution(policy: Policy, *, actor: str, resolution: str, requester: 
         )
     if not any(_eligible(policy, actor, slot) for slot in set(_slots(policy))):
         return refuse(f"{actor} could not approve runs in {policy.environment}, so cannot {what} one either")
-    return Verdict(accepted=True, reason=resolution)
+    return Verdict(accepted=True, reason=done)
+
+
+RESOLVED = {
+    "retry": "retry: the step runs again",
+    "mark_done": "marked done: the run ends as succeeded",
+    "abort": "aborted: the run stops here",
+}
 
 
 def judge_request(

@@ -14,18 +14,23 @@ volumes shows counts and its first entries, with the full list one `opsctl` comm
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from contracts.gate import still_needed
 from contracts.phases import Phase
-from contracts.plan import Action, Plan, PlannedAction
+from contracts.plan import Action, Plan, PlannedAction, Rollback
 from contracts.policy import Policy
 from contracts.request import Request
 from contracts.run import Decision, DecisionRecord, Resource, RunState
 from contracts.words import plural
 
+PROVENANCE = (
+    "*These current details are the workflow's own account, from its record. The summary and the "
+    "details beside them were written by whoever started the run.*"
+)
 SUMMARY_BYTES = 200  # Temporal's limit for a static summary
 DETAILS_BYTES = 20_000  # ... and for details; current details keep the same bound
 PLAN_ROWS = 20  # plan actions shown in a table; `opsctl result` has them all
@@ -81,16 +86,33 @@ def inline(value: object) -> str:
     return f"`{text}`" if text else "—"
 
 
-def plain(value: object) -> str:
-    """Free text (a reason, a comment) on one line, markdown and HTML characters escaped."""
-    text = " ".join(str(value).split())
-    for char in "\\`*_[]<>|~":
-        text = text.replace(char, "\\" + char)
+_MARKUP = "\\`*_[]<>|~$"  # emphasis, code, links, HTML, tables, strike-through, math
+
+
+def plain(value: object, keep: str = "") -> str:
+    """Free text (a reason, a comment) on one line, markdown, HTML and math characters escaped."""
+    return _escape(" ".join(str(value).split()), keep)
+
+
+def _escape(text: str, keep: str = "") -> str:
+    for char in _MARKUP:
+        if char not in keep:
+            text = text.replace(char, "\\" + char)
     return text
 
 
+def prose(value: object) -> str:
+    """Text written by opsctl that names commands in `backticks`: code stays code, the rest is escaped."""
+    parts = " ".join(str(value).split()).split("`")
+    if len(parts) % 2 == 0:  # an unpaired backtick: nothing is code
+        return plain(value)
+    return "".join(inline(part) if index % 2 else _escape(part) for index, part in enumerate(parts))
+
+
 def _code_block(text: str, language: str = "") -> list[str]:
-    fence = "```" if "```" not in text else "~~~~"
+    """A literal block whatever the text holds: the fence is longer than any run of backticks in it."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
     return [f"{fence}{language}", text.rstrip("\n"), fence]
 
 
@@ -115,9 +137,14 @@ def target(request: Request) -> str:
 
 
 def summary(request: Request) -> str:
-    """`RotateDbCredential app_user@app · prod · alice`: one line, at most 200 bytes."""
-    line = " ".join(f"{request.kind} {target(request)}".split())
-    line = f"{line} · {request.metadata.environment} · {request.metadata.requester or 'unsigned'}"
+    """`RotateDbCredential app_user@app · prod · alice`: one line, at most 200 bytes.
+
+    Rendered as markdown by the Web UI: what a caller wrote cannot become a link or markup
+    (underscores stay, they are common in names and inert inside words).
+    """
+    requester = request.metadata.requester or "unsigned"
+    line = f"{request.kind} {plain(target(request), keep='_')}".strip()
+    line = f"{line} · {request.metadata.environment} · {plain(requester, keep='_')}"
     if len(line.encode()) <= SUMMARY_BYTES:
         return line
     return line.encode()[: SUMMARY_BYTES - 3].decode(errors="ignore") + "…"
@@ -167,7 +194,7 @@ def _spec_lines(value: Any, depth: int) -> list[str]:
 # ---- the state: current details -------------------------------------------------------------------
 
 
-def current_details(state: RunState, policy: Policy | None, now: datetime) -> str:
+def current_details(state: RunState, policy: Policy | None) -> str:
     """What the run is doing now, and what a person can do about it."""
     verified = "signed" if state.requester_verified else "unsigned"
     lines = [
@@ -186,17 +213,18 @@ def current_details(state: RunState, policy: Policy | None, now: datetime) -> st
         lines += _plan_table(state)
     elif phase is Phase.NEEDS_REVIEW:
         lines += ["", "#### Why", "", *_bullets(state.uncertain or ["see the warnings"]), *_next(state)]
-        lines += _progress(state, now)
+        lines += _progress(state)
     elif phase in (Phase.AWAITING_REVIEW, Phase.REVIEW_OVERDUE):
         lines += ["", f"Review due by **{_when(state.review_deadline)}**.", *_review_commands(state, policy)]
         lines += _four_answers(state)
     elif phase.terminal:
         lines += _four_answers(state)
     else:
-        lines += _progress(state, now)
+        lines += _progress(state)
         if phase in (Phase.PLANNING, Phase.REPLANNING) and state.plan is not None:
             lines += _plan_table(state)
-    lines += _refusals(state.decisions)
+    lines += _refusals(state.decisions, state.decisions_not_kept)
+    lines += ["", PROVENANCE]
     return fit("\n".join(lines), DETAILS_BYTES, f"`opsctl result {state.workflow_id}` shows all")
 
 
@@ -213,13 +241,18 @@ def _awaiting_approval(state: RunState, policy: Policy | None) -> list[str]:
         "",
         "**Approve** (a person other than the requester, after reading the plan above):",
         *_code_block(f"opsctl approve {state.workflow_id} --plan-hash {state.plan_hash} --as YOU", "sh"),
-        "or with Temporal's own CLI (a plain signal carries no signature):",
+    ]
+    signed = policy is None or policy.require_signatures
+    lines += [
+        "or with Temporal's own CLI, unsigned: "
+        + (
+            f"**refused (and recorded) here**, {inline(state.environment)} requires signed decisions, "
+            "which `opsctl approve` makes with your key"
+            if signed
+            else f"{inline(state.environment)} accepts unsigned decisions"
+        ),
         *_code_block(_signal_command(state, "approve"), "sh"),
     ]
-    if policy is None or policy.require_signatures:
-        lines.append(
-            f"{inline(state.environment)} requires signed decisions: an unsigned signal is refused and recorded."
-        )
     lines.append(f"Reject: `opsctl reject {state.workflow_id} --reason TEXT`")
     return lines
 
@@ -239,7 +272,7 @@ def _signal_command(state: RunState, name: str) -> str:
 
 
 def _next(state: RunState) -> list[str]:
-    return ["", f"**What to do**: {plain(state.next_action)}"] if state.next_action else []
+    return ["", f"**What to do**: {prose(state.next_action)}"] if state.next_action else []
 
 
 def _bullets(items: Iterable[str], limit: int = LISTED) -> list[str]:
@@ -297,10 +330,16 @@ def _resource_cell(action: PlannedAction) -> str:
 def _rollback(action: PlannedAction) -> str:
     if action.action is Action.NOOP:
         return "—"
-    return f"reversible ({action.rollback.value})" if action.reversible else "**not reversible**"
+    if not action.reversible:
+        return "**not reversible**"
+    return (
+        "reversible; nothing to roll back"
+        if action.rollback is Rollback.NONE
+        else f"reversible ({action.rollback.value})"
+    )
 
 
-def _progress(state: RunState, now: datetime) -> list[str]:
+def _progress(state: RunState) -> list[str]:
     progress = state.progress
     if not state.steps:  # nothing applied yet: the plan says how many steps there will be
         return []
@@ -308,16 +347,22 @@ def _progress(state: RunState, now: datetime) -> list[str]:
     current = progress.step or "—"
     lines = ["", f"- **Step {min(progress.done + 1, total)} of {total}**: {plain(current)}"]
     if progress.done >= total:
-        lines[-1] = f"- **All {plural(total, 'step')} done**; last: {plain(current)}"
-    lines.append(f"- Changed so far: {plural(len(state.changed), 'resource')}")
+        lines[-1] = f"- **Every step done** ({progress.done} of {total}); the last: {plain(current)}"
     finished = [s for s in state.steps if s.finished is not None]
     if finished and progress.done < total:
         spent = sum((s.finished - s.started).total_seconds() for s in finished if s.finished)
         remaining = spent / len(finished) * (total - progress.done)
         lines.append(f"- ETA: about {_duration(remaining)} ({plural(total - progress.done, 'step')} to go)")
-    started = state.phase_times.get(state.phase.value)
-    if started is not None:
-        lines.append(f"- In this phase since {_when(started)} ({_duration((now - started).total_seconds())})")
+    running = state.steps[-1] if state.steps[-1].finished is None else None
+    if running is not None:
+        # Inside a step only its heartbeats know how far it got; the workflow sees them when it ends.
+        lines.append(
+            f"- This step started {_when(running.started)}; its live progress (rows, volumes): "
+            f"`opsctl status {state.workflow_id}`"
+        )
+    lines += ["", "#### Changed so far", "", *(_resources(state.changed[-5:]) or ["- nothing yet"])]
+    if len(state.changed) > 5:
+        lines.append(f"- … and {len(state.changed) - 5:,} earlier")
     return lines
 
 
@@ -335,6 +380,10 @@ def _four_answers(state: RunState) -> list[str]:
     if state.failure is not None:
         lines[-1] += f" — {plain(state.failure.kind.value)} in {plain(state.failure.step or 'validate')}: "
         lines[-1] += plain(state.failure.message)
+    decided = state.ending_decision
+    if decided is not None:
+        comment = f": {plain(decided.comment)}" if decided.comment else ""
+        lines[-1] += f" — {decided.decision.value} by {inline(decided.actor)} at {_when(decided.at)}{comment}"
     lines += [
         "",
         "#### What was requested",
@@ -346,7 +395,7 @@ def _four_answers(state: RunState) -> list[str]:
         lines.append(f"- plan: {_plan_counts(state.plan)}, hash `{state.plan_hash}`")
     lines += ["", "#### What changed", "", *(_resources(state.changed) or ["- nothing"])]
     lines += ["", "#### What remains uncertain", "", *(_bullets(state.uncertain) or ["- nothing"])]
-    lines += ["", "#### What can be done now", "", f"- {plain(state.next_action or 'nothing')}"]
+    lines += ["", "#### What can be done now", "", f"- {prose(state.next_action or 'nothing')}"]
     if state.warnings:
         lines += ["", "#### Warnings", "", *_bullets(state.warnings)]
     return lines
@@ -368,11 +417,11 @@ def _voided(decisions: list[DecisionRecord]) -> list[str]:
     return [f"\n**Approval by {inline(d.actor)} voided**: {plain(d.voided)}; it no longer counts." for d in voided]
 
 
-def _refusals(decisions: list[DecisionRecord]) -> list[str]:
+def _refusals(decisions: list[DecisionRecord], forgotten: int) -> list[str]:
     refused = [d for d in decisions if not d.accepted and not d.voided]
-    if not refused:
+    if not refused and not forgotten:
         return []
-    lines = ["", f"#### Refused attempts ({len(refused):,}; all are in the history)", ""]
+    lines = ["", f"#### Refused attempts ({len(refused) + forgotten:,}; all are in the history)", ""]
     for d in refused[-5:]:
         lines.append(
             f"- {_when(d.at)} {d.decision.value} by {inline(d.actor)} ({d.via or 'signal'}): {plain(d.reason)}"

@@ -113,7 +113,7 @@ class DecisionInput(BaseModel):
     def signature_payload(self, run_id: str, decision: Decision) -> bytes:
         return decision_payload(
             run_id=run_id,
-            decision=decision.value,
+            decision=Decision(decision).value,
             actor=self.actor,
             plan_hash=self.plan_hash,
             comment=self.comment,
@@ -125,7 +125,7 @@ class DecisionInput(BaseModel):
 class ResolveInput(DecisionInput):
     """The operator's answer to needs_review."""
 
-    resolution: Literal[Decision.RETRY, Decision.MARK_DONE, Decision.ABORT]
+    resolution: Literal["retry", "mark_done", "abort"]
 
 
 class DecisionRecord(BaseModel):
@@ -261,6 +261,12 @@ class RunState(BaseModel):
         if self.phase is Phase.PLANNED and self.plan is not None and self.plan.has_changes:
             return ExitCode.CHANGES_PENDING
         return exit_code_for_phase(self.phase)
+
+    @property
+    def ending_decision(self) -> DecisionRecord | None:
+        """The accepted decision that ended a rejected or cancelled run: who, when and why."""
+        wanted = {Phase.REJECTED: Decision.REJECT, Phase.CANCELLED: Decision.CANCEL}.get(self.phase)
+        return next((d for d in self.decisions if d.accepted and d.decision is wanted), None)
 
     @property
     def decision_scope(self) -> str:

@@ -83,7 +83,7 @@ class BackfillTable(Lifecycle[BackfillTableSpec, BackfillApplied]):
         table = Resource(
             resource_type="postgres:table",
             resource_id=f"{spec.database}/{spec.table}",
-            detail=f"backfill of {spec.set_column} started over {rows} rows",
+            detail=f"backfill of {spec.set_column} started over {plural(rows, 'row')}",
         )
         (backfill,) = self.apply_steps(spec, plan)
         result: BackfillResult = await self.step(
@@ -116,11 +116,12 @@ class BackfillTable(Lifecycle[BackfillTableSpec, BackfillApplied]):
 
 
 def describe(spec: BackfillTableSpec, result: BackfillResult) -> str:
-    parts = [f"{spec.set_column} set on {result.rows_updated} rows"]
+    parts = [f"{spec.set_column} set on {plural(result.rows_updated, 'row')}"]
     if result.resumed_from is not None:
+        batches = plural(result.batches_this_attempt, "batch", "batches")
         parts.append(
             f"attempt {result.attempt} resumed after {spec.key_column} {result.resumed_from} "
-            f"and updated {result.rows_this_attempt} rows in {result.batches_this_attempt} batches"
+            f"and updated {plural(result.rows_this_attempt, 'row')} in {batches}"
         )
     if result.paused_seconds >= 1:
         parts.append(f"paused {result.paused_seconds:.0f}s for the guard")

@@ -75,6 +75,22 @@ class DecisionHandlers:
     async def resolve(self, *args: Any) -> None:
         await self._receive("resolve", args, "signal")
 
+    @workflow.update(dynamic=True, description="any other update name: refused, recorded, and answered")
+    async def unknown_update(self, name: str, args: Sequence[RawValue]) -> DecisionRecord:
+        return await self._receive(name, decoded(args), "update")
+
     @workflow.signal(dynamic=True, description="any other signal name: recorded as a refused attempt")
     async def unknown_signal(self, name: str, args: Sequence[RawValue]) -> None:
-        await self._receive(name, [], "signal")
+        await self._receive(name, decoded(args), "signal")
+
+
+def decoded(args: Sequence[RawValue]) -> list[Any]:
+    """Raw arguments of an unknown name, decoded where they can be (so the record names its actor)."""
+    converter = workflow.payload_converter()
+    values: list[Any] = []
+    for arg in args:
+        try:
+            values.append(converter.from_payload(arg.payload))
+        except Exception:  # undecodable: kept raw, and refused as such
+            values.append(arg)
+    return values

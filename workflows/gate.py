@@ -37,10 +37,17 @@ async def await_approval(record: RunRecord, policy: Policy) -> None:
     record.enter(Phase.AWAITING_APPROVAL)
     timeout = approval_timeout(record, policy)
     state.approval_deadline = workflow.now() + timeout
-    state.next_action = (
-        f"needs {still_needed(policy, record.approvers())} (not {state.requester}): approve with "
-        f"`opsctl approve {state.workflow_id} --plan-hash {state.plan_hash}`, or reject with `opsctl reject`"
-    )
+
+    def needs() -> str:
+        approved = ", ".join(record.approvers())
+        return (
+            (f"approved by {approved}; " if approved else "")
+            + f"needs {still_needed(policy, record.approvers())} (not {state.requester}): approve with "
+            f"`opsctl approve {state.workflow_id} --plan-hash {state.plan_hash}`, or reject with `opsctl reject`"
+        )
+
+    record.explain = needs
+    state.next_action = needs()
     record.changed()
 
     def decided() -> bool:
@@ -91,13 +98,18 @@ async def post_incident_review(record: RunRecord, policy: Policy, outcome: Phase
     state.outcome = outcome
     record.enter(Phase.AWAITING_REVIEW)
     state.review_deadline = workflow.now() + timedelta(seconds=policy.break_glass.review_within_seconds)
-    state.next_action = (
-        f"post-incident review: the emergency apply needs {still_needed(policy, record.approvers())} "
-        f"by {state.review_deadline:%Y-%m-%d %H:%M} UTC: "
-        f"`opsctl approve {state.workflow_id} --plan-hash {state.plan_hash}`"
-    )
-    record.changed()
     deadline = state.review_deadline
+    approve = f"`opsctl approve {state.workflow_id} --plan-hash {state.plan_hash}`"
+
+    def needs() -> str:
+        return (
+            f"post-incident review: the emergency apply needs {still_needed(policy, record.approvers())} "
+            f"by {deadline:%Y-%m-%d %H:%M} UTC: {approve}"
+        )
+
+    record.explain = needs
+    state.next_action = needs()
+    record.changed()
     while not record.approved:
         try:
             if state.phase is Phase.AWAITING_REVIEW:
@@ -111,9 +123,12 @@ async def post_incident_review(record: RunRecord, policy: Policy, outcome: Phase
             record.enter(Phase.REVIEW_OVERDUE)
             passed = f"the post-incident review deadline passed at {deadline:%Y-%m-%d %H:%M} UTC"
             record.warn(passed)
-            state.next_action = f"{passed}; it still needs {still_needed(policy, record.approvers())}: " + (
-                f"`opsctl approve {state.workflow_id} --plan-hash {state.plan_hash}`"
-            )
+
+            def overdue(passed: str = passed) -> str:
+                return f"{passed}; it still needs {still_needed(policy, record.approvers())}: {approve}"
+
+            record.explain = overdue
+            state.next_action = overdue()
             record.changed()
         except asyncio.CancelledError:
             # The changes are applied: a cancel cannot undo them, nor dismiss their review.

@@ -487,7 +487,7 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
 
     def _describe(self) -> None:
         """The run as a person reads it in the Web UI (current details): kept up to date."""
-        workflow.set_current_details(markdown.current_details(self.record.state, self.record.policy, workflow.now()))
+        workflow.set_current_details(markdown.current_details(self.record.state, self.record.policy))
 
     def _publish(self, values: dict[str, Any]) -> None:
         if self._settings is not None and self._settings.search_attributes:

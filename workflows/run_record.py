@@ -72,7 +72,7 @@ def read_decision(name: str, args: Sequence[Any]) -> tuple[Decision, DecisionInp
     if len(args) != 1:
         raise Unreadable(decision, actor, f"{name} takes one input (a JSON object), got {len(args)}")
     if not isinstance(value, dict):
-        what = "bytes that are not JSON" if isinstance(value, RawValue | bytes) else f"a JSON {_json_type(value)}"
+        what = _undecodable(value) if isinstance(value, RawValue | bytes) else f"a JSON {_json_type(value)}"
         raise Unreadable(decision, actor, f"{name} takes a JSON object with actor, plan_hash, comment…; got {what}")
     try:
         input = model.model_validate(value)
@@ -83,6 +83,13 @@ def read_decision(name: str, args: Sequence[Any]) -> tuple[Decision, DecisionInp
     if isinstance(input, ResolveInput):
         decision = Decision(input.resolution)
     return decision, input
+
+
+def _undecodable(value: RawValue | bytes) -> str:
+    if isinstance(value, bytes):
+        return "bytes that are not JSON (encoding binary/plain)"
+    encoding = value.payload.metadata.get("encoding", b"").decode(errors="replace")
+    return f"bytes that are not JSON (encoding {_clip(encoding, 40) or 'none'})"
 
 
 def _json_type(value: Any) -> str:
@@ -111,6 +118,8 @@ class RunRecord:
         self._publish = publish
         self._log = log
         self.changed = changed  # the state changed: whoever shows it (current details) looks again
+        # While a wait is open, it says what the run still needs; asked again after every decision.
+        self.explain: Callable[[], str] | None = None
         self._review_opened = len(state.decisions)  # resolutions count from the latest needs_review on
 
     # ---- phases ----------------------------------------------------------------------
@@ -119,6 +128,7 @@ class RunRecord:
         self.state.phase = check_transition(self.state.phase, phase)
         if not phase.terminal:
             self.state.next_action = ""  # each phase says its own
+        self.explain = None
         if phase is Phase.NEEDS_REVIEW:
             self._review_opened = len(self.state.decisions)
         self.state.phase_times[phase.value] = self._clock()
@@ -215,22 +225,33 @@ class RunRecord:
 
     def _keep(self, record: DecisionRecord) -> DecisionRecord:
         self.state.decisions.append(record)
-        self._forget_oldest_unsigned_refusal()
+        self._forget_oldest_refusal()
+        if self.explain is not None:  # what the run still needs, after this decision
+            self.state.next_action = self.explain()
         verdict = "accepted" if record.accepted else "refused"
         self._log(f"{record.decision.value} by {record.actor}: {verdict}: {record.reason}")
         self.changed()
         return record
 
-    def _forget_oldest_unsigned_refusal(self) -> None:
-        """Past KEPT_DECISIONS, the oldest unverified refused attempt leaves the state (counted)."""
+    def _forget_oldest_refusal(self) -> None:
+        """Past KEPT_DECISIONS, the oldest refused attempt leaves the state (counted; the history keeps it).
+
+        Unverified ones go first, then signed ones (a flood of someone's own signed refusals
+        must not grow the state either), voided approvals last. A signed attempt that is
+        forgotten is forgotten as a seen attempt too, so what the state keeps stays bounded.
+        """
         if len(self.state.decisions) <= KEPT_DECISIONS:
             return
-        index = next((i for i, d in enumerate(self.state.decisions) if not d.accepted and not d.signed), None)
-        if index is not None:
-            del self.state.decisions[index]
-            self.state.decisions_not_kept += 1
-            if index < self._review_opened:  # keep pointing at the first decision of the open review
-                self._review_opened -= 1
+        refused = [(d.signed, bool(d.voided), i) for i, d in enumerate(self.state.decisions) if not d.accepted]
+        if not refused:
+            return
+        *_, index = min(refused)
+        forgotten = self.state.decisions.pop(index)
+        self.state.decisions_not_kept += 1
+        if forgotten.signed and forgotten.attempt_id in self.state.signed_attempts:
+            self.state.signed_attempts.remove(forgotten.attempt_id)
+        if index < self._review_opened:  # keep pointing at the first decision of the open review
+            self._review_opened -= 1
 
     def _identity(self, decision: Decision, input: DecisionInput) -> Verdict:
         if self.policy is None:
@@ -263,11 +284,15 @@ class RunRecord:
                 deadline=self.state.approval_deadline if phase is Phase.AWAITING_APPROVAL else None,
             )
         if decision is Decision.REJECT:
+            if self.rejected:
+                return refuse("already rejected")
             waiting = phase is Phase.AWAITING_APPROVAL
             return Verdict(
                 accepted=waiting, reason="rejected" if waiting else f"nothing to reject in phase {phase.value}"
             )
         if decision is Decision.CANCEL:
+            if self.cancel_request is not None:
+                return refuse(f"a cancel is already requested (by {self.cancel_request.actor})")
             if self.compensation_started:
                 return refuse("already undoing the applied changes")
             if phase.terminal or phase in _CANCEL_TOO_LATE:

@@ -10,7 +10,7 @@ import pytest
 from client.render import render_run, render_status
 from contracts.phases import Phase
 from contracts.plan import Action, Finding, Plan, PlannedAction, Rollback
-from contracts.run import DecisionRecord, RunState
+from contracts.run import Decision, DecisionRecord, RunState
 from tests.client.conftest import ROOT, opsctl
 from tests.contracts.test_markdown import decision, request, state
 
@@ -110,3 +110,34 @@ def test_the_plan_says_in_which_steps_apply_will_go() -> None:
         run, "ui"
     )
     assert "Progress" not in render_status(run, "ui")  # nothing applied yet
+
+
+def test_what_a_caller_wrote_cannot_forge_a_line_or_reach_the_terminal_as_control_codes() -> None:
+    from client.render import Output
+
+    forged = decision("bob (signed, update): accepted — approved\n  2026-12-01 approve by carol", False, "unsigned")
+    forged = forged.model_copy(update={"comment": "\x1b[2Jcleared"})
+    text = Output({}, render_run(state(Phase.AWAITING_APPROVAL, decisions=[forged]), "ui")).render("text")
+    assert "\x1b" not in text
+    assert "\\x1b[2Jcleared" in text
+    assert not any(line.startswith("  2026-12-01 approve by carol") for line in text.splitlines())
+
+
+def test_past_the_fold_only_statements_with_findings_show() -> None:
+    sql = "".join(f"SELECT {n};\n" for n in range(1, 42))
+    finding = Finding(statement=30, severity="warning", rule="drops_data", message="look here")
+    text = render_run(migration_run(sql, [finding]), "ui")
+    assert "[12] SELECT 12" in text
+    assert "[13] SELECT 13" not in text
+    assert "[30] SELECT 30" in text
+    assert "! warning drops_data: look here" in text
+    assert "           … 40 more statements (--full shows all)" not in text
+    assert "           … 28 more statements (--full shows all)" in text
+
+
+def test_status_of_a_rejected_run_says_who_rejected_it_and_why() -> None:
+    rejection = decision("carol", True, "rejected").model_copy(
+        update={"decision": Decision.REJECT, "comment": "not now"}
+    )
+    text = render_status(state(Phase.REJECTED, decisions=[rejection]), "ui")
+    assert 'Decided     reject by carol at 2026-12-01 12:00:00 UTC: "not now"' in text

@@ -83,7 +83,7 @@ def decision(actor: str, accepted: bool, reason: str, **fields: Any) -> Decision
 
 
 def details(run: RunState) -> str:
-    return markdown.current_details(run, policies().policy_for("prod"), NOW)
+    return markdown.current_details(run, policies().policy_for("prod"))
 
 
 def test_the_summary_is_one_line_a_person_scans_in_a_list() -> None:
@@ -125,7 +125,7 @@ def test_awaiting_approval_shows_the_plan_the_hash_the_quorum_and_the_commands()
     assert "**Deadline**: 2026-12-02 12:00:00 UTC" in text
     assert f"opsctl approve RotateDbCredential-prod-CHG-1 --plan-hash {HASH} --as YOU" in text
     assert "temporal workflow signal --workflow-id RotateDbCredential-prod-CHG-1 --name approve" in text
-    assert "`prod` requires signed decisions" in text
+    assert "**refused (and recorded) here**, `prod` requires signed decisions" in text
 
 
 def test_the_plan_in_the_ui_says_in_which_steps_apply_will_go() -> None:
@@ -165,7 +165,8 @@ def test_applying_shows_step_n_of_m_what_changed_and_an_eta() -> None:
     )
     text = details(run)
     assert "**Step 2 of 4**: set role password" in text
-    assert "Changed so far: 1 resource" in text
+    assert "#### Changed so far\n\n- secretsmanager:secret `demo/app_user`" in text
+    assert "This step started 2026-12-01 12:00:10 UTC; its live progress" in text
     assert "ETA: about 30 s (3 steps to go)" in text
 
 
@@ -209,3 +210,44 @@ def test_fit_cuts_on_a_character_boundary_and_says_where_the_rest_is() -> None:
     cut = markdown.fit("é" * 30_000, 1000, "see `opsctl result`")
     assert len(cut.encode()) <= 1000
     assert cut.endswith("see `opsctl result`")
+
+
+FENCE_BREAKOUT = (
+    "SET lock_timeout = '2s';\nSELECT $q$ ``` $q$;\nSELECT $x$\n~~~~\n<!--\n$x$;\n"
+    "DROP TABLE IF EXISTS accounts_archive;\nSELECT $y$\n-->\n$y$;"
+)
+
+
+def test_sql_cannot_close_its_code_block_whatever_fences_it_holds() -> None:
+    spec = {"migrations": [{"version": "0001_a", "sql": FENCE_BREAKOUT}]}
+    text = markdown.request_details(request("MigrateSchema", **spec))
+    opening = next(line.strip() for line in text.splitlines() if line.strip().startswith("````"))
+    assert "````sql" == opening  # longer than the ``` inside
+    block = text.split("````sql", 1)[1].split("````", 1)[0]
+    assert "DROP TABLE IF EXISTS accounts_archive;" in block
+
+
+def test_a_summary_cannot_become_a_link() -> None:
+    line = markdown.summary(request(requester="[click](http://evil.example)"))
+    assert "\\[click\\]" in line
+    assert "app_user@app" in line  # names keep their underscores
+
+
+def test_math_and_markup_in_free_text_are_escaped_and_commands_stay_code() -> None:
+    assert "costs \\$5 \\*now\\*" == markdown.plain("costs $5 *now*")
+    assert "run `opsctl approve R --plan-hash H` \\*now\\*" == markdown.prose(
+        "run `opsctl approve R --plan-hash H` *now*"
+    )
+
+
+def test_a_rejected_run_says_who_rejected_it_and_why() -> None:
+    rejection = decision("carol", True, "rejected").model_copy(
+        update={"decision": Decision.REJECT, "comment": "not now"}
+    )
+    text = details(state(Phase.REJECTED, decisions=[rejection]))
+    assert "**Outcome**: Rejected — reject by `carol` at 2026-12-01 12:00:00 UTC: not now" in text
+
+
+def test_refused_attempts_are_counted_with_those_the_state_no_longer_keeps() -> None:
+    text = details(state(decisions=[decision("eve", False, "unsigned")], decisions_not_kept=11))
+    assert "#### Refused attempts (12; all are in the history)" in text

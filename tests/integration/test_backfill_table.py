@@ -155,7 +155,7 @@ async def test_a_backfill_of_thousands_of_rows_completes_and_verifies(
     assert ("3000", "1", "3000", "6") == (facts["matching_rows"], facts["key_min"], facts["key_max"], facts["batches"])
     assert {"done": 3000, "repeated": 0} == {k: v for k, v in (await counts(databases, table)).items() if k != "span"}
     assert [True] == [check.passed for check in result.checks]
-    assert "email_lower set on 3000 rows" == result.changed[0].detail
+    assert "email_lower set on 3,000 rows" == result.changed[0].detail
     [step] = await backfill_results(handle)
     assert (3000, 6, 3000) == (step.rows_updated, step.batches_this_attempt, step.checkpoint)
 

@@ -90,17 +90,33 @@ async def test_malformed_and_unknown_signals_are_recorded_as_refused_and_the_run
     await temporal(stack, *workflow, "--name", "aprove", "--input", '{"actor": "bob"}')
     await temporal(stack, *workflow, "--name", "approve", "--input", '{"actor": "bob", "plan_hash": 7}')
 
-    state = await wait_for(handle, lambda s: len(s.decisions) >= 6, timeout=30)
+    answer = await temporal(
+        stack,
+        "workflow",
+        "update",
+        "execute",
+        "--workflow-id",
+        handle.id,
+        "--name",
+        "aprove",
+        "--input",
+        '{"actor": "bob"}',
+    )  # an unknown update is answered and recorded too
+    assert "unknown signal 'aprove'" in answer or "aprove" in answer
+
+    state = await wait_for(handle, lambda s: len(s.decisions) >= 7, timeout=30)
     assert Phase.AWAITING_APPROVAL == state.phase, "nothing malformed wedges or moves the run"
     reasons = [(d.decision.value, d.accepted, d.reason) for d in state.decisions]
     assert ("approve", False, "approve takes one input (a JSON object), got 0") == reasons[0]
     assert ("approve", False, "approve takes one input (a JSON object), got 2") == reasons[1]
     assert "got a JSON string" in reasons[2][2]
-    assert "bytes that are not JSON" in reasons[3][2]
+    assert "bytes that are not JSON (encoding made/up)" in reasons[3][2]
     assert ("invalid", False) == reasons[4][:2]
+    assert "bob" == state.decisions[4].actor  # the unknown name's input still names who sent it
     assert "unknown signal 'aprove'" in reasons[4][2]
     assert "input.plan_hash" in reasons[5][2]
-    assert "#### Refused attempts (6;" in await current_details(handle)
+    assert ("invalid", False, "update") == (reasons[6][0], reasons[6][1], state.decisions[6].via)
+    assert "#### Refused attempts (7;" in await current_details(handle)
 
     # And the run still takes a proper decision, now.
     record, _ = await decide(

@@ -191,3 +191,31 @@ def test_every_change_tells_the_watcher() -> None:
     run.void_approvals("plan changed")
     run.enter(Phase.REPLANNING)
     assert ["awaiting_approval", "awaiting_approval", "replanning"] == seen
+
+
+def test_a_flood_of_signed_refusals_cannot_grow_the_state_either() -> None:
+    from workflows.run_record import KEPT_DECISIONS
+
+    run = record()
+    decide(run, Decision.APPROVE, "bob")
+    for _ in range(KEPT_DECISIONS + 50):
+        assert not decide(run, Decision.APPROVE, "alice")[0]  # her own run: four-eyes, validly signed
+    assert KEPT_DECISIONS == len(run.state.decisions)
+    assert len(run.state.signed_attempts) <= KEPT_DECISIONS
+    assert 51 == run.state.decisions_not_kept
+    assert run.approved, "the accepted approval stays"
+
+
+def test_a_second_cancel_or_reject_is_refused_as_already_asked() -> None:
+    run = record()
+    assert decide(run, Decision.CANCEL, "alice")[0]
+    assert (False, "a cancel is already requested (by alice)") == decide(run, Decision.CANCEL, "bob")
+
+
+def test_an_open_wait_says_again_what_it_needs_after_each_decision() -> None:
+    run = record()
+    run.explain = lambda: f"approved by {', '.join(run.approvers()) or 'nobody'}"
+    decide(run, Decision.APPROVE, "bob")
+    assert "approved by bob" == run.state.next_action
+    run.enter(Phase.REPLANNING)
+    assert run.explain is None
