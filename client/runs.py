@@ -136,7 +136,7 @@ async def read_state(handle: WorkflowHandle[Any, RunState]) -> RunState:
         ) from exc
     state.live = await _live_activities(handle, described)
     for activity in state.live:  # the step as the runbook names it, not the activity's type
-        activity.step = state.progress.step if state.phase is Phase.APPLYING else state.phase.value
+        activity.step = state.progress.step if state.phase is Phase.APPLYING else markdown.PHASE_WORDS[state.phase]
     return state
 
 

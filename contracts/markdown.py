@@ -394,6 +394,9 @@ def _four_answers(state: RunState) -> list[str]:
     if state.plan is not None:
         lines.append(f"- plan: {_plan_counts(state.plan)}, hash `{state.plan_hash}`")
     lines += ["", "#### What changed", "", *(_resources(state.changed) or ["- nothing"])]
+    if state.checks:
+        lines += ["", "#### Verified", ""]
+        lines += [f"- {'ok' if c.passed else '**FAILED**'} {plain(c.name)}: {plain(c.detail)}" for c in state.checks]
     lines += ["", "#### What remains uncertain", "", *(_bullets(state.uncertain) or ["- nothing"])]
     lines += ["", "#### What can be done now", "", f"- {prose(state.next_action or 'nothing')}"]
     if state.warnings:

@@ -9,7 +9,17 @@ from contracts import markdown
 from contracts.phases import Phase
 from contracts.plan import Action, Plan, PlannedAction, Rollback
 from contracts.request import Request, parse_request
-from contracts.run import Decision, DecisionRecord, Failure, FailureKind, Progress, Resource, RunState, StepRecord
+from contracts.run import (
+    Check,
+    Decision,
+    DecisionRecord,
+    Failure,
+    FailureKind,
+    Progress,
+    Resource,
+    RunState,
+    StepRecord,
+)
 from tests.identities import policies
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -188,6 +198,7 @@ def test_a_finished_run_answers_the_four_questions() -> None:
     run = state(
         Phase.FAILED,
         failure=Failure(kind=FailureKind.AUTH, message="password authentication failed", step="test login"),
+        checks=[Check(name="test login", passed=False, detail="refused")],
         uncertain=[],
         next_action="check the worker's credentials",
     )
@@ -195,6 +206,7 @@ def test_a_finished_run_answers_the_four_questions() -> None:
     for heading in ("What was requested", "What changed", "What remains uncertain", "What can be done now"):
         assert f"#### {heading}" in text
     assert "**Outcome**: Failed — auth in test login: password authentication failed" in text
+    assert "- **FAILED** test login: refused" in text
     assert "Awaiting approval" not in text
     assert "nobody yet" not in text
 
