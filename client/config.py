@@ -25,8 +25,8 @@ def _config_file() -> dict[str, Any]:
     if not path.exists():
         return {}
     try:
-        return tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise OpsctlError(ExitCode.INVALID_INPUT, f"config file {path} is unreadable: {exc}") from exc
 
 
@@ -60,8 +60,9 @@ def load_config(as_user: str | None = None, state_dir: str | None = None) -> Con
     state = Path(pick(state_dir, "OPSCTL_STATE_DIR", "state_dir", ".opsctl"))
     stack = _stack_record(state)
     stack_policy = state / "policy.yaml"
-    temporal_port = stack.get("ports", {}).get("temporal")
-    ui_port = stack.get("ports", {}).get("ui")
+    recorded = stack.get("ports")
+    ports: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
+    temporal_port, ui_port = ports.get("temporal"), ports.get("ui")
     return Config(
         user=pick(as_user, "OPSCTL_USER", "user", _login_name()),
         state_dir=state,
@@ -84,10 +85,10 @@ def load_config(as_user: str | None = None, state_dir: str | None = None) -> Con
 
 def _stack_record(state_dir: Path) -> dict[str, Any]:
     try:
-        data: dict[str, Any] = json.loads((state_dir / "stack.json").read_text())
-        return data
-    except (OSError, ValueError):
+        data = json.loads((state_dir / "stack.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # ValueError: not JSON, or not UTF-8
         return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _login_name() -> str:

@@ -8,6 +8,7 @@ the exit-code table in `contracts.failures`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
@@ -41,6 +42,7 @@ exit codes:
   2 invalid arguments/config/doc    7 awaiting approval or a change window
   3 validation failed, no mutation  8 needs review (outcome uncertain)
   4 remote dependency failure      10 dry run found changes
+                                  130 interrupted (Ctrl-C): the run goes on
 """
 
 # command name → (module in client.commands, help line)
@@ -256,9 +258,8 @@ def run(argv: Sequence[str], stdout: TextIO = sys.stdout, stderr: TextIO = sys.s
     except OpsctlError as exc:
         return _error(exc.exit_code, exc.message, exc.hint, fmt, stdout, stderr, kind=exc.kind)
     except KeyboardInterrupt:
-        return _error(
-            ExitCode.UNEXPECTED, "interrupted", "the run (if any) goes on: see `opsctl status`", fmt, stdout, stderr
-        )
+        message, hint = _interrupted(args)
+        return _error(ExitCode.INTERRUPTED, message, hint, fmt, stdout, stderr)
     except Exception as exc:
         from temporalio.service import RPCError  # only imported when something already failed
 
@@ -288,8 +289,36 @@ def run(argv: Sequence[str], stdout: TextIO = sys.stdout, stderr: TextIO = sys.s
             stdout,
             stderr,
         )
-    print(output.render(fmt), file=stdout)
+    try:
+        print(output.render(fmt), file=stdout)
+        stdout.flush()
+    except BrokenPipeError:  # `opsctl list | head`: the reader has gone, and that is fine
+        _quiet(stdout)
     return int(output.exit_code)
+
+
+def _quiet(stream: TextIO) -> None:
+    """Point a stream whose reader has gone at /dev/null, so the interpreter's last flush stays silent."""
+    with contextlib.suppress(OSError, ValueError):  # ValueError: not a real file (a test's StringIO)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+
+
+def _interrupted(args: argparse.Namespace) -> tuple[str, str]:
+    """Ctrl-C stops this command, never the run: say which run goes on and how to follow it."""
+    run = getattr(args, "run", None)
+    if run is None and args.command == "apply":
+        try:
+            from client.commands.documents import read_request
+
+            run = read_request(args.file, args.as_user, args.state_dir).workflow_id()
+        except Exception:  # the document is what failed: nothing was started
+            run = None
+    if run:
+        follow = f"follow it with `opsctl status {run}` or `opsctl result {run} --wait`"
+        return f"interrupted; run {run} goes on", follow
+    if args.command == "plan":
+        return "interrupted; the dry run goes on and changes nothing", "see it with `opsctl list`"
+    return "interrupted", "nothing of this command goes on"
 
 
 def _error(code: ExitCode, message: str, hint: str, fmt: str, stdout: TextIO, stderr: TextIO, **extra: Any) -> int:
@@ -314,13 +343,19 @@ class _Progress:
         self.fmt = fmt
 
     def __call__(self, message: str) -> None:
-        print(message, file=self._stream, flush=True)
+        try:
+            print(message, file=self._stream, flush=True)
+        except BrokenPipeError:
+            _quiet(self._stream)
 
 
 def main() -> None:
     code = run(sys.argv[1:])
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BrokenPipeError:
+            _quiet(stream)
     # Exit without interpreter finalization: the Temporal SDK's Rust runtime threads can
     # abort the process while Python tears down (PyGILState_Release), turning a clean
     # exit code into SIGABRT. Everything we print is flushed above; nothing else is pending.

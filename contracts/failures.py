@@ -18,6 +18,7 @@ class ExitCode(IntEnum):
     AWAITING_APPROVAL = 7
     NEEDS_REVIEW = 8
     CHANGES_PENDING = 10
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it): the command stopped, the run goes on
 
 
 class FailureKind(StrEnum):

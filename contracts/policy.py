@@ -282,7 +282,9 @@ def policy_document(identities: dict[str, str], groups: dict[str, list[str]]) ->
 
 def parse_policy_file(text: str, source: str = "policy file") -> PolicySet:
     """Read and check a policy file (YAML or JSON), or raise DocumentError naming each problem."""
-    data: dict[str, Any] = load_mapping(text, source, "a PolicySet mapping: identities, groups, environments")
+    data: dict[str, Any] = load_mapping(
+        text, source, "a PolicySet mapping: identities, groups, environments", aliases=True
+    )
     try:
         return PolicySet.model_validate(data)
     except ValidationError as exc:

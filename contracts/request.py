@@ -95,17 +95,68 @@ def describe_validation_error(error: ValidationError, prefix: str = "") -> Docum
     return DocumentError("; ".join(problems), field=first_field, exit_code=ExitCode.VALIDATION_FAILED)
 
 
-def _strict_loader() -> Any:
-    """yaml's SafeLoader, except that a key given twice is an error instead of "last one wins"."""
+# A document travels in every payload of its run (input, state, result), and Temporal refuses a
+# payload over 2 MB: a request is kept well under that, with room for its plan and decisions.
+MAX_DOCUMENT_BYTES = 512 * 1024
+MAX_DEPTH = 32  # nesting of mappings and lists; request documents need a handful
+
+
+def decode_document(data: bytes, source: str = "document") -> str:
+    """A document's bytes as text, or DocumentError (exit 2) naming what is wrong with them."""
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise DocumentError(
+            f"{source} is larger than {MAX_DOCUMENT_BYTES:,} bytes, the most a request document may be "
+            "(its run carries it in every Temporal payload, which the server caps at 2 MB)"
+        )
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DocumentError(f"{source} is UTF-16 text; save it as UTF-8")
+    try:
+        text = data.decode("utf-8-sig")  # a UTF-8 byte-order mark is allowed, and dropped
+    except UnicodeDecodeError as exc:
+        raise DocumentError(f"{source} is not UTF-8 text (byte {exc.start} is {data[exc.start]:#04x})") from None
+    if "\x00" in text:
+        raise DocumentError(f"{source} contains a NUL character (at offset {text.index(chr(0))}): it is not text")
+    return text
+
+
+def _strict_loader(aliases: bool) -> Any:
+    """yaml's SafeLoader, stricter: a key given twice, a key that is not a string, an anchor or
+    alias, a merge key and nesting past MAX_DEPTH are errors (each would make a document mean
+    something other than what it shows, or cost more than its size)."""
     import yaml
 
     class StrictLoader(yaml.SafeLoader):
-        pass
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            if not aliases and (isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None)):
+                raise yaml.composer.ComposerError(
+                    None, None, "anchors and aliases (&name, *name) are not allowed", event.start_mark
+                )
+            self._depth = getattr(self, "_depth", 0) + 1
+            try:
+                if self._depth > MAX_DEPTH:
+                    raise yaml.composer.ComposerError(
+                        None, None, f"nested more than {MAX_DEPTH} levels deep", event.start_mark
+                    )
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
 
     def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark, "merge keys (<<) are not allowed", key_node.start_mark
+                )
             key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, str):
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping",
+                    node.start_mark,
+                    f"keys must be strings, not {type(key).__name__} ({str(key)[:40]})",
+                    key_node.start_mark,
+                )
             if key in result:
                 raise yaml.constructor.ConstructorError(
                     "while reading a mapping", node.start_mark, f"duplicate key {key!r}", key_node.start_mark
@@ -118,15 +169,26 @@ def _strict_loader() -> Any:
 
 
 def load_mapping(
-    text: str, source: str = "document", shape: str = "a mapping with apiVersion, kind, metadata and spec"
+    text: str,
+    source: str = "document",
+    shape: str = "a mapping with apiVersion, kind, metadata and spec",
+    aliases: bool = False,
 ) -> dict[str, Any]:
-    """Read YAML or JSON (JSON is YAML) into a mapping, or raise DocumentError (exit 2)."""
+    """Read YAML or JSON (JSON is YAML) into a mapping, or raise DocumentError (exit 2).
+
+    `aliases`: allow YAML anchors and aliases (an operator's policy file may share a list);
+    a request document may not (an alias expands to copies when the run serialises it).
+    """
     import yaml  # imported here: the CLI's --help must not pay for it
 
+    if len(text.encode()) > MAX_DOCUMENT_BYTES:
+        raise DocumentError(f"{source} is larger than {MAX_DOCUMENT_BYTES:,} bytes, the most a request may be")
     try:
-        data = yaml.load(text, Loader=_strict_loader())  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_strict_loader(aliases))  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise DocumentError(f"{source} is not valid YAML or JSON: {exc}") from exc
+    except RecursionError:
+        raise DocumentError(f"{source} is nested too deeply to read") from None
     if not isinstance(data, dict):
         raise DocumentError(f"{source} must be {shape}")
     return data
@@ -154,6 +216,20 @@ def parse_request(data: dict[str, Any]) -> Request:
     except ValidationError as exc:
         raise describe_validation_error(exc, prefix="spec") from exc
     return envelope.model_copy(update={"spec": spec.model_dump(mode="json", by_alias=True)})
+
+
+def check_size(request: Request) -> None:
+    """The request as its run will carry it must fit (documents grow when the client inlines files)."""
+    size = len(request.model_dump_json(by_alias=True).encode())
+    if size > MAX_DOCUMENT_BYTES:
+        hint = (
+            " (split the migrations over several documents, each under that)" if request.kind == "MigrateSchema" else ""
+        )
+        raise DocumentError(
+            f"the request is {size:,} bytes as submitted; at most {MAX_DOCUMENT_BYTES:,} fit in a run's "
+            f"Temporal payloads{hint}",
+            field="spec",
+        )
 
 
 def parse_document(text: str, source: str = "document") -> Request:

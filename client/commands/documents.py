@@ -13,7 +13,15 @@ from client.config import Config, load_config
 from client.migrations import inline_directory
 from client.render import Output
 from contracts.failures import ExitCode, OpsctlError
-from contracts.request import DocumentError, Request, load_mapping, parse_request
+from contracts.request import (
+    MAX_DOCUMENT_BYTES,
+    DocumentError,
+    Request,
+    check_size,
+    decode_document,
+    load_mapping,
+    parse_request,
+)
 
 LOCAL_FILES: dict[str, Callable[[dict[str, Any], Path], dict[str, Any]]] = {"MigrateSchema": inline_directory}
 
@@ -21,19 +29,21 @@ LOCAL_FILES: dict[str, Callable[[dict[str, Any], Path], dict[str, Any]]] = {"Mig
 def read_request(path: str, as_user: str | None = None, state_dir: str | None = None) -> Request:
     """Load and validate a document, and settle who the requester is (your identity)."""
     if path == "-":
-        text, source = sys.stdin.read(), "stdin"
+        raw, source = sys.stdin.buffer.read(MAX_DOCUMENT_BYTES + 1), "stdin"
     else:
         try:
-            text, source = Path(path).read_text(), path
+            with Path(path).open("rb") as file:  # at most one byte past the limit: a huge file is never read whole
+                raw, source = file.read(MAX_DOCUMENT_BYTES + 1), path
         except OSError as exc:
-            raise OpsctlError(ExitCode.INVALID_INPUT, f"cannot read {path}: {exc.strerror}") from exc
-    data = load_mapping(text, source)
+            raise OpsctlError(ExitCode.INVALID_INPUT, f"cannot read {path}: {exc.strerror or exc}") from exc
+    data = load_mapping(decode_document(raw, source), source)
     # Files a spec names on this machine are read here: the worker never sees this disk.
     read_local_files = LOCAL_FILES.get(str(data.get("kind")))
     if read_local_files is not None and isinstance(data.get("spec"), dict):
         base = Path.cwd() if path == "-" else Path(path).parent
         data = {**data, "spec": read_local_files(data["spec"], base)}
     request = parse_request(data)
+    check_size(request)
     config = load_config(as_user, state_dir)
     _check_environment(request, config)
     user = config.user

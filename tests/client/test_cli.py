@@ -306,3 +306,50 @@ async def test_a_run_nobody_works_on_is_a_dependency_failure_not_a_bug(cli_env: 
     ran = await opsctl(env, "apply", "-f", document(tmp_path, "r", f"s-{uuid.uuid4().hex[:6]}", "dev"))
     assert 4 == ran.code, ran.stderr
     assert "is one polling its task queue" in ran.stderr
+
+
+def test_a_reader_that_goes_away_is_no_error() -> None:
+    """`opsctl schema K | head -c1`: the pipe closes before opsctl writes; it exits quietly."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "client.main", "schema", "MigrateSchema"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    process.stdout.close()
+    _, err = process.communicate(timeout=60)
+    assert 0 == process.returncode
+    assert b"" == err
+
+
+async def test_ctrl_c_exits_130_naming_the_run_that_goes_on(
+    cli_env: dict[str, str], tmp_path: Path, seeded: tuple[str, str]
+) -> None:
+    import signal
+
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "client.main",
+        "apply",
+        "-f",
+        document(tmp_path, *seeded),
+        "--wait",
+        env=cli_env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    seen = b""
+    while b"awaiting_approval" not in seen:  # the run exists and waits: now interrupt the command
+        seen += await asyncio.wait_for(process.stderr.readline(), timeout=60)
+    process.send_signal(signal.SIGINT)
+    _, rest = await asyncio.wait_for(process.communicate(), timeout=30)
+    err = (seen + rest).decode()
+    assert 130 == process.returncode, err
+    run_id = next(line.split()[1] for line in err.splitlines() if line.startswith("submitted "))
+    assert f"error: interrupted; run {run_id} goes on" in err
+    assert f"opsctl status {run_id}" in err
+    assert "Traceback" not in err

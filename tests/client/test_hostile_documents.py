@@ -1,0 +1,114 @@
+"""Any bytes given as a document are refused cleanly: exit 2 or 3 naming the problem, never a traceback.
+
+`opsctl validate` runs in-process (the same `client.main.run` the console script calls), so
+thousands of inputs cost seconds; the full fuzzing run is `make chaos`.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from client.main import run
+from contracts.request import MAX_DOCUMENT_BYTES
+from tests.identities import KEYS_DIR, POLICY_FILE
+
+GOOD = (
+    "apiVersion: opsctl/v1\nkind: RotateDbCredential\nmetadata:\n  environment: dev\n"
+    "spec:\n  database: app\n  role: app_user\n  secretId: demo/app_user\n"
+)
+
+
+@pytest.fixture(autouse=True)
+def offline_identity(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name, value in {
+        "OPSCTL_USER": "alice",
+        "OPSCTL_CONFIG": str(tmp_path / "none.toml"),
+        "OPSCTL_STATE_DIR": str(tmp_path / "state"),
+        "OPSCTL_KEYS_DIR": str(KEYS_DIR),
+        "OPSCTL_POLICY_FILE": str(POLICY_FILE),
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
+def validate(tmp_path: Path, data: bytes) -> tuple[int, str]:
+    path = tmp_path / "doc.yaml"
+    path.write_bytes(data)
+    out, err = io.StringIO(), io.StringIO()
+    code = run(["validate", "-f", str(path)], stdout=out, stderr=err)
+    return code, err.getvalue()
+
+
+HOSTILE = {
+    "binary": bytes(range(256)) * 4,
+    "invalid utf-8": GOOD.encode().replace(b"app_user", b"app_\xc3\x28user"),
+    "utf-16": GOOD.encode("utf-16"),
+    "nul": GOOD.encode().replace(b"demo", b"de\x00mo"),
+    "huge": b"# " + b"x" * (MAX_DOCUMENT_BYTES + 10),
+    "deep lists": b"spec: " + b"[" * 5000 + b"]" * 5000,
+    "deep mappings": b"".join(b"  " * n + b"k:\n" for n in range(200)),
+    "python tag": b"!!python/object/apply:os.system ['echo pwned']\n",
+    "merge key": (GOOD + "  <<: {role: postgres}\n").encode(),
+    "integer key": (GOOD + "  1: x\n").encode(),
+    "list key": (GOOD + "  ? [a, b]\n  : x\n").encode(),
+    "aliases": b"a: &a [1, 1, 1]\nb: &b [*a, *a, *a]\nc: [*b, *b, *b]\n",
+    "duplicate key": (GOOD + "  role: postgres\n").encode(),
+    "not a mapping": b"- just\n- a list\n",
+    "empty": b"",
+    "timestamp spec value": GOOD.replace("demo/app_user", "2026-12-01").encode(),
+    "nan": GOOD.replace("environment: dev", "environment: .nan").encode(),
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_a_hostile_document_is_refused_with_exit_2_or_3_and_a_message(tmp_path: Path, name: str) -> None:
+    code, err = validate(tmp_path, HOSTILE[name])
+    assert code in (2, 3), err
+    assert err.startswith("error: "), err
+    assert "Traceback" not in err
+    assert "bug" not in err
+
+
+def test_a_utf8_byte_order_mark_is_fine(tmp_path: Path) -> None:
+    assert (0, "") == validate(tmp_path, b"\xef\xbb\xbf" + GOOD.encode())
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=2048) | st.text(max_size=2048).map(str.encode))
+def test_any_bytes_at_all_end_in_an_allowed_exit_code(tmp_path: Path, data: bytes) -> None:
+    code, err = validate(tmp_path, data)
+    assert code in (0, 2, 3), err
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(0, len(GOOD) - 1), st.sampled_from(list(":{}[]-&*!|>'\"#%@`,?\n\t \\")))
+def test_a_good_document_with_one_character_changed_ends_in_an_allowed_exit_code(
+    tmp_path: Path, position: int, char: str
+) -> None:
+    mutated = GOOD[:position] + char + GOOD[position + 1 :]
+    code, err = validate(tmp_path, mutated.encode())
+    assert code in (0, 2, 3), err
+
+
+@pytest.mark.parametrize(
+    "content", [b"\xff\xfe not utf-8", b"user = [", b"user = 1\nuser = 2\n"], ids=["binary", "broken", "duplicate"]
+)
+def test_a_broken_config_file_is_exit_2_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: bytes
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_bytes(content)
+    monkeypatch.setenv("OPSCTL_CONFIG", str(config))
+    code, err = validate(tmp_path, GOOD.encode())
+    assert 2 == code
+    assert f"config file {config} is unreadable" in err
+
+
+def test_a_garbled_stack_record_is_ignored(tmp_path: Path) -> None:
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "stack.json").write_bytes(b"[1, 2]")
+    assert 0 == validate(tmp_path, GOOD.encode())[0]
