@@ -42,6 +42,7 @@ class PolicyActivities:
         environments: list[str] | None = None,
         search_attributes: bool = True,
         history_event_limit: int = 4000,
+        retry_window_seconds: int | None = None,
         check_id_reuse: bool = True,
     ) -> None:
         self._policies = policies
@@ -53,6 +54,7 @@ class PolicyActivities:
         )
         self._search_attributes = search_attributes
         self._history_event_limit = history_event_limit
+        self._retry_window_seconds = retry_window_seconds
         self._check_id_reuse = check_id_reuse  # off only on the time-skipping test server (no visibility)
 
     @activity.defn(name="opsctl.resolve_policy")
@@ -66,6 +68,7 @@ class PolicyActivities:
             else f"{self._source}, as this worker serves only {', '.join(self._environments)}",
             search_attributes=self._search_attributes,
             history_event_limit=self._history_event_limit,
+            retry_window_seconds=self._retry_window_seconds,
         )
 
     async def _earlier_run(self, input: ResolvePolicyInput) -> str:

@@ -26,6 +26,8 @@ _YEAR = 366 * 24 * 3600  # the longest wait a policy may ask for: durable timers
 IDENTITY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"  # plain names: no look-alikes, no invisible characters
 
 
+RETRY_WINDOW = 600  # seconds: the default retry window of a step
+
 class Weekday(StrEnum):
     MON = "mon"
     TUE = "tue"
@@ -95,6 +97,9 @@ class Policy(StrictModel):
     approval_timeout_seconds: int = Field(default=24 * 3600, gt=0)
     decision_max_age_seconds: int = Field(default=3600, gt=0, description="longest validity of a signed decision")
     max_deletions: int = Field(default=100, ge=0, description="blast radius: resources one run may delete")
+    retry_window_seconds: int = Field(
+        default=RETRY_WINDOW, ge=1, description="how long a step's transient failures are retried before review"
+    )
     freeze: Freeze = Field(default_factory=Freeze)
     break_glass: BreakGlass = Field(default_factory=BreakGlass)
     # Filled from the file's top level: the public keys and group members this environment can use.
@@ -165,6 +170,8 @@ class EnvironmentRules(StrictModel):
     # opsctl signs for SIGNATURE_LIFETIME (10 minutes): a shorter limit would refuse every decision.
     decision_max_age_seconds: int = Field(default=3600, ge=SIGNATURE_LIFETIME, le=24 * 3600)
     max_deletions: int = Field(default=100, ge=0)
+    # Long enough to ride out a restart or a failover of PostgreSQL or AWS; then an operator decides.
+    retry_window_seconds: int = Field(default=RETRY_WINDOW, ge=1, le=24 * 3600)
     freeze: Freeze = Field(default_factory=Freeze)
     break_glass: BreakGlass = Field(default_factory=BreakGlass)
 

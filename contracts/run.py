@@ -76,6 +76,8 @@ class RunSettings(BaseModel):
     # An earlier execution of the same workflow id, if the worker found one: opsctl runs each id
     # once (its CLI refuses duplicates), so a later one replays someone's signed request.
     earlier_run: str = ""
+    # The worker's own retry window, overriding the policy's (a test stack rides out seconds, not minutes).
+    retry_window_seconds: int | None = None
 
 
 class Continuation(BaseModel):

@@ -52,6 +52,7 @@ def policy_activities(settings: WorkerSettings) -> PolicyActivities:
         search_attributes=settings.search_attributes,
         check_id_reuse=settings.check_id_reuse,
         history_event_limit=settings.history_event_limit,
+        retry_window_seconds=settings.retry_window_seconds,
     )
 
 

@@ -39,6 +39,8 @@ class WorkerSettings(BaseModel):
     search_attributes: bool = True
     check_id_reuse: bool = True  # test-only off: the time-skipping server has no visibility to ask
     history_event_limit: int = 4000  # continue-as-new once a run's history reaches this many events
+    # Overrides every policy's retryWindowSeconds when set (test stacks: seconds instead of minutes).
+    retry_window_seconds: int | None = Field(default=None, ge=1)
 
     @classmethod
     def load(cls, path: str | None = None) -> WorkerSettings:

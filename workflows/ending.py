@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, RetryState
 from temporalio.exceptions import TimeoutError as StepTimeout
 
 with workflow.unsafe.imports_passed_through():
@@ -47,6 +47,13 @@ _KINDS = {kind.value for kind in FailureKind}
 def classify(step: str, err: ActivityError) -> Failure:
     """A step's failure in the taxonomy: the activity's own kind, or unknown (which goes to review)."""
     cause = err.cause
+    if err.retry_state is RetryState.TIMEOUT:
+        # A transient failure outlasted the step's retry window: not a failure of the request but a
+        # question for an operator (is the dependency coming back?), with the last error as evidence.
+        last = cause.message if isinstance(cause, ApplicationError | StepTimeout) else str(cause or err)
+        return Failure(
+            kind=FailureKind.UNKNOWN, message=f"still failing when its retry window closed: {last}", step=step
+        )
     if isinstance(cause, ApplicationError) and cause.type in _KINDS:
         return Failure(kind=FailureKind(cause.type), message=cause.message, step=step)
     if isinstance(cause, StepTimeout):

@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.failures import NON_RETRYABLE_KINDS, FailureKind
     from contracts.phases import Phase
     from contracts.plan import Plan
-    from contracts.policy import Policy
+    from contracts.policy import RETRY_WINDOW, Policy
     from contracts.request import describe_validation_error
     from contracts.run import (
         Check,
@@ -53,12 +53,13 @@ SpecT = TypeVar("SpecT", bound=BaseModel)
 AppliedT = TypeVar("AppliedT", bound=BaseModel)
 ResultT = TypeVar("ResultT")
 
-# Transient errors retry with bounded backoff; classified permanent ones never retry.
+# Transient errors retry with capped backoff until the step's retry window closes (by time, not
+# by count: a dependency that is down for minutes is ridden out); classified permanent ones never retry.
 STEP_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=10),
-    maximum_attempts=5,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=0,
     non_retryable_error_types=list(NON_RETRYABLE_KINDS),
 )
 STEP_TIMEOUT = timedelta(seconds=60)
@@ -343,6 +344,8 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
                     activity,
                     arg,
                     start_to_close_timeout=timeout,
+                    # Every attempt may take `timeout`; retries go on for the window after it.
+                    schedule_to_close_timeout=timeout + self._retry_window(),
                     heartbeat_timeout=heartbeat_timeout,
                     retry_policy=STEP_RETRY,
                     cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
@@ -373,6 +376,11 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
                 self.record.state.uncertain.append(f"{step}: {failure.message}")
                 await self._needs_review(step, failure.message)
                 self.record.state.uncertain.pop()
+
+    def _retry_window(self) -> timedelta:
+        policy = self.record.policy
+        seconds = self.settings.retry_window_seconds or (policy.retry_window_seconds if policy else RETRY_WINDOW)
+        return timedelta(seconds=seconds)
 
     def _interrupted(self, step: str) -> None:
         """A step stopped half-way may have changed things: count it, so the report says partial."""

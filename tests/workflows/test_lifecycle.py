@@ -401,3 +401,18 @@ async def test_a_verify_probe_that_fails_goes_to_review_and_never_undoes_the_app
     assert ["verify: auth: access denied"] == review.uncertain
     assert Phase.SUCCEEDED == result.phase
     assert "compensate" not in fake.calls
+
+
+async def test_a_dependency_down_past_the_retry_window_lands_in_review_not_failure(env: WorkflowEnvironment) -> None:
+    """Retry by time: a PostgreSQL that stays down is ridden out for the window, then a person decides."""
+    busy = ApplicationError("the database system is starting up", type=FailureKind.DEPENDENCY_UNAVAILABLE.value)
+    fake, queue = FakeRotation(failures={"set_password": [busy] * 200}), uuid.uuid4().hex
+    async with worker(env, fake, queue):
+        handle = await start(env, fake, queue, run_input("dev"))
+        await env.sleep(timedelta(minutes=12))  # the time-skipping server fast-forwards the backoffs
+        review = await until_phase(handle, Phase.NEEDS_REVIEW)
+        await handle.terminate("test over")
+    attempts = fake.calls.count("set_password")
+    assert attempts >= 15, "1 s doubling to 30 s between attempts, for ten minutes"
+    expected = "set role password: still failing when its retry window closed: the database system is starting up"
+    assert [expected] == review.uncertain
