@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 from temporalio import activity
 
+from activities import heartbeats
 from activities.errors import classified, failure
 from activities.postgres import LOCK_TIMEOUT, STATEMENT_TIMEOUT, Databases, classify_postgres, quote_ident
 from activities.sql_fragments import SqlFragmentError, check_expression, check_guard_query
@@ -311,7 +312,7 @@ class BackfillActivities:
             details["checkpoint"] = result.checkpoint
         if paused:
             details["paused"] = paused
-        activity.heartbeat(details)
+        heartbeats.report(details)
 
     async def _sleep(self, seconds: float, input: BackfillInput, result: BackfillResult, paused: str = "") -> None:
         """Sleep in short slices, heartbeating, so cancellation and a killed worker are noticed."""

@@ -15,6 +15,7 @@ from typing import ParamSpec, TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import heartbeats
 from contracts.failures import FailureKind
 
 P = ParamSpec("P")
@@ -33,16 +34,19 @@ def failure(kind: FailureKind, message: str) -> ApplicationError:
 def classified(
     classify: Callable[[BaseException], ApplicationError | None],
 ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
-    """Wrap an activity so every exception leaves it classified.
+    """Wrap an activity so every exception leaves it classified, and so it heartbeats while it runs.
 
     `classify` maps library errors (SQLSTATE, AWS codes) to a failure; None means unknown.
+    The heartbeats (see `activities.heartbeats`) let a killed worker's step be retried within
+    the workflow's short heartbeat timeout instead of its whole start-to-close timeout.
     """
 
     def decorate(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         @functools.wraps(fn)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             try:
-                return await fn(*args, **kwargs)
+                async with heartbeats.kept_alive():
+                    return await fn(*args, **kwargs)
             except ApplicationError:
                 raise
             except Exception as exc:

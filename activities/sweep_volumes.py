@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 from temporalio import activity
 
+from activities import heartbeats
 from activities.aws import AwsSettings, call, classify_aws, make_client
 from activities.errors import classified
 from contracts.plan import Action, Plan, PlannedAction, Rollback
@@ -149,7 +150,7 @@ class SweepVolumesActivities:
             else:
                 result.skipped[volume_id] = outcome
             done = len(result.deleted) + len(result.already_gone) + len(result.skipped)
-            activity.heartbeat({"done": done, "total": len(input.volume_ids), "unit": "volumes"})
+            heartbeats.report({"done": done, "total": len(input.volume_ids), "unit": "volumes"})
 
         await asyncio.gather(*(sweep(volume_id) for volume_id in input.volume_ids))
         result.snapshots = len(result.deleted) if input.snapshot_first else 0

@@ -31,7 +31,6 @@ with workflow.unsafe.imports_passed_through():
 PLAN_TIMEOUT = timedelta(minutes=5)  # counting the matching rows scans them once
 # A batch is one statement under statement_timeout (30 s) plus lock_timeout (5 s): a worker
 # silent for longer than this is gone, and the retry resumes from the last checkpoint.
-BACKFILL_HEARTBEAT = timedelta(seconds=60)
 
 
 def observed(plan: Plan) -> dict[str, str]:
@@ -98,7 +97,7 @@ class BackfillTable(Lifecycle[BackfillTableSpec, BackfillApplied]):
                 estimated_rows=rows,
             ),
             timeout=backfill_timeout(spec, rows),
-            heartbeat_timeout=BACKFILL_HEARTBEAT,
+            cancellable=True,
             changes=table,
         )
         table.external_id = f"{spec.key_column} ≤ {result.checkpoint}"

@@ -63,6 +63,9 @@ STEP_RETRY = RetryPolicy(
     non_retryable_error_types=list(NON_RETRYABLE_KINDS),
 )
 STEP_TIMEOUT = timedelta(seconds=60)
+# Every step activity heartbeats every 2 s (activities.heartbeats): a killed worker's step is
+# retried within this, not after its whole start-to-close timeout.
+HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 _KEYS = {
     name: SearchAttributeKey.for_bool(name) if kind == "Bool" else SearchAttributeKey.for_keyword(name)
     for name, kind in SEARCH_ATTRIBUTES.items()
@@ -277,7 +280,7 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
         arg: Any,
         *,
         timeout: timedelta = STEP_TIMEOUT,
-        heartbeat_timeout: timedelta | None = None,
+        cancellable: bool = False,
         changes: Resource | None = None,
     ) -> ResultT:
         """Run one bounded apply step. A cancel request is honoured before it starts.
@@ -285,8 +288,8 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
         `changes`: recorded as the step starts, for steps that commit as they go (a failure
         later in the step is then a partial application, never "nothing changed").
 
-        Long steps heartbeat (with their checkpoint) and pass `heartbeat_timeout`, so a
-        killed worker is noticed within it and the retry resumes from the checkpoint.
+        Long steps report progress with their checkpoint (a retry resumes from it) and pass
+        `cancellable`: a cancel request then stops them between their batches.
         """
         state = self.record.state
         if self.record.cancel_request is not None:
@@ -297,7 +300,7 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
         if changes is not None:
             self.record_change(changes)
         self._describe()
-        result = await self.probe(activity, arg, step=name, timeout=timeout, heartbeat_timeout=heartbeat_timeout)
+        result = await self.probe(activity, arg, step=name, timeout=timeout, cancellable=cancellable)
         record.finished = workflow.now()
         state.progress = Progress(step=name, done=state.progress.done + 1, total=state.progress.total)
         self._describe()
@@ -330,11 +333,11 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
         *,
         step: str = "",
         timeout: timedelta = STEP_TIMEOUT,
-        heartbeat_timeout: timedelta | None = None,
+        cancellable: bool = False,
     ) -> ResultT:
         """Call one activity. Classified failures end the run; unknown ones go to review.
 
-        A heartbeating step is also a safe point while it runs: a cancel request cancels
+        A `cancellable` step is also a safe point while it runs: a cancel request cancels
         it, and the lifecycle waits until the activity has stopped before compensating.
         """
         step = step or self.record.state.phase.value
@@ -346,12 +349,12 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
                     start_to_close_timeout=timeout,
                     # Every attempt may take `timeout`; retries go on for the window after it.
                     schedule_to_close_timeout=timeout + self._retry_window(),
-                    heartbeat_timeout=heartbeat_timeout,
+                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
                     retry_policy=STEP_RETRY,
                     cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
                     summary=STEP_SUMMARIES.get(step, step),
                 )
-                if heartbeat_timeout is not None:
+                if cancellable:
 
                     def stopped_or_cancelled(running: asyncio.Future[Any] = running) -> bool:
                         return running.done() or self.record.cancel_request is not None

@@ -28,7 +28,6 @@ with workflow.unsafe.imports_passed_through():
 
 PLAN_TIMEOUT = timedelta(minutes=5)  # paginating through tens of thousands of volumes
 BATCH_TIMEOUT = timedelta(minutes=10)
-BATCH_HEARTBEAT = timedelta(seconds=60)
 
 
 def candidates(plan: Plan) -> list[str]:
@@ -81,7 +80,7 @@ class SweepStaleVolumes(Lifecycle[SweepStaleVolumesSpec, SweepApplied]):
                     keep_tag=spec.keep_tag,
                 ),
                 timeout=BATCH_TIMEOUT,
-                heartbeat_timeout=BATCH_HEARTBEAT,
+                cancellable=True,
             )
             applied.skipped.update(result.skipped)
             applied.snapshots += result.snapshots
