@@ -23,6 +23,7 @@ class Ending:
     phase: Phase  # the terminal phase asked for; `finish` may refine it (a cancel that cannot undo)
     failure: Failure | None = None
     next_action: str = ""
+    aborted: bool = False  # an operator answered needs_review with abort
 
     @classmethod
     def failed(cls, kind: FailureKind, message: str, step: str = "") -> Ending:

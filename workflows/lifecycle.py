@@ -109,6 +109,10 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
     async def verify(self, spec: SpecT, applied: AppliedT) -> list[Check]:
         raise NotImplementedError
 
+    def repair(self, spec: SpecT, applied: AppliedT) -> str:
+        """If compensation cannot finish: what is broken, and how a person repairs it by hand."""
+        return ""
+
     async def compensate(self, spec: SpecT, applied: AppliedT) -> bool:
         """Undo what apply did so far (after a cancel, a failure or an abort).
 
@@ -411,7 +415,8 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
             raise Stop(Ending(Phase.CANCELLED))
         if resolution.decision is Decision.ABORT:
             message = f"aborted in review by {resolution.actor}: {reason}"
-            raise stop(FailureKind.UNKNOWN, message, step)
+            failure = Failure(kind=FailureKind.UNKNOWN, message=message, step=step)
+            raise Stop(Ending(Phase.FAILED, failure, aborted=True))
         if resolution.decision is Decision.MARK_DONE:
             self.warn(f"marked done by {resolution.actor}: {resolution.comment}")
             record.state.uncertain = []
@@ -476,23 +481,40 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
         return Ending(Phase.CANCELLED, failure, "cancelled; some changes stand: review them (warnings, uncertain)")
 
     async def _undo(self) -> bool:
-        """Run the operation's compensation once. A failure in it is reported, never raised."""
+        """Run the operation's compensation until it is done, or an operator says otherwise.
+
+        A compensation that fails never ends the run silently broken: the run waits in
+        needs_review saying what is broken and how to repair it; `resolve --retry` runs the
+        compensation again, `--mark-done` records it repaired by hand, `--abort` ends the run
+        with the changes standing (and says so).
+        """
         if self.record.compensation_started:
             return False
         self.record.enter(Phase.COMPENSATING)
-        try:
-            return await self.compensate(self._spec(self.record.state.request.spec), self._applied)
-        except Stop as stopped:
-            if stopped.ending.phase is Phase.SUCCEEDED:  # an operator marked the compensation done by hand
-                return True
-            if stopped.ending.failure is not None and stopped.ending.phase is Phase.FAILED:
-                self.record.state.uncertain.append(f"compensation failed: {stopped.ending.failure.message}")
-            else:
+        spec = self._spec(self.record.state.request.spec)
+        while True:
+            try:
+                return await self.compensate(spec, self._applied)
+            except Stop as stopped:
+                ending = stopped.ending
+                if ending.phase is Phase.SUCCEEDED:  # an operator marked the compensation done by hand
+                    return True
+                if ending.phase is not Phase.FAILED or ending.failure is None:
+                    self.record.state.uncertain.append("compensation interrupted by a cancel: it may be incomplete")
+                    return False
+                repair = self.repair(spec, self._applied)
+                note = f"compensation failed: {ending.failure.message}" + (f"; {repair}" if repair else "")
+                self.record.state.uncertain.append(note)
+                if ending.aborted:
+                    return False
+            except asyncio.CancelledError:  # a Temporal cancel while undoing
                 self.record.state.uncertain.append("compensation interrupted by a cancel: it may be incomplete")
-            return False
-        except asyncio.CancelledError:  # a Temporal cancel while undoing
-            self.record.state.uncertain.append("compensation interrupted by a cancel: it may be incomplete")
-            return False
+                return False
+            try:
+                await self._needs_review("compensate", note)
+            except Stop as answer:
+                return answer.ending.phase is Phase.SUCCEEDED  # marked done: repaired; aborted: it stands
+            self.record.state.uncertain.remove(note)  # retrying: the new attempt will say
 
     # ---- settings and state ------------------------------------------------------------
 

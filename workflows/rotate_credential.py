@@ -80,6 +80,15 @@ class RotateDbCredential(Lifecycle[RotateDbCredentialSpec, RotationApplied]):
         )
         return result.checks
 
+    def repair(self, spec: RotateDbCredentialSpec, applied: RotationApplied) -> str:
+        if not applied.pending_version_id:
+            return f"nothing was staged; secret {spec.secret_id} and role {spec.role} are as before"
+        return (
+            f"role {spec.role} may have the password of secret version {applied.pending_version_id} (AWSPENDING) "
+            f"while AWSCURRENT is version {applied.current_version_id}, which the database may now refuse: set the "
+            f"role's password to AWSCURRENT's, or promote {applied.pending_version_id} to AWSCURRENT"
+        )
+
     async def compensate(self, spec: RotateDbCredentialSpec, applied: RotationApplied) -> bool:
         result = await self.probe(
             RotateCredentialActivities.compensate, step_input(spec, applied), step="compensate", timeout=PROBE_TIMEOUT

@@ -254,8 +254,8 @@ async def test_a_failure_whose_changes_cannot_be_undone_is_a_partial_application
     assert ExitCode.PARTIAL_SUCCESS == result.exit_code()
 
 
-async def test_a_failing_compensation_still_ends_the_run_and_says_what_is_uncertain(env: WorkflowEnvironment) -> None:
-    """Cancel in review, then compensation itself fails: the run ends, it does not hang."""
+async def test_a_failing_compensation_waits_for_an_operator_saying_how_to_repair(env: WorkflowEnvironment) -> None:
+    """Cancel in review, then compensation itself fails: the run asks an operator; a retry undoes it."""
     lost = ApplicationError("timeout", type="unknown", non_retryable=True)
     broken = ApplicationError("secret is gone", type=FailureKind.VALIDATION.value, non_retryable=True)
     fake, queue = FakeRotation(failures={"promote": [lost], "compensate": [broken]}), uuid.uuid4().hex
@@ -263,12 +263,45 @@ async def test_a_failing_compensation_still_ends_the_run_and_says_what_is_uncert
         handle = await start(env, fake, queue, run_input("dev"))
         await until_phase(handle, Phase.NEEDS_REVIEW)
         await send(env, handle, Decision.CANCEL, DecisionInput(actor="carol", comment="roll back"))
+        review = await until_compensation_review(handle)
+        [note] = [item for item in review.uncertain if item.startswith("compensation failed: secret is gone")]
+        assert "AWSCURRENT is version" in note, "says which version holds the working password"
+        assert "opsctl resolve" in review.next_action
+        retry = ResolveInput(actor="carol", comment="secret restored", resolution=Decision.RETRY)
+        await send(env, handle, Decision.RETRY, retry)
+        result = await handle.result()
+    assert Phase.CANCELLED == result.phase
+    assert result.failure is None, "compensated on the retry"
+    assert 2 == fake.calls.count("compensate")
+    assert not any(item.startswith("compensation failed") for item in result.uncertain)
+
+
+async def test_an_aborted_compensation_ends_the_run_saying_what_stands(env: WorkflowEnvironment) -> None:
+    lost = ApplicationError("timeout", type="unknown", non_retryable=True)
+    broken = ApplicationError("secret is gone", type=FailureKind.VALIDATION.value, non_retryable=True)
+    fake, queue = FakeRotation(failures={"promote": [lost], "compensate": [broken]}), uuid.uuid4().hex
+    async with worker(env, fake, queue):
+        handle = await start(env, fake, queue, run_input("dev"))
+        await until_phase(handle, Phase.NEEDS_REVIEW)
+        await send(env, handle, Decision.CANCEL, DecisionInput(actor="carol", comment="roll back"))
+        await until_compensation_review(handle)
+        abort = ResolveInput(actor="carol", comment="will fix by hand", resolution=Decision.ABORT)
+        await send(env, handle, Decision.ABORT, abort)
         result = await handle.result()
     assert Phase.CANCELLED == result.phase
     assert result.failure is not None
     assert FailureKind.PARTIAL_APPLICATION == result.failure.kind
     assert ExitCode.PARTIAL_SUCCESS == result.exit_code()
     assert any(item.startswith("compensation failed: secret is gone") for item in result.uncertain)
+
+
+async def until_compensation_review(handle: WorkflowHandle[Any, RunState]) -> RunState:
+    for _ in range(200):
+        state = await handle.query(RotateDbCredential.state)
+        if state.phase is Phase.NEEDS_REVIEW and any("compensation failed" in item for item in state.uncertain):
+            return state
+        await asyncio.sleep(0.05)
+    raise AssertionError("the compensation never asked for review")
 
 
 async def test_a_temporal_cancel_during_a_step_compensates_and_ends_cancelled(env: WorkflowEnvironment) -> None:
