@@ -47,22 +47,50 @@ def classified(
             try:
                 async with heartbeats.kept_alive():
                     return await fn(*args, **kwargs)
-            except ApplicationError:
-                raise
+            except ApplicationError as exc:
+                raise bounded(exc) from None
             except Exception as exc:
                 known = classify(exc)
-                if known is not None:
-                    raise known from exc
-                attempt = activity.info().attempt
-                raise ApplicationError(
-                    f"{type(exc).__name__}: {exc}",
-                    type=FailureKind.UNKNOWN.value,
-                    non_retryable=attempt >= UNKNOWN_ATTEMPTS,
-                ) from exc
+                if known is None:
+                    attempt = activity.info().attempt if activity.in_activity() else 1
+                    known = ApplicationError(
+                        f"{type(exc).__name__}: {exc}",
+                        type=FailureKind.UNKNOWN.value,
+                        non_retryable=attempt >= UNKNOWN_ATTEMPTS,
+                    )
+                # The whole chain goes to the worker's log; the run's history gets a bounded message
+                # (Temporal refuses a failure past its size limit, and then shows nothing at all).
+                _log_full(exc)
+                raise bounded(known, logged=True) from None
 
         return wrapper
 
     return decorate
+
+
+MESSAGE_LIMIT = 1000  # characters of a failure message kept in the run's history
+
+
+def bounded(error: ApplicationError, logged: bool = False) -> ApplicationError:
+    """`error` with its message cut to MESSAGE_LIMIT (saying where the rest is) and without details."""
+    message = error.message
+    if len(message) <= MESSAGE_LIMIT and not error.details:
+        return error
+    where = "the worker's log" if logged else "the activity's own error"
+    if activity.in_activity():
+        info = activity.info()
+        where += f" (run {info.workflow_id}, {info.activity_type} attempt {info.attempt})"
+    if len(message) > MESSAGE_LIMIT:
+        message = f"{message[: MESSAGE_LIMIT - 1]}… [cut; the whole error is in {where}]"
+    return ApplicationError(message, type=error.type, non_retryable=error.non_retryable)
+
+
+def _log_full(exc: BaseException) -> None:
+    if activity.in_activity():
+        info = activity.info()
+        activity.logger.warning(
+            "step failed: %s attempt %d of run %s", info.activity_type, info.attempt, info.workflow_id, exc_info=exc
+        )
 
 
 def first_known(

@@ -76,3 +76,25 @@ def test_the_scram_verifier_proves_the_password_it_was_made_from() -> None:
     assert "SCRAM-SHA-256" == method
     assert stored_key == stored_for("correct horse")
     assert stored_key != stored_for("wrong horse")
+
+
+async def test_a_huge_chained_error_leaves_an_activity_bounded_and_without_its_chain() -> None:
+    """Temporal refuses a failure past its size limit and then shows nothing: keep it small."""
+    from temporalio.exceptions import ApplicationError
+
+    from activities.errors import MESSAGE_LIMIT, classified
+
+    @classified(lambda _: None)
+    async def step() -> None:
+        try:
+            raise RuntimeError("inner " + "x" * 100_000)
+        except RuntimeError as inner:
+            raise ValueError("outer " + "y" * 100_000) from inner
+
+    with pytest.raises(ApplicationError) as raised:
+        await step()
+    assert len(raised.value.message) <= MESSAGE_LIMIT + 100
+    assert raised.value.message.startswith("ValueError: outer yyy")
+    assert "[cut; the whole error is in the worker's log" in raised.value.message
+    assert raised.value.__cause__ is None
+    assert FailureKind.UNKNOWN.value == raised.value.type
