@@ -47,7 +47,9 @@ from contracts.run import (
 )
 
 QUERY_TIMEOUT = timedelta(seconds=5)
-UNANSWERED_LIMIT = 3  # queries in a row without an answer: the run has no worker, say so
+# How long a run may go unanswered (no worker polls its task queue) before a waiting command says
+# so (exit 4): long enough for workers to come back after a restart of theirs or of the server.
+UNANSWERED_FOR = 20.0
 
 
 async def connect(address: str, namespace: str) -> Client:
@@ -167,24 +169,38 @@ async def wait_for(
     timeout: float,
     on_change: Callable[[RunState], None] = lambda _: None,
     interval: float = 0.5,
+    say: Callable[[str], None] = lambda _: None,
 ) -> RunState:
     """Poll the run until `until(state)` holds or the timeout passes; report each change."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     seen: tuple[Any, ...] = ()
-    unanswered = 0
+    unanswered_since: float | None = None
+    lost_since: float | None = None
     while True:
         try:
             state = await read_state(handle)
-            unanswered = 0
+            unanswered_since = None
+            if lost_since is not None:
+                say(f"Temporal answers again after {loop.time() - lost_since:.0f} s; still following {handle.id}")
+                lost_since = None
+        except RPCError as exc:
+            # The server restarting or a network blip does not end the run: keep asking until the timeout.
+            if exc.status not in _SERVER_AWAY or loop.time() >= deadline:
+                raise
+            if lost_since is None:
+                lost_since = loop.time()
+                say(f"lost Temporal ({exc.message or exc.status.name}); the run goes on, retrying until it answers")
+            await asyncio.sleep(min(2.0, max(interval, 0.1)))
+            continue
         except OpsctlError as exc:
-            # A worker restarting does not end the run: ask again a few times before giving up.
-            unanswered += 1
-            if exc.exit_code is not ExitCode.DEPENDENCY_FAILURE or unanswered >= UNANSWERED_LIMIT:
+            # A worker restarting does not end the run: ask again for a while before giving up.
+            unanswered_since = unanswered_since or loop.time()
+            if exc.exit_code is not ExitCode.DEPENDENCY_FAILURE or loop.time() >= deadline:
                 raise
-            if loop.time() >= deadline:
+            if loop.time() - unanswered_since >= UNANSWERED_FOR:
                 raise
-            await asyncio.sleep(interval)
+            await asyncio.sleep(max(interval, 1.0))
             continue
         live = [(a.details.get("done"), a.details.get("paused"), a.attempt) for a in state.live]
         fingerprint = (state.phase, len(state.decisions), [(s.name, s.finished) for s in state.steps], live)
@@ -194,6 +210,10 @@ async def wait_for(
         if until(state) or loop.time() >= deadline:
             return state
         await asyncio.sleep(interval)
+
+
+# What an unreachable or restarting server answers (the SDK reconnects by itself once it is back).
+_SERVER_AWAY = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED)
 
 
 async def handle_for(client: Client, run: str) -> WorkflowHandle[Any, RunState]:

@@ -110,7 +110,9 @@ async def cmd_plan(client: Any, args: argparse.Namespace, config: Config, progre
         client, request, task_queue=config.task_queue, mode=Mode.DRY_RUN, keys=_keys(config, request, progress)
     )
     progress(f"planning on the worker (dry run {handle.id}) …")
-    state = await wait_for(handle, lambda s: s.phase.terminal or s.phase is Phase.NEEDS_REVIEW, timeout=args.timeout)
+    state = await wait_for(
+        handle, lambda s: s.phase.terminal or s.phase is Phase.NEEDS_REVIEW, timeout=args.timeout, say=progress
+    )
     if not state.phase.terminal:
         raise OpsctlError(
             ExitCode.DEPENDENCY_FAILURE,
@@ -143,7 +145,7 @@ async def cmd_apply(client: Any, args: argparse.Namespace, config: Config, progr
         progress(f"attached to {handle.id}: this request was submitted before (same idempotency key or spec)")
     progress(f"Web UI: {config.web_ui(handle.id)}")
     until = _ended if args.wait else _settled
-    state = await wait_for(handle, until, timeout=args.timeout, on_change=_reporter(progress))
+    state = await wait_for(handle, until, timeout=args.timeout, on_change=_reporter(progress), say=progress)
     output = run_output(state, config.web_ui(handle.id), all_sql=args.full)
     output.extra_json["attached"] = not new
     return output
@@ -236,9 +238,8 @@ async def cmd_result(client: Any, args: argparse.Namespace, config: Config, prog
 
     handle = await handle_for(client, args.run)
     until = _ended if args.wait else (lambda _: True)
-    state = await wait_for(
-        handle, until, timeout=args.timeout, on_change=_reporter(progress) if args.wait else lambda _: None
-    )
+    reporter = _reporter(progress) if args.wait else lambda _: None
+    state = await wait_for(handle, until, timeout=args.timeout, on_change=reporter, say=progress)
     return run_output(state, config.web_ui(handle.id), all_sql=args.full)
 
 
