@@ -20,7 +20,6 @@ from activities.errors import classified
 from contracts.plan import Action, Plan, PlannedAction, Rollback
 from contracts.run import Check
 from contracts.sweep_volumes import SweepStaleVolumesSpec
-from contracts.words import plural
 
 RUN_TAG, VOLUME_TAG = "opsctl:run", "opsctl:volume"
 GONE = {"InvalidVolume.NotFound"}
@@ -97,7 +96,7 @@ class SweepVolumesActivities:
                 PlannedAction(
                     action=Action.DELETE,
                     resource_type="ec2:volume",
-                    resource_id=plural(len(candidates), "volume"),
+                    resource_id=f"{len(candidates)} volumes",  # hashed: its wording never changes
                     reason=f"available, created more than {spec.older_than_days} days ago, no '{spec.keep_tag}' tag",
                     reversible=spec.snapshot_first,
                     rollback=Rollback.RESTORE_FROM_SNAPSHOT if spec.snapshot_first else Rollback.NONE,
@@ -110,7 +109,7 @@ class SweepVolumesActivities:
                 PlannedAction(
                     action=Action.NOOP,
                     resource_type="ec2:volume",
-                    resource_id=plural(len(ids), "volume"),
+                    resource_id=f"{len(ids)} volumes",
                     reason=f"skipped: {reason}",
                     reversible=True,
                     rollback=Rollback.NONE,
@@ -197,15 +196,25 @@ class SweepVolumesActivities:
         )
         return str(created["SnapshotId"])
 
+    @activity.defn(name="sweep_volumes.remaining")
+    @classified(classify_aws)
+    async def remaining(self, input: VerifySweepInput) -> list[str]:
+        """Which of these volumes still exist (read-only): what a cancelled sweep counts itself by."""
+        return sorted(await self._remaining(input.volume_ids))
+
+    async def _remaining(self, volume_ids: list[str]) -> set[str]:
+        remaining: set[str] = set()
+        for start in range(0, len(volume_ids), FILTER_VALUES):
+            chunk = volume_ids[start : start + FILTER_VALUES]
+            found = await call(self._ec2.describe_volumes, Filters=[{"Name": "volume-id", "Values": chunk}])
+            remaining.update(volume["VolumeId"] for volume in found["Volumes"])
+        return remaining
+
     @activity.defn(name="sweep_volumes.verify")
     @classified(classify_aws)
     async def verify(self, input: VerifySweepInput) -> list[Check]:
         wanted = set(input.volume_ids)
-        remaining: set[str] = set()
-        for start in range(0, len(input.volume_ids), FILTER_VALUES):
-            chunk = input.volume_ids[start : start + FILTER_VALUES]
-            found = await call(self._ec2.describe_volumes, Filters=[{"Name": "volume-id", "Values": chunk}])
-            remaining.update(volume["VolumeId"] for volume in found["Volumes"])
+        remaining = await self._remaining(input.volume_ids)
         checks = [
             Check(
                 name="candidates deleted",

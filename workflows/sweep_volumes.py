@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.plan import Action, Plan
     from contracts.run import Check, Resource, RunInput, RunState
     from contracts.sweep_volumes import SweepStaleVolumesSpec
+    from contracts.words import plural
 
 PLAN_TIMEOUT = timedelta(minutes=5)  # paginating through tens of thousands of volumes
 BATCH_TIMEOUT = timedelta(minutes=10)
@@ -114,8 +115,18 @@ class SweepStaleVolumes(Lifecycle[SweepStaleVolumesSpec, SweepApplied]):
 
     async def compensate(self, spec: SweepStaleVolumesSpec, applied: SweepApplied) -> bool:
         # Deleted volumes cannot be undeleted; with snapshot_first they can be restored by hand.
+        # Counted by looking, not from the batches that finished: a cancel may stop one half-way.
+        plan = self.state().plan
+        assert plan is not None
+        planned = [volume for volume in candidates(plan) if volume not in applied.skipped]
+        survey = VerifySweepInput(workflow_id=workflow.info().workflow_id, volume_ids=planned, expected_snapshots=0)
+        remaining = await self.probe(SweepVolumesActivities.remaining, survey, step="count what was deleted")
+        gone = len(planned) - len(remaining)
         where = f"snapshots tagged opsctl:run={workflow.info().workflow_id}" if spec.snapshot_first else "no snapshots"
-        self.warn(f"not undone: {applied.next} volumes were processed and their deletions stand ({where})")
+        self.warn(
+            f"not undone: {plural(gone, 'volume')} of the {len(planned):,} planned for deletion are gone and "
+            f"stay deleted ({where}); {len(remaining):,} remain"
+        )
         return False
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
@@ -20,6 +21,7 @@ from contracts.phases import Phase
 from contracts.request import parse_request
 from contracts.run import Mode, RunInput, RunState
 from tests.identities import policies, policy_activities
+from worker.main import activity_methods
 from worker.settings import WorkerSettings
 from workflows.sweep_volumes import SweepStaleVolumes
 
@@ -33,7 +35,7 @@ async def sweep_worker(client: Client, worker_settings: WorkerSettings, **policy
         client,
         task_queue=queue,
         workflows=[SweepStaleVolumes],
-        activities=[sweep.plan, sweep.delete_batch, sweep.verify, policy_activities(**policy).resolve_policy],
+        activities=[*activity_methods(sweep), policy_activities(**policy).resolve_policy],
     ):
         yield queue
 
@@ -173,3 +175,29 @@ async def test_a_volume_tagged_keep_after_the_plan_is_not_deleted(
     assert [stale] == result.deleted
     assert {late_keep: "not deleted: tagged 'keep' since the plan was made"} == result.skipped
     assert {late_keep} == existing(stack, scope)
+
+
+async def test_a_cancelled_sweep_counts_what_it_deleted_by_looking(
+    stack: Stack, client: Client, sweep_queue: str
+) -> None:
+    """A cancel can stop a batch half-way: the report counts the volumes that are gone, exactly."""
+    scope = uuid.uuid4().hex[:8]
+    make_volumes(stack, scope, 120)
+    input = sweep_input(scope, batchSize=4, concurrency=1)
+    handle = await client.start_workflow(
+        SweepStaleVolumes.run, input, id=input.request.workflow_id(), task_queue=sweep_queue, result_type=RunState
+    )
+    for _ in range(400):
+        state = await handle.query(SweepStaleVolumes.state)
+        if len([step for step in state.steps if step.finished]) >= 2:
+            break
+        await asyncio.sleep(0.05)
+    await handle.signal("cancel", {"actor": "carol", "comment": "enough for today"})
+    result = await handle.result()
+
+    assert Phase.CANCELLED == result.phase
+    gone = 120 - len(existing(stack, scope))
+    assert 8 <= gone < 120
+    assert any(f"not undone: {gone} volumes of the 120 planned for deletion are gone" in w for w in result.warnings), (
+        result.warnings
+    )
