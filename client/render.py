@@ -61,12 +61,12 @@ def _spec_line(state: RunState) -> str:
 
     def short(value: object) -> str:
         if isinstance(value, list):
-            names = [str(item.get("version", "")) if isinstance(item, dict) else str(item) for item in value]
+            names = [one_line(str(item.get("version", "")) if isinstance(item, dict) else str(item)) for item in value]
             named = [name for name in names if name]
             listed = ", ".join(named[:3]) + (", …" if len(named) > 3 else "")
             return f"{len(value):,}" + (f" ({listed})" if listed else "")
         if isinstance(value, dict):
-            return ", ".join(f"{k}={v}" for k, v in value.items())
+            return one_line(", ".join(f"{k}={v}" for k, v in value.items()))
         if isinstance(value, bool):
             return "yes" if value else "no"
         text = one_line(str(value))
@@ -89,19 +89,19 @@ def render_plan(state: RunState, all_sql: bool = False) -> list[str]:
         ]
     changes = [step for step in state.plan.actions if step.action is not Action.NOOP]
     lines = [
-        f"Plan        {state.plan.target}: {plural(len(changes), 'change')}",
+        f"Plan        {one_line(state.plan.target)}: {plural(len(changes), 'change')}",
         f"            plan hash {state.plan_hash}",
     ]
     sql = _migration_sql(state)
     for number, step in enumerate(state.plan.actions, 1):
         undo = _rollback(step)
-        lines.append(f"  {number}. {step.action.value:<6} {step.resource_type} {step.resource_id}")
-        lines.append(f"     why: {step.reason}" + ("" if step.action is Action.NOOP else f"  [{undo}]"))
+        lines.append(f"  {number}. {step.action.value:<6} {one_line(step.resource_type)} {one_line(step.resource_id)}")
+        lines.append(f"     why: {one_line(step.reason)}" + ("" if step.action is Action.NOOP else f"  [{undo}]"))
         if step.observed:
             facts = "; ".join(f"{key}={value}" for key, value in step.observed.items())
-            lines.append(f"     observed: {facts}")
+            lines.append(f"     observed: {one_line(facts)}")
         if step.resource_ids:
-            shown = ", ".join(step.resource_ids[:LISTED_IDS])
+            shown = one_line(", ".join(step.resource_ids[:LISTED_IDS]))
             more = len(step.resource_ids) - LISTED_IDS
             lines.append(f"     {shown}" + (f" (+{more:,} more; --format json lists all)" if more > 0 else ""))
         version = step.resource_id.rsplit("/", 1)[-1]
@@ -143,7 +143,7 @@ def _migration_sql(state: RunState) -> dict[str, str]:
 
 def _finding(finding: Finding) -> str:
     accepted = f" [acknowledged{': ' + finding.note if finding.note else ''}]" if finding.acknowledged else ""
-    return f"! {finding.severity} {finding.rule}: {finding.message}{accepted}"
+    return one_line(f"! {finding.severity} {finding.rule}: {finding.message}{accepted}")
 
 
 def _statements(sql: str, findings: list[Finding], transaction: str, all_sql: bool) -> list[str]:
@@ -247,6 +247,12 @@ def render_status(state: RunState, web_ui: str) -> str:
         ),
     ]
     lines += _waits(state)
+    cancel = next((d for d in state.decisions if d.accepted and d.decision.value == "cancel"), None)
+    if cancel is not None and not state.phase.terminal:
+        lines.append(
+            f"Cancel      requested by {one_line(cancel.actor)} at {cancel.at:%Y-%m-%d %H:%M:%S} UTC: "
+            "stopping at the next safe point, then undoing what was applied"
+        )
     decided = state.ending_decision
     if decided is not None:
         comment = f': "{one_line(decided.comment)}"' if decided.comment else ""
@@ -258,7 +264,7 @@ def render_status(state: RunState, web_ui: str) -> str:
     lines += [f"Running     {activity.describe()}" for activity in state.live]
     lines += _voided(state)
     if state.continued:
-        lines.append(f"History     continued as new {state.continued} times (one run id, small histories)")
+        lines.append(f"History     continued as new {plural(state.continued, 'time')} (one run id, small histories)")
     if state.plan_hash:
         lines.append(f"Plan hash   {state.plan_hash}")
     lines.append(f"Next        {_next(state)}")

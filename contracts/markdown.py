@@ -77,28 +77,48 @@ def fit(text: str, limit: int, more: str = "") -> str:
     if len(data) <= limit:
         return text
     note = f"\n\n… cut to fit Temporal's {limit:,}-byte limit{'; ' + more if more else ''}"
-    return data[: limit - len(note.encode())].decode(errors="ignore") + note
+    cut = data[: limit - len(note.encode()) - 16].decode(errors="ignore")
+    fences = [line.strip() for line in cut.splitlines() if re.fullmatch(r"\s*`{3,}\w*", line)]
+    if len(fences) % 2:  # cut inside a code block: close it, so the note is not read as code
+        cut += "\n" + fences[-1].rstrip("abcdefghijklmnopqrstuvwxyz")
+    return cut + note
 
 
-def inline(value: object) -> str:
-    """A value as inline code: safe in text and in table cells, whatever a caller put in it."""
-    text = " ".join(str(value).split()).replace("`", "'").replace("|", "\\|")
-    return f"`{text}`" if text else "—"
+def visible(text: str) -> str:
+    """Control and format characters (escape sequences, bidi overrides) shown as their escapes."""
+    return "".join(char if char.isprintable() or char == " " else repr(char)[1:-1] for char in text)
+
+
+def inline(value: object, cell: bool = False) -> str:
+    """A value as inline code, shown literally: its fence is longer than any backticks it holds.
+
+    `cell`: inside a table row, where `|` must be escaped (elsewhere the escape would show).
+    """
+    text = visible(" ".join(str(value).split()))
+    if not text:
+        return "—"
+    if cell:
+        text = text.replace("|", "\\|")
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if longest else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 _MARKUP = "\\`*_[]<>|~$"  # emphasis, code, links, HTML, tables, strike-through, math
 
 
 def plain(value: object, keep: str = "") -> str:
-    """Free text (a reason, a comment) on one line, markdown, HTML and math characters escaped."""
-    return _escape(" ".join(str(value).split()), keep)
+    """Free text (a reason, a comment) on one line: markup, links, HTML and math characters escaped."""
+    return _escape(visible(" ".join(str(value).split())), keep)
 
 
 def _escape(text: str, keep: str = "") -> str:
     for char in _MARKUP:
         if char not in keep:
             text = text.replace(char, "\\" + char)
-    return text
+    # No URL and no e-mail address becomes a link (an address needs a dot after its @ to be one).
+    return re.sub(r"@(?=[\w.-]*\.\w)", r"\\@", text.replace("://", "\\://"))
 
 
 def prose(value: object) -> str:
@@ -158,14 +178,14 @@ def request_details(request: Request) -> str:
         "",
         "| field | value |",
         "|---|---|",
-        f"| environment | {inline(meta.environment)} |",
-        f"| requested by | {inline(meta.requester or 'unsigned')} |",
-        f"| idempotency key | {inline(meta.idempotency_key or 'the spec hash')} |",
-        f"| spec hash | {inline(request.spec_hash())} |",
+        f"| environment | {inline(meta.environment, cell=True)} |",
+        f"| requested by | {inline(meta.requester or 'unsigned', cell=True)} |",
+        f"| idempotency key | {inline(meta.idempotency_key or 'the spec hash', cell=True)} |",
+        f"| spec hash | {inline(request.spec_hash(), cell=True)} |",
     ]
     if meta.approval_timeout_seconds:
         lines.append(f"| approval timeout | {meta.approval_timeout_seconds:,} s (never longer than the policy's) |")
-    lines += [f"| label {inline(key)} | {inline(value)} |" for key, value in meta.labels.items()]
+    lines += [f"| label {inline(key, cell=True)} | {inline(value, cell=True)} |" for key, value in meta.labels.items()]
     lines += ["", "#### Spec", *_spec_lines(request.spec, depth=0)]
     more = "the request is whole in the run's input (Input and Results)"
     return fit("\n".join(lines), DETAILS_BYTES, more)
@@ -210,6 +230,7 @@ def current_details(state: RunState, policy: Policy | None) -> str:
         lines += _awaiting_approval(state, policy)
     elif phase is Phase.WAITING_FOR_WINDOW:
         lines += ["", f"Frozen until **{_when(state.frozen_until)}**; the plan is checked again then.", *_next(state)]
+        lines += _approvals(state)
         lines += _plan_table(state)
     elif phase is Phase.NEEDS_REVIEW:
         lines += ["", "#### Why", "", *_bullets(state.uncertain or ["see the warnings"]), *_next(state)]
@@ -303,6 +324,7 @@ def _plan_table(state: RunState) -> list[str]:
         )
     if len(plan.actions) > PLAN_ROWS:
         lines.append(f"| … | | {len(plan.actions) - PLAN_ROWS:,} more actions | | |")
+    lines += _migration_sql(state)
     if state.progress.total and state.planned_steps:
         more = state.progress.total - len(state.planned_steps)
         steps = " → ".join(plain(step) for step in state.planned_steps) + (f" → … {more:,} more" if more > 0 else "")
@@ -310,6 +332,41 @@ def _plan_table(state: RunState) -> list[str]:
     if len(changes) > PLAN_ROWS or any(len(a.resource_ids) > LISTED_IDS for a in plan.actions):
         lines.append(f"\nEvery resource: `opsctl result {state.workflow_id} --format json`")
     return lines
+
+
+def _migration_sql(state: RunState) -> list[str]:
+    """Each pending migration's SQL, from the signed request the run received, with its findings.
+
+    This is what a reviewer approves: the static details beside it were written by whoever
+    started the run and may differ; this comes from the run's own input and plan (checksum).
+    """
+    if state.plan is None or state.kind != "MigrateSchema":
+        return []
+    migrations = state.request.spec.get("migrations")
+    sql = {str(m.get("version")): str(m.get("sql", "")) for m in migrations or [] if isinstance(m, dict)}
+    lines: list[str] = []
+    for action in state.plan.actions:
+        version = action.resource_id.rsplit("/", 1)[-1]
+        if action.action is Action.NOOP or version not in sql:
+            continue
+        checksum, transaction = action.observed.get("checksum", ""), action.observed.get("transaction", "")
+        lines += ["", f"#### {plain(version)}", "", f"checksum `{checksum}` · in a transaction: {plain(transaction)}"]
+        lines += ["", *_code_block(sql[version], "sql")]
+        for finding in action.findings:
+            where = f"statement {finding.statement}" if finding.statement else "the migration"
+            accepted = f" (acknowledged: {plain(finding.note or 'no reason given')})" if finding.acknowledged else ""
+            lines.append(
+                f"- **{plain(finding.severity)}** {plain(finding.rule)} in {where}: {plain(finding.message)}{accepted}"
+            )
+    return lines
+
+
+def _approvals(state: RunState) -> list[str]:
+    approved = [d for d in state.decisions if d.accepted and d.decision is Decision.APPROVE]
+    if not approved:
+        return []
+    who = ", ".join(f"{inline(d.actor)} ({', '.join(d.groups) or 'approver'}, {_when(d.at)})" for d in approved)
+    return ["", f"**Approved by**: {who}"]
 
 
 def _plan_counts(plan: Plan) -> str:
@@ -321,8 +378,8 @@ def _plan_counts(plan: Plan) -> str:
 
 def _resource_cell(action: PlannedAction) -> str:
     if not action.resource_ids:
-        return f"{plain(action.resource_type)} {inline(action.resource_id)}"
-    shown = ", ".join(inline(i) for i in action.resource_ids[:LISTED_IDS])
+        return f"{plain(action.resource_type)} {inline(action.resource_id, cell=True)}"
+    shown = ", ".join(inline(i, cell=True) for i in action.resource_ids[:LISTED_IDS])
     more = len(action.resource_ids) - LISTED_IDS
     return f"{plural(action.count, plain(action.resource_type))}: {shown}" + (f" +{more:,} more" if more > 0 else "")
 
@@ -393,6 +450,7 @@ def _four_answers(state: RunState) -> list[str]:
     ]
     if state.plan is not None:
         lines.append(f"- plan: {_plan_counts(state.plan)}, hash `{state.plan_hash}`")
+    lines += _approvals(state)
     lines += ["", "#### What changed", "", *(_resources(state.changed) or ["- nothing"])]
     if state.checks:
         lines += ["", "#### Verified", ""]

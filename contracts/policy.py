@@ -28,6 +28,7 @@ IDENTITY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"  # plain names: no look
 
 RETRY_WINDOW = 600  # seconds: the default retry window of a step
 
+
 class Weekday(StrEnum):
     MON = "mon"
     TUE = "tue"

@@ -32,6 +32,15 @@ _REVIEWING = (Phase.AWAITING_REVIEW, Phase.REVIEW_OVERDUE)
 
 
 KEPT_DECISIONS = 100  # decision records the state keeps; every one of them stays in the history
+# Signed attempt ids kept (until their signatures expire) so that none counts twice: at most this many.
+SEEN_ATTEMPTS_KEPT = 2000
+_NEVER = float("inf")
+
+
+def _expiry(entry: str) -> float:
+    """`expires_at:attempt_id`; entries of runs started before expiries were kept never expire."""
+    expires, _, rest = entry.partition(":")
+    return float(expires) if rest and expires.isdigit() else _NEVER
 
 
 # The decisions a run takes, by signal and update name, and the model each one's input must fit.
@@ -67,7 +76,7 @@ def read_decision(name: str, args: Sequence[Any]) -> tuple[Decision, DecisionInp
     actor = actor if isinstance(actor, str) and actor.strip() else "unknown"
     if model is None:
         known = ", ".join(DECISION_INPUTS)
-        raise Unreadable(Decision.INVALID, actor, f"unknown signal {_clip(name, 60)!r}: this run takes {known}")
+        raise Unreadable(Decision.INVALID, actor, f"unknown name {_clip(name, 60)!r}: this run takes {known}")
     decision = Decision(name) if name != "resolve" else Decision.INVALID
     if len(args) != 1:
         raise Unreadable(decision, actor, f"{name} takes one input (a JSON object), got {len(args)}")
@@ -199,6 +208,10 @@ class RunRecord:
         try:
             identity = self._identity(decision, input)
             verdict = self._judge(decision, input) if identity.accepted else identity
+            if identity.signed and len(self._live_attempts()) >= SEEN_ATTEMPTS_KEPT:
+                verdict = refuse(
+                    f"more than {SEEN_ATTEMPTS_KEPT:,} signed attempts are still valid; send it again once they expire"
+                )
         except Exception as exc:  # see above: refuse, record, carry on
             identity = verdict = refuse(f"could not be judged: {type(exc).__name__}: {exc}")
         # Kept at a bounded size: a caller must not grow the run's state (a query, a result,
@@ -220,8 +233,15 @@ class RunRecord:
             via=via,
         )
         if identity.signed:  # only a verified signature can be replayed to any effect
-            self.state.signed_attempts.append(input.attempt_id)
+            # Seen until its signature expires, whether or not its record stays in the state.
+            self.state.signed_attempts.append(f"{input.expires_at}:{input.attempt_id}")
         return self._keep(record)
+
+    def _live_attempts(self) -> list[str]:
+        """Seen signed attempts whose signature has not expired (expired ones cannot be replayed)."""
+        now = self._clock().timestamp()
+        self.state.signed_attempts = [entry for entry in self.state.signed_attempts if _expiry(entry) >= now]
+        return self.state.signed_attempts
 
     def _keep(self, record: DecisionRecord) -> DecisionRecord:
         self.state.decisions.append(record)
@@ -237,8 +257,8 @@ class RunRecord:
         """Past KEPT_DECISIONS, the oldest refused attempt leaves the state (counted; the history keeps it).
 
         Unverified ones go first, then signed ones (a flood of someone's own signed refusals
-        must not grow the state either), voided approvals last. A signed attempt that is
-        forgotten is forgotten as a seen attempt too, so what the state keeps stays bounded.
+        must not grow the state either), voided approvals last. A forgotten signed attempt
+        stays seen (`signed_attempts`) until its signature expires: it still cannot be replayed.
         """
         if len(self.state.decisions) <= KEPT_DECISIONS:
             return
@@ -246,10 +266,8 @@ class RunRecord:
         if not refused:
             return
         *_, index = min(refused)
-        forgotten = self.state.decisions.pop(index)
+        self.state.decisions.pop(index)
         self.state.decisions_not_kept += 1
-        if forgotten.signed and forgotten.attempt_id in self.state.signed_attempts:
-            self.state.signed_attempts.remove(forgotten.attempt_id)
         if index < self._review_opened:  # keep pointing at the first decision of the open review
             self._review_opened -= 1
 
@@ -264,7 +282,9 @@ class RunRecord:
             attempt_id=input.attempt_id,
             expires_at=input.expires_at,
             now=self._clock(),
-            seen_attempts=set(self.state.signed_attempts),
+            seen_attempts={
+                entry.split(":", 1)[-1] if _expiry(entry) < _NEVER else entry for entry in self._live_attempts()
+            },
         )
 
     def _judge(self, decision: Decision, input: DecisionInput) -> Verdict:

@@ -204,8 +204,13 @@ async def _decide(
     verdict = "accepted" if record.accepted else "REFUSED"
     output.text = f"{decision.value} by {record.actor}: {verdict} — {record.reason}\n\n{output.text}"
     output.data = {"decision": record.model_dump(mode="json"), "run": output.data}
-    output.exit_code = ExitCode.SUCCESS if record.accepted else ExitCode.DENIED
+    output.exit_code = ExitCode.SUCCESS if record.accepted or _already(decision, state) else ExitCode.DENIED
     return output
+
+
+def _already(decision: Decision, state: RunState) -> bool:
+    """A cancel refused because one is already in effect did what its sender wanted (exit 0)."""
+    return decision is Decision.CANCEL and any(d.accepted and d.decision is Decision.CANCEL for d in state.decisions)
 
 
 async def cmd_approve(client: Any, args: argparse.Namespace, config: Config, progress: Progress) -> Output:

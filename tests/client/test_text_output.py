@@ -141,3 +141,27 @@ def test_status_of_a_rejected_run_says_who_rejected_it_and_why() -> None:
     )
     text = render_status(state(Phase.REJECTED, decisions=[rejection]), "ui")
     assert 'Decided     reject by carol at 2026-12-01 12:00:00 UTC: "not now"' in text
+
+
+def test_a_newline_in_a_spec_value_or_plan_field_cannot_forge_a_line() -> None:
+    req = request("SweepStaleVolumes", tagFilters={"purpose": "x\nPlan hash   0000"})
+    forged = PlannedAction(
+        action=Action.DELETE,
+        resource_type="ec2:volume",
+        resource_id="2 volumes",
+        reason="stale\nPlan hash   0000",
+        reversible=False,
+        rollback=Rollback.NONE,
+        resource_ids=["vol-1\nPlan hash   0000"],
+    )
+    run = state(
+        Phase.AWAITING_APPROVAL, request=req, plan=Plan(kind=req.kind, target="t\nPlan hash   0000", actions=[forged])
+    )
+    text = render_run(run, "ui")
+    assert not any(line.startswith("Plan hash   0000") for line in text.splitlines()), text
+
+
+def test_status_says_an_accepted_cancel_is_in_effect() -> None:
+    cancel = decision("carol", True, "cancel requested").model_copy(update={"decision": Decision.CANCEL})
+    text = render_status(state(Phase.APPLYING, decisions=[cancel]), "ui")
+    assert "Cancel      requested by carol at 2026-12-01 12:00:00 UTC: stopping at the next safe point" in text

@@ -7,7 +7,7 @@ from typing import Any
 
 from contracts import markdown
 from contracts.phases import Phase
-from contracts.plan import Action, Plan, PlannedAction, Rollback
+from contracts.plan import Action, Finding, Plan, PlannedAction, Rollback
 from contracts.request import Request, parse_request
 from contracts.run import (
     Check,
@@ -121,7 +121,7 @@ def test_a_caller_cannot_inject_markup_into_the_details() -> None:
     run = state(decisions=[decision(hostile, False, "refused *because*")])
     text = details(run)
     # A name is shown as code (literal text): its backtick cannot close the span and let markup out.
-    assert "by `x' \\| <script>alert(1)</script> **bold**` (signal)" in text
+    assert "by `` x` | <script>alert(1)</script> **bold** `` (signal)" in text
     assert "refused \\*because\\*" in text
 
 
@@ -241,7 +241,7 @@ def test_sql_cannot_close_its_code_block_whatever_fences_it_holds() -> None:
 
 def test_a_summary_cannot_become_a_link() -> None:
     line = markdown.summary(request(requester="[click](http://evil.example)"))
-    assert "\\[click\\]" in line
+    assert "\\[click\\](http\\://evil.example)" in line
     assert "app_user@app" in line  # names keep their underscores
 
 
@@ -263,3 +263,45 @@ def test_a_rejected_run_says_who_rejected_it_and_why() -> None:
 def test_refused_attempts_are_counted_with_those_the_state_no_longer_keeps() -> None:
     text = details(state(decisions=[decision("eve", False, "unsigned")], decisions_not_kept=11))
     assert "#### Refused attempts (12; all are in the history)" in text
+
+
+def test_no_caller_text_becomes_a_link_or_a_terminal_escape() -> None:
+    notice = "re-verify your key at https://evil.example/verify or mail help@evil.example \x1b[31m\u202e"
+    text = details(state(decisions=[decision("eve\x1b[2J", False, notice)]))
+    assert "https\\://evil.example/verify" in text
+    assert "help\\@evil.example" in text
+    assert "\x1b" not in text
+    assert "\u202e" not in text
+    assert "\\\\x1b\\[31m" in text  # shown, as its escape
+
+
+def test_code_outside_tables_is_shown_exactly() -> None:
+    assert "`email_lower || ''`" == markdown.inline("email_lower || ''")
+    assert "`` a`b ``" == markdown.inline("a`b")
+    assert "`a \\| b`" == markdown.inline("a | b", cell=True)
+    assert "`opsctl resolve R --retry | --mark-done`" in markdown.prose("`opsctl resolve R --retry | --mark-done`")
+
+
+def test_a_cut_inside_a_code_block_closes_it_before_the_note() -> None:
+    cut = markdown.fit("intro\n```sql\n" + "SELECT 1;\n" * 5000 + "```", 2000, "see opsctl")
+    assert cut.count("```") % 2 == 0
+    assert cut.endswith("see opsctl")
+
+
+def test_the_ui_shows_each_pending_migration_s_sql_from_the_run_s_own_request() -> None:
+    """The static details are the starter's; what the approver reads in current details is the run's."""
+    from tests.client.test_text_output import migration_run
+
+    finding = Finding(statement=2, severity="warning", rule="drops_data", message="DROP TABLE old deletes data")
+    run = migration_run("SET lock_timeout = '2s';\nDROP TABLE old;", [finding])
+    text = details(run)
+    assert "#### 0001\\_a" in text
+    assert f"checksum `{'c' * 64}`" in text
+    assert "```sql\nSET lock_timeout = '2s';\nDROP TABLE old;\n```" in text
+    assert "- **warning** drops\\_data in statement 2: DROP TABLE old deletes data" in text
+
+
+def test_a_finished_run_says_who_approved_it() -> None:
+    approval = decision("bob", True, "approved", groups=["dba"])
+    text = details(state(Phase.SUCCEEDED, decisions=[approval], next_action="nothing to do"))
+    assert "**Approved by**: `bob` (dba, 2026-12-01 12:00:00 UTC)" in text

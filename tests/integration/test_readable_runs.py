@@ -102,7 +102,7 @@ async def test_malformed_and_unknown_signals_are_recorded_as_refused_and_the_run
         "--input",
         '{"actor": "bob"}',
     )  # an unknown update is answered and recorded too
-    assert "unknown signal 'aprove'" in answer or "aprove" in answer
+    assert "unknown name 'aprove'" in answer or "aprove" in answer
 
     state = await wait_for(handle, lambda s: len(s.decisions) >= 7, timeout=30)
     assert Phase.AWAITING_APPROVAL == state.phase, "nothing malformed wedges or moves the run"
@@ -113,7 +113,7 @@ async def test_malformed_and_unknown_signals_are_recorded_as_refused_and_the_run
     assert "bytes that are not JSON (encoding made/up)" in reasons[3][2]
     assert ("invalid", False) == reasons[4][:2]
     assert "bob" == state.decisions[4].actor  # the unknown name's input still names who sent it
-    assert "unknown signal 'aprove'" in reasons[4][2]
+    assert "unknown name 'aprove'" in reasons[4][2]
     assert "input.plan_hash" in reasons[5][2]
     assert ("invalid", False, "update") == (reasons[6][0], reasons[6][1], state.decisions[6].via)
     assert "#### Refused attempts (7;" in await current_details(handle)

@@ -153,7 +153,7 @@ def test_forgetting_old_refusals_never_loses_the_answer_to_the_open_review() -> 
         ("approve", [{"actor": ""}], Decision.APPROVE, "malformed approve input: input.actor"),
         ("approve", [{"actor": "bob", "plan_hash": 7}], Decision.APPROVE, "input.plan_hash"),
         ("resolve", [{"actor": "bob", "resolution": "undo"}], Decision.INVALID, "input.resolution"),
-        ("aprove", [{"actor": "bob"}], Decision.INVALID, "unknown signal 'aprove': this run takes approve"),
+        ("aprove", [{"actor": "bob"}], Decision.INVALID, "unknown name 'aprove': this run takes approve"),
     ],
 )
 def test_an_attempt_that_cannot_be_read_is_refused_and_kept_with_the_reason(
@@ -201,7 +201,6 @@ def test_a_flood_of_signed_refusals_cannot_grow_the_state_either() -> None:
     for _ in range(KEPT_DECISIONS + 50):
         assert not decide(run, Decision.APPROVE, "alice")[0]  # her own run: four-eyes, validly signed
     assert KEPT_DECISIONS == len(run.state.decisions)
-    assert len(run.state.signed_attempts) <= KEPT_DECISIONS
     assert 51 == run.state.decisions_not_kept
     assert run.approved, "the accepted approval stays"
 
@@ -219,3 +218,33 @@ def test_an_open_wait_says_again_what_it_needs_after_each_decision() -> None:
     assert "approved by bob" == run.state.next_action
     run.enter(Phase.REPLANNING)
     assert run.explain is None
+
+
+def test_a_signed_attempt_forgotten_by_the_state_still_cannot_be_replayed() -> None:
+    from workflows.run_record import KEPT_DECISIONS
+
+    run = record(phase=Phase.APPLYING)
+    early = KEYRING.sign_decision(
+        run.state.decision_scope, Decision.APPROVE, DecisionInput(actor="bob", plan_hash="h1"), now=NOW.timestamp()
+    )
+    assert not run.decide(Decision.APPROVE, early).accepted  # nothing awaits approval yet
+    run.state.phase = Phase.AWAITING_APPROVAL
+    for _ in range(KEPT_DECISIONS + 5):  # the requester's own refused approvals push bob's record out
+        decide(run, Decision.APPROVE, "alice")
+    assert all(d.attempt_id != early.attempt_id for d in run.state.decisions)
+    replayed = run.decide(Decision.APPROVE, early)
+    assert not replayed.accepted
+    assert replayed.reason.startswith("replayed")
+
+
+def test_seen_attempts_are_forgotten_once_their_signatures_expire() -> None:
+    run = record()
+    decide(run, Decision.APPROVE, "alice")
+    assert 1 == len(run.state.signed_attempts)
+    later = NOW + timedelta(days=1)
+    run._clock = lambda: later
+    fresh = KEYRING.sign_decision(
+        run.state.decision_scope, Decision.REJECT, DecisionInput(actor="bob", plan_hash="h1"), now=later.timestamp()
+    )
+    run.decide(Decision.REJECT, fresh)
+    assert [f"{fresh.expires_at}:{fresh.attempt_id}"] == run.state.signed_attempts, "the expired one was dropped"
