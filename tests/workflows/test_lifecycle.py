@@ -256,14 +256,9 @@ async def test_a_failure_whose_changes_cannot_be_undone_is_a_partial_application
 
 async def test_a_failing_compensation_waits_for_an_operator_saying_how_to_repair(env: WorkflowEnvironment) -> None:
     """Cancel in review, then compensation itself fails: the run asks an operator; a retry undoes it."""
-    lost = ApplicationError("timeout", type="unknown", non_retryable=True)
-    broken = ApplicationError("secret is gone", type=FailureKind.VALIDATION.value, non_retryable=True)
-    fake, queue = FakeRotation(failures={"promote": [lost], "compensate": [broken]}), uuid.uuid4().hex
+    fake, queue = failing_compensation(), uuid.uuid4().hex
     async with worker(env, fake, queue):
-        handle = await start(env, fake, queue, run_input("dev"))
-        await until_phase(handle, Phase.NEEDS_REVIEW)
-        await send(env, handle, Decision.CANCEL, DecisionInput(actor="carol", comment="roll back"))
-        review = await until_compensation_review(handle)
+        handle, review = await cancelled_into_compensation_review(env, fake, queue)
         [note] = [item for item in review.uncertain if item.startswith("compensation failed: secret is gone")]
         assert "AWSCURRENT is version" in note, "says which version holds the working password"
         assert "opsctl resolve" in review.next_action
@@ -277,14 +272,9 @@ async def test_a_failing_compensation_waits_for_an_operator_saying_how_to_repair
 
 
 async def test_an_aborted_compensation_ends_the_run_saying_what_stands(env: WorkflowEnvironment) -> None:
-    lost = ApplicationError("timeout", type="unknown", non_retryable=True)
-    broken = ApplicationError("secret is gone", type=FailureKind.VALIDATION.value, non_retryable=True)
-    fake, queue = FakeRotation(failures={"promote": [lost], "compensate": [broken]}), uuid.uuid4().hex
+    fake, queue = failing_compensation(), uuid.uuid4().hex
     async with worker(env, fake, queue):
-        handle = await start(env, fake, queue, run_input("dev"))
-        await until_phase(handle, Phase.NEEDS_REVIEW)
-        await send(env, handle, Decision.CANCEL, DecisionInput(actor="carol", comment="roll back"))
-        await until_compensation_review(handle)
+        handle, _ = await cancelled_into_compensation_review(env, fake, queue)
         abort = ResolveInput(actor="carol", comment="will fix by hand", resolution=Decision.ABORT)
         await send(env, handle, Decision.ABORT, abort)
         result = await handle.result()
@@ -293,6 +283,22 @@ async def test_an_aborted_compensation_ends_the_run_saying_what_stands(env: Work
     assert FailureKind.PARTIAL_APPLICATION == result.failure.kind
     assert ExitCode.PARTIAL_SUCCESS == result.exit_code()
     assert any(item.startswith("compensation failed: secret is gone") for item in result.uncertain)
+
+
+def failing_compensation() -> FakeRotation:
+    """A rotation whose last step fails unknown (to review), and whose compensation then fails once."""
+    lost = ApplicationError("timeout", type="unknown", non_retryable=True)
+    broken = ApplicationError("secret is gone", type=FailureKind.VALIDATION.value, non_retryable=True)
+    return FakeRotation(failures={"promote": [lost], "compensate": [broken]})
+
+
+async def cancelled_into_compensation_review(
+    env: WorkflowEnvironment, fake: FakeRotation, queue: str
+) -> tuple[WorkflowHandle[Any, RunState], RunState]:
+    handle = await start(env, fake, queue, run_input("dev"))
+    await until_phase(handle, Phase.NEEDS_REVIEW)
+    await send(env, handle, Decision.CANCEL, DecisionInput(actor="carol", comment="roll back"))
+    return handle, await until_compensation_review(handle)
 
 
 async def until_compensation_review(handle: WorkflowHandle[Any, RunState]) -> RunState:
