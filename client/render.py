@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from contracts.failures import ExitCode
 from contracts.phases import Phase
 from contracts.plan import Action, Finding, PlannedAction, Rollback
-from contracts.words import plural
+from contracts.words import plural, visible
 
 if TYPE_CHECKING:  # the run model pulls in signing (cryptography): commands that show runs import it
     from contracts.run import RunState
@@ -38,7 +38,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 def one_line(text: str) -> str:
     """What a caller wrote (an actor, a comment), on one line: it cannot forge the next line of output."""
-    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+    return visible(text)
 
 
 def run_json(state: RunState, web_ui: str) -> dict[str, Any]:
@@ -135,10 +135,9 @@ def _rollback(step: PlannedAction) -> str:
 
 def _migration_sql(state: RunState) -> dict[str, str]:
     """Version → SQL of the request's migrations (MigrateSchema), for showing what a plan runs."""
-    migrations = state.request.spec.get("migrations") if state.kind == "MigrateSchema" else None
-    if not isinstance(migrations, list):
-        return {}
-    return {str(m.get("version")): str(m.get("sql", "")) for m in migrations if isinstance(m, dict)}
+    from contracts.migrate_schema import sql_by_version
+
+    return sql_by_version(state.request.spec) if state.kind == "MigrateSchema" else {}
 
 
 def _finding(finding: Finding) -> str:

@@ -20,12 +20,13 @@ from datetime import datetime
 from typing import Any
 
 from contracts.gate import still_needed
+from contracts.migrate_schema import sql_by_version
 from contracts.phases import Phase
 from contracts.plan import Action, Plan, PlannedAction, Rollback
 from contracts.policy import Policy
 from contracts.request import Request
-from contracts.run import Decision, DecisionRecord, Resource, RunState
-from contracts.words import plural
+from contracts.run import DecisionRecord, Resource, RunState
+from contracts.words import plural, visible
 
 PROVENANCE = (
     "*These current details are the workflow's own account, from its record. The summary and the "
@@ -82,11 +83,6 @@ def fit(text: str, limit: int, more: str = "") -> str:
     if len(fences) % 2:  # cut inside a code block: close it, so the note is not read as code
         cut += "\n" + fences[-1].rstrip("abcdefghijklmnopqrstuvwxyz")
     return cut + note
-
-
-def visible(text: str) -> str:
-    """Control and format characters (escape sequences, bidi overrides) shown as their escapes."""
-    return "".join(char if char.isprintable() or char == " " else repr(char)[1:-1] for char in text)
 
 
 def inline(value: object, cell: bool = False) -> str:
@@ -250,7 +246,7 @@ def current_details(state: RunState, policy: Policy | None) -> str:
 
 
 def _awaiting_approval(state: RunState, policy: Policy | None) -> list[str]:
-    approvers = [d.actor for d in state.decisions if d.accepted and d.decision is Decision.APPROVE]
+    approvers = [d.actor for d in state.approvals]
     needs = still_needed(policy, approvers) if policy is not None else state.quorum
     lines = [
         *_plan_table(state),
@@ -279,7 +275,7 @@ def _awaiting_approval(state: RunState, policy: Policy | None) -> list[str]:
 
 
 def _review_commands(state: RunState, policy: Policy | None) -> list[str]:
-    approvers = [d.actor for d in state.decisions if d.accepted and d.decision is Decision.APPROVE]
+    approvers = [d.actor for d in state.approvals]
     needs = still_needed(policy, approvers) if policy is not None else state.quorum
     return [
         f"Still needed: {plain(needs)}.",
@@ -342,8 +338,7 @@ def _migration_sql(state: RunState) -> list[str]:
     """
     if state.plan is None or state.kind != "MigrateSchema":
         return []
-    migrations = state.request.spec.get("migrations")
-    sql = {str(m.get("version")): str(m.get("sql", "")) for m in migrations or [] if isinstance(m, dict)}
+    sql = sql_by_version(state.request.spec)
     lines: list[str] = []
     for action in state.plan.actions:
         version = action.resource_id.rsplit("/", 1)[-1]
@@ -362,7 +357,7 @@ def _migration_sql(state: RunState) -> list[str]:
 
 
 def _approvals(state: RunState) -> list[str]:
-    approved = [d for d in state.decisions if d.accepted and d.decision is Decision.APPROVE]
+    approved = state.approvals
     if not approved:
         return []
     who = ", ".join(f"{inline(d.actor)} ({', '.join(d.groups) or 'approver'}, {_when(d.at)})" for d in approved)

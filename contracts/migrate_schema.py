@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from enum import StrEnum
+from typing import Any
 
 from pydantic import Field, model_validator
 
@@ -61,6 +62,14 @@ def split_statements(sql: str) -> list[str]:
         return list(split(sql))
     except ParseError as exc:
         raise ValueError(f"does not parse: {exc}") from None
+
+
+def sql_by_version(spec: dict[str, Any]) -> dict[str, str]:
+    """Version → SQL of a MigrateSchema spec's inline migrations, as a request carries them (document form)."""
+    migrations = spec.get("migrations")
+    if not isinstance(migrations, list):
+        return {}
+    return {str(m.get("version")): str(m.get("sql", "")) for m in migrations if isinstance(m, dict)}
 
 
 def version_key(version: str) -> tuple[int, str]:

@@ -265,6 +265,11 @@ class RunState(BaseModel):
         return exit_code_for_phase(self.phase)
 
     @property
+    def approvals(self) -> list[DecisionRecord]:
+        """The approvals that count (accepted, not voided)."""
+        return [d for d in self.decisions if d.accepted and d.decision is Decision.APPROVE]
+
+    @property
     def ending_decision(self) -> DecisionRecord | None:
         """The accepted decision that ended a rejected or cancelled run: who, when and why."""
         wanted = {Phase.REJECTED: Decision.REJECT, Phase.CANCELLED: Decision.CANCEL}.get(self.phase)
