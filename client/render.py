@@ -246,7 +246,7 @@ def render_status(state: RunState, web_ui: str) -> str:
         ),
     ]
     lines += _waits(state)
-    cancel = next((d for d in state.decisions if d.accepted and d.decision.value == "cancel"), None)
+    cancel = state.cancel_request
     if cancel is not None and not state.phase.terminal:
         lines.append(
             f"Cancel      requested by {one_line(cancel.actor)} at {cancel.at:%Y-%m-%d %H:%M:%S} UTC: "

@@ -246,8 +246,7 @@ def current_details(state: RunState, policy: Policy | None) -> str:
 
 
 def _awaiting_approval(state: RunState, policy: Policy | None) -> list[str]:
-    approvers = [d.actor for d in state.approvals]
-    needs = still_needed(policy, approvers) if policy is not None else state.quorum
+    approvers, needs = _quorum_so_far(state, policy)
     lines = [
         *_plan_table(state),
         "",
@@ -275,12 +274,17 @@ def _awaiting_approval(state: RunState, policy: Policy | None) -> list[str]:
 
 
 def _review_commands(state: RunState, policy: Policy | None) -> list[str]:
-    approvers = [d.actor for d in state.approvals]
-    needs = still_needed(policy, approvers) if policy is not None else state.quorum
+    _, needs = _quorum_so_far(state, policy)
     return [
         f"Still needed: {plain(needs)}.",
         *_code_block(f"opsctl approve {state.workflow_id} --plan-hash {state.plan_hash} --as YOU", "sh"),
     ]
+
+
+def _quorum_so_far(state: RunState, policy: Policy | None) -> tuple[list[str], str]:
+    """Who approved so far, and who is still needed, in words."""
+    approvers = [d.actor for d in state.approvals]
+    return approvers, still_needed(policy, approvers) if policy is not None else state.quorum
 
 
 def _signal_command(state: RunState, name: str) -> str:

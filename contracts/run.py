@@ -270,6 +270,11 @@ class RunState(BaseModel):
         return [d for d in self.decisions if d.accepted and d.decision is Decision.APPROVE]
 
     @property
+    def cancel_request(self) -> DecisionRecord | None:
+        """The accepted cancel, if one is in effect: the run stops at its next safe point."""
+        return next((d for d in self.decisions if d.accepted and d.decision is Decision.CANCEL), None)
+
+    @property
     def ending_decision(self) -> DecisionRecord | None:
         """The accepted decision that ended a rejected or cancelled run: who, when and why."""
         wanted = {Phase.REJECTED: Decision.REJECT, Phase.CANCELLED: Decision.CANCEL}.get(self.phase)

@@ -43,6 +43,10 @@ def _expiry(entry: str) -> float:
     return float(expires) if rest and expires.isdigit() else _NEVER
 
 
+def _attempt_id(entry: str) -> str:
+    return entry.partition(":")[2] if _expiry(entry) < _NEVER else entry
+
+
 # The decisions a run takes, by signal and update name, and the model each one's input must fit.
 DECISION_INPUTS: dict[str, type[DecisionInput]] = {
     Decision.APPROVE.value: DecisionInput,
@@ -282,9 +286,7 @@ class RunRecord:
             attempt_id=input.attempt_id,
             expires_at=input.expires_at,
             now=self._clock(),
-            seen_attempts={
-                entry.split(":", 1)[-1] if _expiry(entry) < _NEVER else entry for entry in self._live_attempts()
-            },
+            seen_attempts={_attempt_id(entry) for entry in self._live_attempts()},
         )
 
     def _judge(self, decision: Decision, input: DecisionInput) -> Verdict:
@@ -332,7 +334,7 @@ class RunRecord:
 
     @property
     def cancel_request(self) -> DecisionRecord | None:
-        return next(iter(self._accepted(Decision.CANCEL)), None)
+        return self.state.cancel_request
 
     @property
     def resolution(self) -> DecisionRecord | None:

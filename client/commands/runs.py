@@ -210,7 +210,7 @@ async def _decide(
 
 def _already(decision: Decision, state: RunState) -> bool:
     """A cancel refused because one is already in effect did what its sender wanted (exit 0)."""
-    return decision is Decision.CANCEL and any(d.accepted and d.decision is Decision.CANCEL for d in state.decisions)
+    return decision is Decision.CANCEL and state.cancel_request is not None
 
 
 async def cmd_approve(client: Any, args: argparse.Namespace, config: Config, progress: Progress) -> Output:
