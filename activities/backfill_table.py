@@ -2,9 +2,11 @@
 
 The apply is one long activity: keyset batches (`key > last AND key <= upper`), each its
 own short transaction, throttled to an average rate, paused while a guard is over its
-threshold. After every batch it heartbeats `{"done", "total", "unit", "checkpoint"}`;
-a retried attempt (killed worker, timeout) reads that checkpoint and goes on from there.
-Re-running a batch is harmless because the predicate names the rows still to backfill.
+threshold. Each batch's transaction also moves the run's row in the progress table
+(`<schema>.opsctl_backfill_progress`: checkpoint, rows and batches so far), so what a
+batch changed and what the run counts commit together: a retried attempt (killed worker,
+outage, timeout, `resolve --retry`) goes on from the last committed batch and counts every
+row exactly once. Heartbeats (`{"done", "total", "unit", "checkpoint"}`) are live progress only.
 """
 
 from __future__ import annotations
@@ -57,13 +59,6 @@ def to_checkpoint(key_text: str, key_type: str) -> Checkpoint:
 def range_done(checkpoint: Checkpoint, key_max: str) -> bool:
     """The last batch ended at the range's maximum. Both sides are PostgreSQL's own ::text forms."""
     return checkpoint is not None and str(checkpoint) == key_max
-
-
-def resume_point(details: Any) -> tuple[int, Checkpoint]:
-    """(rows done, last key) from the previous attempt's heartbeat, or a fresh start."""
-    if isinstance(details, dict) and details.get("checkpoint") is not None:
-        return int(details.get("done", 0)), details["checkpoint"]
-    return 0, None
 
 
 class BatchSql(BaseModel):
@@ -122,6 +117,45 @@ class VerifyBackfillInput(BaseModel):
     key_max: str
 
 
+# ---- progress, committed with each batch ----------------------------------------------------
+
+
+PROGRESS_TABLE = "opsctl_backfill_progress"
+PROGRESS_KEPT = "30 days"  # finished runs' rows are dropped after this long
+
+
+def progress_table(schema_name: str) -> str:
+    return f"{quote_ident(schema_name)}.{PROGRESS_TABLE}"
+
+
+class ProgressSql(BaseModel):
+    """The progress table's statements; every run's row is keyed by its workflow id and key range."""
+
+    create: str
+    read: str  # $1 run → (checkpoint, rows, batches)
+    advance: str  # $1 run, $2 target, $3 checkpoint, $4 rows of this batch
+    prune: str
+
+
+def progress_sql(schema_name: str) -> ProgressSql:
+    table = progress_table(schema_name)
+    return ProgressSql(
+        create=f"CREATE TABLE IF NOT EXISTS {table} (run text PRIMARY KEY, target text NOT NULL, "
+        "checkpoint text NOT NULL, rows_done bigint NOT NULL, batches bigint NOT NULL, "
+        "updated_at timestamptz NOT NULL DEFAULT now())",
+        read=f"SELECT checkpoint, rows_done, batches FROM {table} WHERE run = $1",
+        advance=f"INSERT INTO {table} AS p (run, target, checkpoint, rows_done, batches) "
+        "VALUES ($1, $2, $3, $4, 1) ON CONFLICT (run) DO UPDATE SET checkpoint = EXCLUDED.checkpoint, "
+        "rows_done = p.rows_done + EXCLUDED.rows_done, batches = p.batches + 1, updated_at = now()",
+        prune=f"DELETE FROM {table} WHERE updated_at < now() - interval '{PROGRESS_KEPT}'",
+    )
+
+
+def progress_key(input: BackfillInput) -> str:
+    """One row per run and approved range: a re-planned range starts its own count."""
+    return f"{input.workflow_id} [{input.key_min}, {input.key_max}]"
+
+
 class BackfillActivities:
     def __init__(self, databases: Databases) -> None:
         self._databases = databases
@@ -151,6 +185,7 @@ class BackfillActivities:
                 )
                 if spec.guard:
                     await self._guard_value(conn, guard)
+                schema_name = await self._progress_schema(conn, spec)
         finally:
             await conn.close()
         where = f"{spec.database}/{spec.table}"
@@ -206,6 +241,7 @@ class BackfillActivities:
                 "key_max": key_max,
                 "batches": str(batch_count(rows, spec.batch_size)),
                 "min_duration_seconds": str(math.ceil(rows / spec.max_rows_per_second)),
+                "progress_table": f"{schema_name}.{PROGRESS_TABLE}",
             },
         )
         return Plan(kind="BackfillTable", target=f"table {where}", actions=[action, estimate])
@@ -241,6 +277,27 @@ class BackfillActivities:
         return str(columns[spec.key_column])
 
     @staticmethod
+    async def _progress_schema(conn: Any, spec: BackfillTableSpec) -> str:
+        """The table's schema, where the run keeps its progress; refused if the role cannot keep it there."""
+        schema_name, allowed = await conn.fetchrow(
+            "SELECT n.nspname, CASE WHEN to_regclass(format('%I.%I', n.nspname, $2::text)) IS NULL "
+            "THEN has_schema_privilege(n.oid, 'CREATE') ELSE "
+            "has_table_privilege(format('%I.%I', n.nspname, $2::text), 'SELECT') "
+            "AND has_table_privilege(format('%I.%I', n.nspname, $2::text), 'INSERT') "
+            "AND has_table_privilege(format('%I.%I', n.nspname, $2::text), 'UPDATE') END "
+            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::regclass",
+            table_ident(spec.table),
+            PROGRESS_TABLE,
+        )
+        if not allowed:
+            raise failure(
+                FailureKind.VALIDATION,
+                f"the backfill keeps its progress in {schema_name}.{PROGRESS_TABLE}, and this role may not: "
+                f"grant it CREATE on schema {schema_name}, or create the table and grant SELECT, INSERT, UPDATE on it",
+            )
+        return str(schema_name)
+
+    @staticmethod
     async def _guard_value(conn: Any, guard_sql: str) -> float | None:
         """The guard's one number (an interval counts in seconds); None if it returned NULL."""
         value = await conn.fetchval(guard_sql)
@@ -255,27 +312,33 @@ class BackfillActivities:
     @activity.defn(name="backfill_table.backfill")
     @classified(classify_postgres)
     async def backfill(self, input: BackfillInput) -> BackfillResult:
-        """Every batch of the approved range, resumed from the last heartbeat's checkpoint."""
+        """Every batch of the approved range, resumed after the last committed batch."""
         info = activity.info()
-        details = info.heartbeat_details[0] if info.heartbeat_details else None
-        done, checkpoint = resume_point(details)
-        result = BackfillResult(
-            rows_updated=done,
-            rows_this_attempt=0,
-            batches_this_attempt=0,
-            attempt=info.attempt,
-            resumed_from=checkpoint,
-            checkpoint=checkpoint,
-        )
         spec = input.spec
         first_sql, next_sql = batch_sql(spec, input.key_type, first=True), batch_sql(spec, input.key_type, first=False)
         guard = check_guard_query(spec.guard.query) if spec.guard else ""
+        run = progress_key(input)
         conn = await self._databases.connect(self._databases.target(spec.database))
         try:
             # One session lock for the whole run: a second backfill of this table is a conflict.
             lock = f"opsctl:backfill:{spec.database}/{spec.table}"
             if not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", lock):
                 raise failure(FailureKind.CONFLICT, f"another operation holds the lock on {lock}")
+            progress = progress_sql(await self._progress_schema(conn, spec))
+            async with conn.transaction():  # concurrent CREATE IF NOT EXISTS can collide: one at a time
+                await conn.execute("SELECT pg_advisory_xact_lock(hashtext('opsctl:backfill:progress'))")
+                await conn.execute(progress.create)
+                await conn.execute(progress.prune)
+                committed = await conn.fetchrow(progress.read, run)
+            checkpoint = None if committed is None else to_checkpoint(committed["checkpoint"], input.key_type)
+            result = BackfillResult(
+                rows_updated=0 if committed is None else committed["rows_done"],
+                rows_this_attempt=0,
+                batches_this_attempt=0,
+                attempt=info.attempt,
+                resumed_from=checkpoint,
+                checkpoint=checkpoint,
+            )
             while not range_done(result.checkpoint, input.key_max):
                 if spec.guard:
                     result.paused_seconds += await self._wait_for_guard(conn, guard, spec, input, result)
@@ -289,7 +352,8 @@ class BackfillActivities:
                     if upper is None:
                         break
                     status = await conn.execute(sql.update, lower, upper)
-                updated = int(status.split()[-1])
+                    updated = int(status.split()[-1])
+                    await conn.execute(progress.advance, run, f"{spec.database}/{spec.table}", upper, updated)
                 result.rows_updated += updated
                 result.rows_this_attempt += updated
                 result.batches_this_attempt += 1

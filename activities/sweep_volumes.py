@@ -3,6 +3,12 @@
 EC2 has no idempotency token for DeleteVolume or CreateSnapshot, so both are made
 idempotent by observation: a volume that is already gone counts as done, and a snapshot
 is tagged with the run and the volume, so a retried step finds and adopts it.
+
+Counting is by observation too. The workflow looks at a batch before its step starts
+(`remaining`, recorded in history), so a volume seen then and gone now was deleted by
+this step, whichever attempt deleted it; one gone already was gone before the run came.
+Snapshots are counted by their tags. So a killed, retried or cancelled batch counts each
+deletion and each snapshot exactly once.
 """
 
 from __future__ import annotations
@@ -37,6 +43,9 @@ class DeleteBatchInput(BaseModel):
     snapshot_first: bool
     concurrency: int
     keep_tag: str = "keep"  # re-checked just before deleting: a batch may run hours after approval
+    # The batch's volumes that existed when the workflow looked, before the step began (None:
+    # histories from before that look): one of them gone now was deleted by an attempt of this step.
+    present: list[str] | None = None
 
 
 class DeleteBatchResult(BaseModel):
@@ -130,11 +139,13 @@ class SweepVolumesActivities:
             found = await call(self._ec2.describe_volumes, Filters=[{"Name": "volume-id", "Values": chunk}])
             now.update({volume["VolumeId"]: volume for volume in found["Volumes"]})
 
+        seen = set(input.present or ())
+
         async def sweep(volume_id: str) -> None:
             volume = now.get(volume_id)
             tags = {tag["Key"] for tag in (volume or {}).get("Tags", [])}
             if volume is None:
-                outcome = "gone"
+                outcome = "deleted" if volume_id in seen else "gone"
             elif input.keep_tag in tags:
                 outcome = f"not deleted: tagged '{input.keep_tag}' since the plan was made"
             elif volume["State"] != "available":
@@ -152,8 +163,24 @@ class SweepVolumesActivities:
             heartbeats.report({"done": done, "total": len(input.volume_ids), "unit": "volumes"})
 
         await asyncio.gather(*(sweep(volume_id) for volume_id in input.volume_ids))
-        result.snapshots = len(result.deleted) if input.snapshot_first else 0
+        if input.snapshot_first and result.deleted:
+            result.snapshots = await self._snapshots_of(input.workflow_id, result.deleted)
         return result
+
+    async def _snapshots_of(self, workflow_id: str, volume_ids: list[str]) -> int:
+        """How many of these volumes this run snapshotted (found by tags, whichever attempt made them)."""
+        found: set[str] = set()
+        for start in range(0, len(volume_ids), FILTER_VALUES):
+            page = await call(
+                self._ec2.describe_snapshots,
+                OwnerIds=["self"],
+                Filters=[
+                    {"Name": f"tag:{RUN_TAG}", "Values": [workflow_id]},
+                    {"Name": f"tag:{VOLUME_TAG}", "Values": volume_ids[start : start + FILTER_VALUES]},
+                ],
+            )
+            found.update(tag["Value"] for snap in page["Snapshots"] for tag in snap["Tags"] if tag["Key"] == VOLUME_TAG)
+        return len(found)
 
     async def _sweep_one(self, workflow_id: str, volume_id: str, snapshot_first: bool) -> str:
         from botocore.exceptions import ClientError

@@ -1,8 +1,9 @@
 """BackfillTable: a reviewed, throttled, resumable batched UPDATE over one table's key range.
 
 The plan pins the key range and the number of matching rows; apply is one long step
-that walks that range batch by batch and heartbeats its checkpoint, so a killed worker's
-retry resumes where the last one stopped. Verify proves no row matches the predicate.
+that walks that range batch by batch and commits its checkpoint with each batch, so a
+killed worker's retry resumes after the last committed batch and counts each row once.
+Verify proves no row matches the predicate.
 """
 
 from __future__ import annotations
@@ -29,8 +30,6 @@ with workflow.unsafe.imports_passed_through():
     from contracts.words import plural
 
 PLAN_TIMEOUT = timedelta(minutes=5)  # counting the matching rows scans them once
-# A batch is one statement under statement_timeout (30 s) plus lock_timeout (5 s): a worker
-# silent for longer than this is gone, and the retry resumes from the last checkpoint.
 
 
 def observed(plan: Plan) -> dict[str, str]:

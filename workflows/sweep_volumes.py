@@ -29,6 +29,8 @@ with workflow.unsafe.imports_passed_through():
 
 PLAN_TIMEOUT = timedelta(minutes=5)  # paginating through tens of thousands of volumes
 BATCH_TIMEOUT = timedelta(minutes=10)
+# Runs started before batches were looked at first replay without that look.
+LOOK_BEFORE_DELETING = "sweep-looks-at-each-batch-before-deleting"
 
 
 def candidates(plan: Plan) -> list[str]:
@@ -70,6 +72,7 @@ class SweepStaleVolumes(Lifecycle[SweepStaleVolumesSpec, SweepApplied]):
             if start < applied.next:
                 continue
             batch = volumes[start : start + spec.batch_size]
+            present = await self.look_at(batch) if workflow.patched(LOOK_BEFORE_DELETING) else None
             result = await self.step(
                 batch_step(start, spec.batch_size, len(volumes)),
                 SweepVolumesActivities.delete_batch,
@@ -79,6 +82,7 @@ class SweepStaleVolumes(Lifecycle[SweepStaleVolumesSpec, SweepApplied]):
                     snapshot_first=spec.snapshot_first,
                     concurrency=spec.concurrency,
                     keep_tag=spec.keep_tag,
+                    present=present,
                 ),
                 timeout=BATCH_TIMEOUT,
                 cancellable=True,
@@ -99,6 +103,11 @@ class SweepStaleVolumes(Lifecycle[SweepStaleVolumesSpec, SweepApplied]):
         for volume, reason in sorted(applied.skipped.items()):
             self.warn(f"{volume} {reason}")
         return applied
+
+    async def look_at(self, batch: list[str]) -> list[str]:
+        """The batch's volumes that exist before its step begins: what its deletions are counted against."""
+        survey = VerifySweepInput(workflow_id=workflow.info().workflow_id, volume_ids=batch, expected_snapshots=0)
+        return await self.probe(SweepVolumesActivities.remaining, survey, step="look at the batch before deleting")
 
     async def verify(self, spec: SweepStaleVolumesSpec, applied: SweepApplied) -> list[Check]:
         plan = self.state().plan

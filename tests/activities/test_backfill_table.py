@@ -10,7 +10,6 @@ from activities.backfill_table import (
     batch_count,
     batch_sql,
     range_done,
-    resume_point,
     throttle_delay,
     to_checkpoint,
 )
@@ -109,10 +108,7 @@ def test_batching_and_throttle_math() -> None:
     assert 0.0 == throttle_delay(500, 9.0, 100)
 
 
-def test_a_checkpoint_resumes_where_the_last_heartbeat_left_off() -> None:
-    assert (0, None) == resume_point(None)
-    assert (0, None) == resume_point({"done": 0, "total": 10, "unit": "rows"})
-    assert (300, 350) == resume_point({"done": 300, "total": 1000, "unit": "rows", "checkpoint": 350})
+def test_checkpoints_keep_the_key_s_type_and_end_at_the_range_s_maximum() -> None:
     assert (350, "a-key") == (to_checkpoint("350", "bigint"), to_checkpoint("a-key", "text"))
     assert (True, False, False) == (range_done(1000, "1000"), range_done(999, "1000"), range_done(None, "1000"))
 

@@ -177,7 +177,7 @@ async def test_the_throttle_holds_the_average_rate(client: Client, databases: Da
 
 
 async def test_a_killed_worker_resumes_from_the_checkpoint(client: Client, databases: Databases) -> None:
-    """The worker dies mid-range; a new worker's attempt starts after the heartbeated checkpoint."""
+    """The worker dies mid-range; a new worker's attempt starts after the last committed batch."""
     table = await make_table(databases, 1000)
     name = f"backfill-{uuid.uuid4().hex[:8]}"
     request = backfill_request(table, batchSize=50, maxRowsPerSecond=250)  # 20 batches, ~4 s
@@ -196,8 +196,8 @@ async def test_a_killed_worker_resumes_from_the_checkpoint(client: Client, datab
     [step] = await backfill_results(handle)
     assert step.attempt >= 2
     assert isinstance(step.resumed_from, int)
-    assert 50 <= step.resumed_from <= done_at_kill, "resumed after a heartbeated checkpoint, not from the start"
-    assert 1000 - done_at_kill == step.rows_this_attempt
+    assert done_at_kill == step.resumed_from, "resumed after the last committed batch, not from the start"
+    assert (1000, 1000 - done_at_kill) == (step.rows_updated, step.rows_this_attempt), "every row counted once"
     assert "resumed after id" in result.changed[0].detail
 
 
@@ -311,3 +311,39 @@ async def test_rows_added_to_a_live_table_before_approval_do_not_void_it(
     assert waiting.plan_hash == result.plan_hash
     assert [d.accepted for d in result.decisions] == [True]
     assert {"done": 600, "repeated": 0} == {k: v for k, v in (await counts(databases, table)).items() if k != "span"}
+
+
+async def test_a_role_that_cannot_keep_progress_is_refused_at_plan_time(
+    client: Client, databases: Databases, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Progress commits with each batch in <schema>.opsctl_backfill_progress: a role that may not write it
+    is told so, with the grant to ask for, before anything changes."""
+    suffix = uuid.uuid4().hex[:8]
+    role, schema_name = f"bf_role_{suffix}", f"bf_schema_{suffix}"
+    table = f"{schema_name}.t"
+    await sql(
+        databases,
+        f"CREATE SCHEMA {schema_name}; CREATE TABLE {table} (id bigint PRIMARY KEY, email text, email_lower text);"
+        f"INSERT INTO {table} SELECT g, 'A' || g, NULL FROM generate_series(1, 10) g;"
+        f"CREATE ROLE {role} LOGIN PASSWORD 'pw-{suffix}'; GRANT USAGE ON SCHEMA {schema_name} TO {role};"
+        f"GRANT SELECT, UPDATE ON {table} TO {role};",
+    )
+    monkeypatch.setenv("BF_ROLE_PASSWORD", f"pw-{suffix}")
+    admin = databases.target("app")
+    restricted = Databases(
+        {
+            "app": admin.model_copy(
+                update={"admin_user": role, "admin_password_env": "BF_ROLE_PASSWORD", "admin_password_file": ""}
+            )
+        }
+    )
+    name = f"backfill-{suffix}"
+    async with worker(client, restricted, name):
+        handle, _ = await start_run(client, backfill_request(table), task_queue=name, keys=KEYRING)
+        result = await asyncio.wait_for(handle.result(), timeout=60)
+
+    assert Phase.FAILED == result.phase
+    assert result.failure is not None
+    assert "validation" == result.failure.kind.value
+    assert f"grant it CREATE on schema {schema_name}" in result.failure.message
+    assert 10 == (await sql(databases, f"SELECT count(*) FROM {table} WHERE email_lower IS NULL"))[0]

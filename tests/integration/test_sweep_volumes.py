@@ -161,6 +161,34 @@ async def test_a_volume_that_is_already_gone_counts_as_done(stack: Stack, worker
     assert ["vol-0123456789abcdef0"] == result.already_gone
 
 
+async def test_a_retried_batch_counts_each_deletion_and_snapshot_once(
+    stack: Stack, worker_settings: WorkerSettings
+) -> None:
+    """An earlier attempt deleted one volume (after its snapshot), then died: the retry counts it as
+    deleted by this step, because the workflow saw it before the step began, and finds its snapshot."""
+    scope = uuid.uuid4().hex[:8]
+    first, *rest = make_volumes(stack, scope, 3)
+    steps, run_id = SweepVolumesActivities(worker_settings.aws), f"sweep-{scope}"
+    earlier = DeleteBatchInput(workflow_id=run_id, volume_ids=[first], snapshot_first=True, concurrency=1)
+    await ActivityEnvironment().run(steps.delete_batch, earlier)
+    before_the_run = "vol-0123456789abcdef0"
+    retry = DeleteBatchInput(
+        workflow_id=run_id,
+        volume_ids=[first, *rest, before_the_run],
+        snapshot_first=True,
+        concurrency=2,
+        present=[first, *rest],
+    )
+    result = await ActivityEnvironment().run(steps.delete_batch, retry)
+
+    assert (sorted([first, *rest]), [before_the_run], 3) == (
+        sorted(result.deleted),
+        result.already_gone,
+        result.snapshots,
+    )
+    assert set() == existing(stack, scope)
+
+
 async def test_a_volume_tagged_keep_after_the_plan_is_not_deleted(
     stack: Stack, worker_settings: WorkerSettings
 ) -> None:

@@ -71,6 +71,7 @@ async def test_a_sigkilled_worker_s_step_is_retried_within_seconds_and_changes_e
     assert {"done": 2000, "repeated": 0} == {k: v for k, v in (await counts(databases, table)).items() if k != "span"}
     [step] = await backfill_results(handle)
     assert step.attempt >= 2
+    assert (2000, done_at_kill) == (step.rows_updated, step.resumed_from), "progress commits with each batch"
     print(f"recovered {recovered:.1f} s after SIGKILL; {done_at_kill} of 2000 rows done at the kill")
 
 
