@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 CHROMIUM := /usr/bin/chromium
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test check lint typecheck bench down clean
+.PHONY: demo test check lint typecheck bench chaos down clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ typecheck: $(STAMP)
 bench: $(STAMP)  ## figures, not assertions
 	$(BIN)/python -m tests.bench
 	$(BIN)/python -m tests.bench_sweep 10000
+
+chaos: $(STAMP)  ## real faults on a stack of its own: kills, outages, 50 callers, fuzzing, secret scan -> README
+	$(BIN)/python -m tests.chaos --readme
 
 down: $(STAMP)
 	$(BIN)/opsctl dev down

@@ -148,6 +148,18 @@ class Stack:
     def aws_endpoint(self) -> str:
         return f"http://127.0.0.1:{self.ports.aws}"
 
+    def aws(self, service: str) -> Any:
+        """A boto3 client for the stack's AWS endpoint, with the dev credentials."""
+        import boto3
+
+        return boto3.client(
+            service,
+            endpoint_url=self.aws_endpoint,
+            region_name=DEV_AWS_ENV["AWS_DEFAULT_REGION"],
+            aws_access_key_id=DEV_AWS_ENV["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=DEV_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+        )
+
     @property
     def worker_settings_path(self) -> Path:
         return self.state_dir / "worker.json"
@@ -392,8 +404,6 @@ def seed_role(stack: Stack, role: str, secret_id: str, password: str | None = No
 
     Returns the role's password; only the demo and the tests call this.
     """
-    import boto3
-
     password = password or secrets.token_urlsafe(18)
     stack.psql(
         f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') "
@@ -409,13 +419,7 @@ def seed_role(stack: Stack, role: str, secret_id: str, password: str | None = No
             "dbname": DEMO_DATABASE,
         }
     )
-    aws = boto3.client(
-        "secretsmanager",
-        endpoint_url=stack.aws_endpoint,
-        region_name=DEV_AWS_ENV["AWS_DEFAULT_REGION"],
-        aws_access_key_id=DEV_AWS_ENV["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=DEV_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
-    )
+    aws = stack.aws("secretsmanager")
     # Start from a fresh secret: moto's put_secret_value can leave AWSCURRENT on two versions
     # after update_secret_version_stage has moved it (its default version does not follow).
     with contextlib.suppress(aws.exceptions.ResourceNotFoundException):

@@ -15,29 +15,16 @@ import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
-
-import boto3
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere in the repo
 
-from client.devstack import DEV_AWS_ENV, Stack, seed_role
+from client.devstack import Stack, seed_role
 
 EXAMPLES = Path(__file__).resolve().parent
 
 
-def aws(stack: Stack, service: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=stack.aws_endpoint,
-        region_name=DEV_AWS_ENV["AWS_DEFAULT_REGION"],
-        aws_access_key_id=DEV_AWS_ENV["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=DEV_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
-    )
-
-
 def seed_volumes(stack: Stack, count: int) -> str:
-    ec2 = aws(stack, "ec2")
+    ec2 = stack.aws("ec2")
 
     def create(tags: dict[str, str]) -> str:
         spec = [{"ResourceType": "volume", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}]
@@ -50,7 +37,7 @@ def seed_volumes(stack: Stack, count: int) -> str:
 
 
 def seed_rds_source(stack: Stack, name: str) -> str:
-    aws(stack, "rds").create_db_instance(
+    stack.aws("rds").create_db_instance(
         DBInstanceIdentifier=name,
         DBInstanceClass="db.t3.micro",
         Engine="postgres",

@@ -10,7 +10,7 @@ import pytest
 from temporalio.client import Client
 
 from client.devstack import DEV_AWS_ENV, Ports, Stack
-from tests.identities import POLICY_FILE
+from tests.identities import stack_worker_settings
 from worker.converter import DATA_CONVERTER
 from worker.main import build_worker
 from worker.settings import WorkerSettings
@@ -29,15 +29,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="session")
 def worker_settings(stack: Stack) -> WorkerSettings:
-    return WorkerSettings.model_validate(
-        {
-            "temporal": {"address": stack.temporal_address},
-            "aws": {"endpoint_url": stack.aws_endpoint, "region": DEV_AWS_ENV["AWS_DEFAULT_REGION"]},
-            "databases": {"app": stack.database_target("app")},
-            "policy_file": str(POLICY_FILE),
-            "environments": ["dev", "staging", "prod"],
-        }
-    )
+    return stack_worker_settings(stack)
 
 
 @pytest.fixture(scope="session")

@@ -13,9 +13,11 @@ from typing import Any
 import yaml
 
 from activities.policy import PolicyActivities
+from client.devstack import DEV_AWS_ENV, Stack
 from client.keys import Keyring, create_key
 from contracts.policy import PolicySet
 from contracts.policy import policy_document as contract_document
+from worker.settings import WorkerSettings
 
 KEYS_DIR = Path(tempfile.mkdtemp(prefix="opsctl-test-keys-"))
 IDENTITIES = ("alice", "bob", "carol", "dave", "eve")
@@ -49,3 +51,16 @@ def policy_activities(policy_set: PolicySet | None = None, **settings: Any) -> P
     merged = {**defaults, **settings}
     merged.setdefault("check_id_reuse", merged["search_attributes"])
     return PolicyActivities(chosen, "test policies", **merged)
+
+
+def stack_worker_settings(stack: Stack) -> WorkerSettings:
+    """A worker for `stack` that obeys `POLICY_FILE` and serves every test environment."""
+    return WorkerSettings.model_validate(
+        {
+            "temporal": {"address": stack.temporal_address},
+            "aws": {"endpoint_url": stack.aws_endpoint, "region": DEV_AWS_ENV["AWS_DEFAULT_REGION"]},
+            "databases": {"app": stack.database_target("app")},
+            "policy_file": str(POLICY_FILE),
+            "environments": ["dev", "staging", "prod"],
+        }
+    )

@@ -6,13 +6,13 @@ import argparse
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
-from temporalio.worker import Worker
+from temporalio.worker import Interceptor, Worker
 
 from activities.backfill_table import BackfillActivities
 from activities.migrate_schema import MigrateSchemaActivities
@@ -78,21 +78,23 @@ async def connect(settings: WorkerSettings) -> Client:
     )
 
 
-def build_worker(client: Client, settings: WorkerSettings) -> Worker:
+def build_worker(client: Client, settings: WorkerSettings, interceptors: Sequence[Interceptor] = ()) -> Worker:
+    """The worker `python -m worker` runs; `interceptors` add to the client's (fault injection in `make chaos`)."""
     return Worker(
         client,
         task_queue=settings.temporal.task_queue,
         workflows=WORKFLOWS,
         activities=build_activities(settings),
+        interceptors=interceptors,
         # Heartbeats carry checkpoints and live progress: send them often, not every ~48 s.
         max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
     )
 
 
-async def serve(settings: WorkerSettings) -> None:
+async def serve(settings: WorkerSettings, interceptors: Sequence[Interceptor] = ()) -> None:
     setup_tracing(settings.trace_file)
     client = await connect(settings)
-    worker = build_worker(client, settings)
+    worker = build_worker(client, settings, interceptors)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
