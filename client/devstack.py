@@ -152,7 +152,8 @@ class Stack:
         """A boto3 client for the stack's AWS endpoint, with the dev credentials."""
         import boto3
 
-        return boto3.client(
+        # The service is chosen at run time, so no single boto3-stubs overload applies.
+        return boto3.client(  # type: ignore[call-overload]
             service,
             endpoint_url=self.aws_endpoint,
             region_name=DEV_AWS_ENV["AWS_DEFAULT_REGION"],
