@@ -134,7 +134,7 @@ class ProgressSql(BaseModel):
     create: str
     read: str  # $1 run → (checkpoint, rows, batches)
     advance: str  # $1 run, $2 target, $3 checkpoint, $4 rows of this batch
-    prune: str
+    prune: str  # $1 the run resuming now: its own row stays, however old (a long needs_review)
 
 
 def progress_sql(schema_name: str) -> ProgressSql:
@@ -147,7 +147,7 @@ def progress_sql(schema_name: str) -> ProgressSql:
         advance=f"INSERT INTO {table} AS p (run, target, checkpoint, rows_done, batches) "
         "VALUES ($1, $2, $3, $4, 1) ON CONFLICT (run) DO UPDATE SET checkpoint = EXCLUDED.checkpoint, "
         "rows_done = p.rows_done + EXCLUDED.rows_done, batches = p.batches + 1, updated_at = now()",
-        prune=f"DELETE FROM {table} WHERE updated_at < now() - interval '{PROGRESS_KEPT}'",
+        prune=f"DELETE FROM {table} WHERE updated_at < now() - interval '{PROGRESS_KEPT}' AND run <> $1",
     )
 
 
@@ -328,7 +328,7 @@ class BackfillActivities:
             async with conn.transaction():  # concurrent CREATE IF NOT EXISTS can collide: one at a time
                 await conn.execute("SELECT pg_advisory_xact_lock(hashtext('opsctl:backfill:progress'))")
                 await conn.execute(progress.create)
-                await conn.execute(progress.prune)
+                await conn.execute(progress.prune, run)
                 committed = await conn.fetchrow(progress.read, run)
             checkpoint = None if committed is None else to_checkpoint(committed["checkpoint"], input.key_type)
             result = BackfillResult(
