@@ -170,13 +170,19 @@ class Stack:
     def codec_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.codec}"
 
-    def codec_token(self) -> str:
-        """The codec server's token, and the encryption key beside it: made once, then reused."""
+    def codec_keys(self) -> Path:
+        """The stack's payload encryption keys file: made once, then reused (a lost key is unreadable runs)."""
         from encryption.keys import new_key_entry, write_secret_file
 
         if not self.codec_keys_path.exists():
             header = "# The embedded stack's payload encryption keys: KEY_ID:BASE64, the last one encrypts.\n"
             write_secret_file(self.codec_keys_path, header + new_key_entry(DEV_KEY_ID))
+        return self.codec_keys_path
+
+    def codec_token(self) -> str:
+        """The codec server's bearer token: made once, then reused (the Web UI's endpoint carries it)."""
+        from encryption.keys import write_secret_file
+
         if not self.codec_token_path.exists():
             write_secret_file(self.codec_token_path, secrets.token_urlsafe(32) + "\n")
         return self.codec_token_path.read_text(encoding="utf-8").strip()
@@ -318,17 +324,17 @@ class Stack:
         return Piece("aws", f"127.0.0.1:{self.ports.aws}", pid, str(log), {"endpoint": self.aws_endpoint})
 
     def _start_codec(self) -> Piece:
-        self.codec_token()
+        keys, _ = self.codec_keys(), self.codec_token()
         argv = [sys.executable, "-m", "client.main", "codec-server", "--port", str(self.ports.codec)]
         for host in ("127.0.0.1", "localhost"):  # the UI's origin, however a person typed its address
             argv += ["--ui-origin", f"http://{host}:{self.ports.ui}"]
         argv += ["--token-file", str(self.codec_token_path)]
-        env = {**_STACK_CODEC_ENV, "OPSCTL_CODEC_KEYS_FILE": str(self.codec_keys_path), "PYTHONPATH": _ROOT}
+        env = {**_STACK_CODEC_ENV, "OPSCTL_CODEC_KEYS_FILE": str(keys), "PYTHONPATH": _ROOT}
         pid, log = self._spawn("codec", argv, env)
         wait_until(lambda: port_open(self.ports.codec) or not pid_alive(pid), 30, "the codec server", log)
         if not pid_alive(pid):
             raise StackError(f"the codec server exited at start; see {log}")
-        extra = {"endpoint": self.codec_url, "keys_file": str(self.codec_keys_path)}
+        extra = {"endpoint": self.codec_url, "keys_file": str(keys)}
         return Piece("codec", f"127.0.0.1:{self.ports.codec}", pid, str(log), extra)
 
     def _write_worker_settings(self) -> Path:
@@ -336,7 +342,7 @@ class Stack:
             "temporal": {"address": self.temporal_address, "namespace": "default", "task_queue": "opsctl"},
             "aws": {"region": DEV_AWS_ENV["AWS_DEFAULT_REGION"], "endpoint_url": self.aws_endpoint},
             "databases": {DEMO_DATABASE: self.database_target(DEMO_DATABASE)},
-            "codec": {"keys_file": str(self.codec_keys_path)},
+            "codec": {"keys_file": str(self.codec_keys())},
             "trace_file": str(self.logs / "traces.jsonl"),
             "metrics_address": f"127.0.0.1:{self.ports.metrics}",
             "policy_file": str(self.write_policy_file()),
@@ -380,7 +386,6 @@ class Stack:
     def _start_worker(self) -> Piece:
         settings = self._write_worker_settings()
         argv = [sys.executable, "-m", "worker", "--settings", str(settings)]
-        self.codec_token()
         env = {**DEV_AWS_ENV, **_STACK_CODEC_ENV, "PYTHONPATH": _ROOT}
         pid, log = self._spawn("worker", argv, env)
         wait_until(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,21 @@ async def test_the_codec_server_refuses_to_start_without_keys_or_without_a_token
     without_token = await opsctl(keyed, "codec-server", "--port", "1")
     assert 2 == without_token.code
     assert "needs a token, and none is configured" in without_token.stderr
+
+
+async def test_dev_status_lists_the_codec_server_and_the_stack_s_secrets_are_its_owners_only_and_kept(
+    cli_env: dict[str, str], stack: Stack
+) -> None:
+    ran = await opsctl({**cli_env, "OPSCTL_STATE_DIR": str(stack.state_dir)}, "dev", "status", "--format", "json")
+    codec = next(row for row in ran.json()["pieces"] if row["piece"] == "codec")
+    assert (True, stack.codec_url, str(stack.codec_keys_path)) == (
+        codec["running"],
+        codec["endpoint"],
+        codec["keys_file"],
+    )
+    assert [0o600, 0o600] == [
+        stat.S_IMODE(path.stat().st_mode) for path in (stack.codec_keys_path, stack.codec_token_path)
+    ]
+    made = (stack.codec_keys_path.read_text(), stack.codec_token())
+    again = Stack(stack.state_dir)  # what the next `opsctl dev up` sees
+    assert made == (again.codec_keys().read_text(), again.codec_token())
