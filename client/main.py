@@ -60,6 +60,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "list": ("runs", "list runs, filtered by phase, kind or environment"),
     "policy": ("policy", "show the policies runs obey, or check a policy file offline"),
     "keys": ("keys", "your signing key: init creates it, show prints the public key to register"),
+    "codec-server": ("codec_server", "decode encrypted payloads for the Web UI and `temporal workflow show`"),
     "dev": ("dev", "the embedded development stack: up, down, status"),
     "demo": ("demo", "run the two-person credential rotation demo on the embedded stack"),
 }
@@ -227,6 +228,21 @@ def _arguments(name: str, parser: argparse.ArgumentParser) -> None:
     if name == "keys":
         parser.add_argument("action", choices=["init", "show"])
         parser.add_argument("--force", action="store_true", help="init: replace an existing key")
+    if name == "codec-server":
+        parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+        parser.add_argument("--port", type=int, default=8234, help="default: %(default)s")
+        parser.add_argument(
+            "--ui-origin",
+            action="append",
+            metavar="URL",
+            help="the Web UI's origin, allowed to call from a browser (repeatable; default: the configured ui_url)",
+        )
+        parser.add_argument(
+            "--token-file", help="the bearer token's file (default: $OPSCTL_CODEC_TOKEN_FILE, config, the dev stack's)"
+        )
+        parser.add_argument(
+            "--max-body-bytes", type=int, default=8 * 1024 * 1024, help="larger requests get 413 (default: %(default)s)"
+        )
     if name == "dev":
         parser.add_argument("action", choices=["up", "down", "status"])
         parser.add_argument("--temporal-port", type=int, default=7233)
@@ -234,6 +250,7 @@ def _arguments(name: str, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--postgres-port", type=int, default=55432)
         parser.add_argument("--aws-port", type=int, default=54566)
         parser.add_argument("--metrics-port", type=int, default=9464, help="the worker's Prometheus /metrics")
+        parser.add_argument("--codec-port", type=int, default=8234, help="the codec server the Web UI decodes through")
         parser.add_argument("--no-worker", action="store_true", help="start the servers only")
 
 

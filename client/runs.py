@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from temporalio.api.failure.v1 import Failure
 from temporalio.client import (
     Client,
     RPCTimeoutOrCancelledError,
@@ -27,9 +28,11 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.converter import DataConverter
+from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from client.config import Config
 from client.keys import Keyring
 from contracts import markdown
 from contracts.failures import ExitCode, FailureKind, OpsctlError
@@ -45,6 +48,7 @@ from contracts.run import (
     RunInput,
     RunState,
 )
+from encryption.codec import with_encryption
 
 QUERY_TIMEOUT = timedelta(seconds=5)
 # How long a run may go unanswered (no worker polls its task queue) before a waiting command says
@@ -52,13 +56,18 @@ QUERY_TIMEOUT = timedelta(seconds=5)
 UNANSWERED_FOR = 20.0
 
 
-async def connect(address: str, namespace: str) -> Client:
+async def connect(config: Config) -> Client:
+    """A client that encrypts what it sends and decrypts what it reads when keys are configured.
+
+    Without keys it still recognises encrypted payloads, to say which key is missing (exit 2).
+    """
+    converter = with_encryption(pydantic_data_converter, config.encryption_keys(), strict=True)
     try:
-        return await Client.connect(address, namespace=namespace, data_converter=pydantic_data_converter)
+        return await Client.connect(config.temporal_address, namespace=config.namespace, data_converter=converter)
     except RuntimeError as exc:
         raise OpsctlError(
             FailureKind.DEPENDENCY_UNAVAILABLE,
-            f"cannot reach Temporal at {address}: {exc}",
+            f"cannot reach Temporal at {config.temporal_address}: {exc}",
             hint="start the embedded stack with `opsctl dev up`, or set OPSCTL_TEMPORAL_ADDRESS",
         ) from exc
 
@@ -156,10 +165,18 @@ async def _live_activities(handle: WorkflowHandle[Any, RunState], described: Any
                 activity_type=pending.activity_type.name,
                 attempt=pending.attempt,
                 details=details,
-                last_failure=pending.last_failure.message if pending.HasField("last_failure") else "",
+                last_failure=await _failure_message(converter, pending.last_failure)
+                if pending.HasField("last_failure")
+                else "",
             )
         )
     return live
+
+
+async def _failure_message(converter: DataConverter, failure: Failure) -> str:
+    """A failure's message, decrypted when the worker encrypted it (then the proto's says "Encoded failure")."""
+    decoded = await converter.decode_failure(failure)
+    return decoded.message if isinstance(decoded, FailureError) else str(decoded)
 
 
 async def wait_for(

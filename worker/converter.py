@@ -7,6 +7,10 @@ before a handler runs, and drops the whole signal if that fails (bytes that are 
 JSON, an unknown encoding). Here such a payload is handed on as a `RawValue` instead, for
 the handler to refuse by name. Typed decoding (activity results, workflow input) is the
 plain pydantic converter's.
+
+With encryption keys every payload is encrypted (`encryption.codec`); the worker's codec keeps
+a payload it cannot decrypt as it is, marked with the reason, so that too becomes a raw value
+the handler refuses instead of an error that fails the run's every workflow task.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from temporalio.api.common.v1 import Payload
 from temporalio.common import RawValue
 from temporalio.contrib.pydantic import PydanticPayloadConverter
 from temporalio.converter import DataConverter
+
+from encryption.codec import with_encryption
+from encryption.keys import EncryptionKeys
 
 
 class UntrustedInputPayloadConverter(PydanticPayloadConverter):
@@ -33,4 +40,11 @@ class UntrustedInputPayloadConverter(PydanticPayloadConverter):
             return RawValue(payload)
 
 
-DATA_CONVERTER = DataConverter(payload_converter_class=UntrustedInputPayloadConverter)
+def data_converter(keys: EncryptionKeys | None) -> DataConverter:
+    """The worker's converter; with keys, it encrypts what it writes and decrypts what it reads."""
+    plain = DataConverter(payload_converter_class=UntrustedInputPayloadConverter)
+    return with_encryption(plain, keys, strict=False)
+
+
+DATA_CONVERTER = data_converter(None)
+"""Without keys: plaintext payloads (the tests' plain stack, replaying committed histories)."""

@@ -21,7 +21,8 @@ from activities.postgres import Databases
 from activities.read_replica import ReadReplicaActivities
 from activities.rotate_credential import RotateCredentialActivities
 from activities.sweep_volumes import SweepVolumesActivities
-from worker.converter import DATA_CONVERTER
+from encryption.keys import KeysError
+from worker.converter import data_converter
 from worker.settings import WorkerSettings
 from worker.telemetry import metrics_runtime, setup_tracing
 from workflows.backfill_table import BackfillTable
@@ -72,7 +73,7 @@ async def connect(settings: WorkerSettings) -> Client:
     return await Client.connect(
         settings.temporal.address,
         namespace=settings.temporal.namespace,
-        data_converter=DATA_CONVERTER,
+        data_converter=data_converter(settings.encryption_keys()),
         interceptors=[TracingInterceptor()],
         runtime=metrics_runtime(settings.metrics_address),
     )
@@ -113,7 +114,14 @@ def main() -> None:
         level=logging.INFO,
         format='{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":"%(message)s"}',
     )
-    asyncio.run(serve(WorkerSettings.load(args.settings)))
+    settings = WorkerSettings.load(args.settings)
+    try:
+        keys = settings.encryption_keys()
+    except KeysError as exc:  # refuse to start: a worker without its keys cannot read its runs
+        raise SystemExit(f"opsctl worker: {exc.message} ({exc.hint})") from None
+    if keys is not None:
+        logging.info("payload encryption on: encrypting with key id %s of %d", keys.encrypt_with, len(keys.keys))
+    asyncio.run(serve(settings))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from activities.aws import AwsSettings
 from activities.postgres import DatabaseTarget
+from encryption.keys import EncryptionKeys, load_keys
 
 
 class TemporalSettings(BaseModel):
@@ -23,10 +24,22 @@ class TemporalSettings(BaseModel):
     task_queue: str = "opsctl"
 
 
+class CodecSettings(BaseModel):
+    """Payload encryption (`encryption.keys`): a keys file referenced here, never the keys themselves.
+
+    `OPSCTL_CODEC_KEYS_FILE`, `OPSCTL_CODEC_KEYS` (inline) and `OPSCTL_CODEC_KEY_ID` override these.
+    Empty: no encryption, unless the environment configures keys.
+    """
+
+    keys_file: str = ""
+    key_id: str = ""  # the id that encrypts; empty: the last key of the file
+
+
 class WorkerSettings(BaseModel):
     temporal: TemporalSettings = Field(default_factory=TemporalSettings)
     aws: AwsSettings = Field(default_factory=AwsSettings)
     databases: dict[str, DatabaseTarget] = Field(default_factory=dict)
+    codec: CodecSettings = Field(default_factory=CodecSettings)
     trace_file: str = ""  # finished spans as JSON lines; empty: tracing stays in-process
     metrics_address: str = ""  # host:port serving Prometheus /metrics; empty: no endpoint
     # The policies runs obey (YAML or JSON, `opsctl policy check -f` validates it); empty: built-in.
@@ -60,3 +73,7 @@ class WorkerSettings(BaseModel):
         )
         policy_file = os.environ.get("OPSCTL_POLICY_FILE") or settings.policy_file
         return settings.model_copy(update={"temporal": temporal, "policy_file": policy_file})
+
+    def encryption_keys(self) -> EncryptionKeys | None:
+        """The keyring this worker encrypts and decrypts with (raises `KeysError` when malformed)."""
+        return load_keys(self.codec.keys_file, self.codec.key_id)

@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     import cryptography.exceptions  # noqa: F401
 
     from contracts import search_attributes as sa
+    from contracts.encryption import ERROR_METADATA
     from contracts.gate import Verdict, check_identity, judge_approval, judge_resolution, quorum_met, refuse
     from contracts.phases import Phase, check_transition
     from contracts.policy import Policy
@@ -101,7 +102,11 @@ def read_decision(name: str, args: Sequence[Any]) -> tuple[Decision, DecisionInp
 def _undecodable(value: RawValue | bytes) -> str:
     if isinstance(value, bytes):
         return "bytes that are not JSON (encoding binary/plain)"
-    encoding = value.payload.metadata.get("encoding", b"").decode(errors="replace")
+    metadata = value.payload.metadata
+    if ERROR_METADATA in metadata:  # encrypted, and the worker's keys cannot open it (`encryption.codec`)
+        why = metadata[ERROR_METADATA].decode(errors="replace")
+        return f"an encrypted payload the worker cannot decrypt ({_clip(why, 200)})"
+    encoding = metadata.get("encoding", b"").decode(errors="replace")
     return f"bytes that are not JSON (encoding {_clip(encoding, 40) or 'none'})"
 
 

@@ -39,7 +39,7 @@ def execute(args: argparse.Namespace, progress: Callable[[str], None]) -> Output
             raise OpsctlError(ExitCode.UNEXPECTED, f"`opsctl {shlex.join(argv)}` exited {code}, expected {int(expect)}")
         return captured.text
 
-    print("== 1. the embedded stack: Temporal dev server, PostgreSQL, local AWS endpoint, worker")
+    print("== 1. the embedded stack: Temporal dev server, PostgreSQL, local AWS endpoint, codec server, worker")
     opsctl("dev", "up", expect=ExitCode.SUCCESS)
     stack = Stack(config.state_dir)
 
@@ -87,7 +87,7 @@ def execute(args: argparse.Namespace, progress: Callable[[str], None]) -> Output
 
     text = (
         f"\nDemo done: {run_id} rotated {ROLE}'s password; no password was printed or stored in history.\n"
-        f"Web UI: {config.web_ui(run_id)}\n"
+        f"Web UI: {config.web_ui(run_id)} (the history is encrypted; the UI decodes it through the codec server)\n"
         "The stack is still running. Stop it with `opsctl dev down` (or `make down`)."
     )
     return Output({"run_id": run_id, "web_ui": config.web_ui(run_id)}, text)

@@ -17,7 +17,9 @@ def execute(args: argparse.Namespace, progress: Callable[[str], None]) -> Output
     from client.devstack import Ports, Stack, StackError
 
     config = load_config(args.as_user, args.state_dir)
-    ports = Ports(args.temporal_port, args.ui_port, args.postgres_port, args.aws_port, args.metrics_port)
+    ports = Ports(
+        args.temporal_port, args.ui_port, args.postgres_port, args.aws_port, args.metrics_port, args.codec_port
+    )
     stack = Stack(config.state_dir, ports if args.action == "up" and not Stack(config.state_dir).pieces() else None)
     try:
         if args.action == "up":
@@ -34,8 +36,11 @@ def execute(args: argparse.Namespace, progress: Callable[[str], None]) -> Output
         row["action"] = done.get(row["piece"], "")
     text = table(rows, ["piece", "running", "address", "action", "log"])
     if args.action == "up":
-        text += f"\n\nWeb UI: {stack.ui_url}\nstop everything with: opsctl dev down"
-    data = {"state_dir": str(stack.state_dir), "pieces": rows, "web_ui": stack.ui_url}
+        text += (
+            f"\n\nWeb UI: {stack.ui_url} (payloads are encrypted; it decodes them through {stack.codec_url})"
+            "\nstop everything with: opsctl dev down"
+        )
+    data = {"state_dir": str(stack.state_dir), "pieces": rows, "web_ui": stack.ui_url, "codec_server": stack.codec_url}
     expected = [row for row in rows if not (row["piece"] == "worker" and args.no_worker)]
     healthy = args.action == "down" or all(row["running"] for row in expected)
     return Output(data, text, ExitCode.SUCCESS if healthy else ExitCode.DEPENDENCY_FAILURE)

@@ -78,7 +78,7 @@ async def _ask_the_workers(config: Config) -> tuple[ServedPolicies | None, str]:
     from contracts.policy import POLICY_PROBE
 
     try:
-        client = await connect(config.temporal_address, config.namespace)
+        client = await connect(config)
     except OpsctlError:
         return None, f"no Temporal at {config.temporal_address}"
     workflow_id = f"opsctl-policy-{uuid.uuid4().hex[:12]}"

@@ -46,7 +46,7 @@ async def _with_client(
 ) -> Output:
     from client.runs import connect
 
-    client = await connect(config.temporal_address, config.namespace)
+    client = await connect(config)
     output: Output = await command(client, args, config, progress)
     return output
 

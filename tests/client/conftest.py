@@ -31,6 +31,16 @@ class Ran:
 
 @pytest.fixture
 def cli_env(stack: Stack, task_queue: str, tmp_path: Path) -> dict[str, str]:
+    return opsctl_env(stack, task_queue, tmp_path)
+
+
+@pytest.fixture
+def encrypted_cli_env(stack: Stack, encrypted_task_queue: str, tmp_path: Path) -> dict[str, str]:
+    """`opsctl` with the stack's payload encryption key, as `opsctl dev up` leaves it, on an encrypting worker."""
+    return {**opsctl_env(stack, encrypted_task_queue, tmp_path), "OPSCTL_CODEC_KEYS_FILE": str(stack.codec_keys_path)}
+
+
+def opsctl_env(stack: Stack, task_queue: str, tmp_path: Path) -> dict[str, str]:
     return {
         **os.environ,
         "OPSCTL_TEMPORAL_ADDRESS": stack.temporal_address,

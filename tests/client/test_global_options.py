@@ -26,6 +26,7 @@ REQUIRED: dict[str, list[str]] = {
     "dev": ["status"],
     "policy": ["show", "prod"],
     "keys": ["show"],
+    "codec-server": [],
     "demo": [],
 }
 

@@ -1,5 +1,8 @@
 """An approver reads the run in the Temporal Web UI: a real headless Chromium on the embedded dev server.
 
+The run is encrypted, as on `opsctl dev up`: the UI shows it through the stack's codec server
+(`--ui-codec-endpoint`), which is what the test proves by asking the server for the raw payloads.
+
 Debian's `chromium` (installed by `make test` when missing) is driven by Playwright for Python
 through its executable path; Playwright never downloads a browser here. Screenshots are kept
 in test-artifacts/web-ui/ (or $OPSCTL_TEST_ARTIFACTS) for a person to look at.
@@ -17,6 +20,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 from temporalio.client import Client
 
 from client.devstack import Stack
+from contracts.encryption import ENCODING
 from contracts.run import RunState
 from tests.integration.test_readable_runs import awaiting_rotation
 
@@ -55,14 +59,26 @@ async def shot(page: Page, name: str) -> None:
     await page.screenshot(path=str(artifacts() / f"{name}.png"), full_page=True)
 
 
-async def test_an_approver_finds_the_run_and_reads_its_summary_and_plan_in_the_web_ui(
-    stack: Stack, client: Client, task_queue: str, browser: Browser
+async def test_an_approver_finds_the_encrypted_run_and_reads_its_summary_and_plan_in_the_web_ui(
+    stack: Stack, encrypted_client: Client, encrypted_task_queue: str, browser: Browser
 ) -> None:
-    handle = await awaiting_rotation(stack, client, task_queue)
+    handle = await awaiting_rotation(stack, encrypted_client, encrypted_task_queue)
     state = await handle.query("state", result_type=RunState)
     role = state.request.spec["role"]
     summary = f"RotateDbCredential {role}@app · prod · alice"
+    plain = await Client.connect(stack.temporal_address)  # no codec: what the server holds
+    raw = (await plain.get_workflow_handle(handle.id).describe()).raw_description
+    assert ENCODING.encode() == raw.execution_config.user_metadata.summary.metadata["encoding"]
     page = await browser.new_page(viewport={"width": 1400, "height": 1800})
+    decoded_by_codec_server: list[int] = []
+    page.on(
+        "response",
+        lambda response: (
+            decoded_by_codec_server.append(response.status)
+            if response.url.startswith(f"{stack.codec_url}/") and "/decode" in response.url
+            else None
+        ),
+    )
     try:
         # The list of runs awaiting approval, as an approver would filter it.
         query = "OpsctlPhase = 'awaiting_approval'"
@@ -85,6 +101,8 @@ async def test_an_approver_finds_the_run_and_reads_its_summary_and_plan_in_the_w
         await expect(details).to_contain_text(f"app/{role}")  # a resource of the plan
         await expect(details).to_contain_text(f"opsctl approve {handle.id} --plan-hash {state.plan_hash}")
         await shot(page, "3-run-summary-and-plan")
+        assert decoded_by_codec_server, "the UI decoded the run through the codec server"
+        assert {200} == set(decoded_by_codec_server)
     finally:
         await page.close()
         await handle.terminate("test over")

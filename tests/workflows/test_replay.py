@@ -15,7 +15,8 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from worker.converter import DATA_CONVERTER
+from encryption.keys import new_key_entry, parse_keys
+from worker.converter import DATA_CONVERTER, data_converter
 from worker.main import WORKFLOWS
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -29,9 +30,14 @@ def test_every_workflow_type_has_a_history_to_replay() -> None:
     assert {workflow.__temporal_workflow_definition.name for workflow in WORKFLOWS} <= recorded
 
 
+# A worker with encryption on replays the plaintext histories too: runs from before it go on.
+CONVERTERS = {"plain": DATA_CONVERTER, "encrypting": data_converter(parse_keys(new_key_entry("replay")))}
+
+
+@pytest.mark.parametrize("converter", list(CONVERTERS))
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
-async def test_a_committed_history_replays_without_nondeterminism(path: Path) -> None:
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=DATA_CONVERTER)
+async def test_a_committed_history_replays_without_nondeterminism(path: Path, converter: str) -> None:
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=CONVERTERS[converter])
     workflow_id = path.stem.split("@")[0]  # the signatures in a history are bound to its workflow id
     history = WorkflowHistory.from_json(workflow_id, path.read_text())
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
