@@ -145,7 +145,7 @@ class SweepVolumesActivities:
             volume = now.get(volume_id)
             tags = {tag["Key"] for tag in (volume or {}).get("Tags", [])}
             if volume is None:
-                outcome = "deleted" if volume_id in seen else "gone"
+                outcome = "gone"
             elif input.keep_tag in tags:
                 outcome = f"not deleted: tagged '{input.keep_tag}' since the plan was made"
             elif volume["State"] != "available":
@@ -153,6 +153,10 @@ class SweepVolumesActivities:
             else:
                 async with limit:
                     outcome = await self._sweep_one(input.workflow_id, volume_id, input.snapshot_first)
+            if outcome == "gone" and volume_id in seen:
+                # Seen before this step began, gone now: this step deleted it — an earlier attempt, or
+                # this one's own DeleteVolume whose answer was lost and whose retry found it gone.
+                outcome = "deleted"
             if outcome == "deleted":
                 result.deleted.append(volume_id)
             elif outcome == "gone":

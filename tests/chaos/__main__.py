@@ -1,6 +1,6 @@
 """`make chaos`: real faults on a real embedded stack of its own, figures into the README.
 
-    python -m tests.chaos [--only kills,temporal,outages,concurrent,fuzz] [--match STEP@POINT]
+    python -m tests.chaos [--only kills,temporal,postgres,aws,concurrent,fuzz] [--match STEP@POINT]
                           [--outage SECONDS] [--cases N] [--parallel N] [--readme] [--keep]
 
 1. every step of every operation, its worker SIGKILLed before, during and after its side effect;
@@ -34,7 +34,7 @@ from tests.chaos.scenarios import Chaos, Outcome
 from tests.identities import stack_worker_settings
 from worker.converter import DATA_CONVERTER
 
-PARTS = ("kills", "temporal", "outages", "concurrent", "fuzz")
+PARTS = ("kills", "temporal", "postgres", "aws", "concurrent", "fuzz")
 
 
 def say(line: str) -> None:
@@ -64,11 +64,12 @@ async def campaign(args: argparse.Namespace) -> dict[str, Any]:
                 say(f"2. Temporal dev server {how.name} mid-run …")
                 outcomes.append(await scenarios.restart_temporal(chaos, how))
                 say_outcome(outcomes[-1])
-        if "outages" in parts:
+        if "postgres" in parts:
             say(f"3. PostgreSQL stopped for {args.outage:.0f} s under three runs …")
             for outcome in await scenarios.postgres_outage(chaos, args.outage):
                 outcomes.append(outcome)
                 say_outcome(outcome)
+        if "aws" in parts:
             say(f"3. the AWS endpoint frozen for {args.outage:.0f} s under a sweep …")
             outcomes.append(await scenarios.aws_freeze(chaos, args.outage))
             say_outcome(outcomes[-1])
