@@ -189,6 +189,30 @@ async def test_a_retried_batch_counts_each_deletion_and_snapshot_once(
     assert set() == existing(stack, scope)
 
 
+async def test_a_deletion_whose_answer_was_lost_counts_as_deleted(
+    stack: Stack, worker_settings: WorkerSettings
+) -> None:
+    """DeleteVolume carried out, its answer lost, botocore's retry told NotFound: the volume was seen
+    before the step began, so this step deleted it (make chaos found this with moto frozen 60 s)."""
+    scope = uuid.uuid4().hex[:8]
+    volumes = make_volumes(stack, scope, 2)
+    steps = SweepVolumesActivities(worker_settings.aws)
+    delete = steps._ec2.delete_volume
+
+    def delete_and_lose_the_answer(**kwargs: Any) -> Any:
+        delete(**kwargs)
+        return delete(**kwargs)  # the retry: InvalidVolume.NotFound
+
+    steps._ec2.delete_volume = delete_and_lose_the_answer
+    batch = DeleteBatchInput(
+        workflow_id=f"sweep-{scope}", volume_ids=volumes, snapshot_first=False, concurrency=2, present=volumes
+    )
+    result = await ActivityEnvironment().run(steps.delete_batch, batch)
+
+    assert (sorted(volumes), []) == (sorted(result.deleted), result.already_gone)
+    assert set() == existing(stack, scope)
+
+
 async def test_a_volume_tagged_keep_after_the_plan_is_not_deleted(
     stack: Stack, worker_settings: WorkerSettings
 ) -> None:
