@@ -89,7 +89,8 @@ def classify_aws_code(code: str, status: int) -> FailureKind | None:
 
 
 def classify_aws(exc: BaseException) -> ApplicationError | None:
-    from botocore.exceptions import ClientError, ConnectionError, ReadTimeoutError
+    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+    from botocore.parsers import ResponseParserError
 
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
@@ -99,6 +100,7 @@ def classify_aws(exc: BaseException) -> ApplicationError | None:
         if kind is None:
             return None
         return failure(kind, f"AWS {code} ({status}): {error.get('Message', '')}")
-    if isinstance(exc, ConnectionError | ReadTimeoutError):
+    # HTTPClientError: read timeouts, connections closed or reset; a garbled answer is a blip too.
+    if isinstance(exc, ConnectionError | HTTPClientError | ResponseParserError):
         return failure(FailureKind.DEPENDENCY_UNAVAILABLE, f"AWS endpoint unreachable: {exc}")
     return None

@@ -240,7 +240,8 @@ class MigrateSchemaActivities:
         transaction and must stay under the lock too.
         """
         target = self._databases.target(input.database)
-        conn = await self._databases.connect(target)
+        # A migration statement may run for its whole statement_timeout (up to a day).
+        conn = await self._databases.connect(target, command_timeout=input.statement_timeout_seconds + 30)
         try:
             await conn.execute("SELECT set_config('application_name', $1, false)", application_name(input.workflow_id))
             if not await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", *lock_keys(input.schema_name)):

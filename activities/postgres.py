@@ -24,6 +24,10 @@ from activities.errors import failure
 from contracts.failures import FailureKind
 
 CONNECT_TIMEOUT_SECONDS = 10
+# The client's own bound on one query, past the server's statement_timeout (at most 120 s in opsctl's
+# read-only scans): a frozen or black-holed server fails the attempt, which retries, instead of
+# hanging it (heartbeats go on meanwhile) until the step's start-to-close timeout.
+COMMAND_TIMEOUT_SECONDS = 150.0
 LOCK_TIMEOUT = "5s"
 STATEMENT_TIMEOUT = "30s"
 
@@ -64,7 +68,14 @@ class Databases:
                 f"unknown database {name!r}: the worker knows {known}",
             ) from None
 
-    async def connect(self, target: DatabaseTarget, *, user: str = "", password: str | None = None) -> Any:
+    async def connect(
+        self,
+        target: DatabaseTarget,
+        *,
+        user: str = "",
+        password: str | None = None,
+        command_timeout: float = COMMAND_TIMEOUT_SECONDS,
+    ) -> Any:
         """A connection as `user` (default: the admin) — passwords are never logged."""
         if not user:
             user, password = target.admin_user, target.admin_password()
@@ -75,6 +86,7 @@ class Databases:
             user=user,
             password=password,
             timeout=CONNECT_TIMEOUT_SECONDS,
+            command_timeout=command_timeout,
             server_settings={"application_name": "opsctl"},
         )
 
@@ -131,7 +143,8 @@ def scram_verifier(password: str, *, iterations: int = 4096) -> str:
 
 # SQLSTATE classes and codes (https://www.postgresql.org/docs/current/errcodes-appendix.html).
 TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57")  # connection, resources, operator intervention
-TRANSIENT_SQLSTATES = {"40001", "40P01", "55P03"}  # serialization, deadlock, lock not available
+# serialization, deadlock, lock not available; read-only transaction (a failover's old primary)
+TRANSIENT_SQLSTATES = {"40001", "40P01", "55P03", "25006"}
 PERMANENT_SQLSTATE_CLASSES = {"22": FailureKind.VALIDATION, "23": FailureKind.VALIDATION, "42": FailureKind.VALIDATION}
 AUTH_SQLSTATE_CLASSES = ("28",)  # invalid authorization specification
 
@@ -152,6 +165,11 @@ def classify_postgres(exc: BaseException) -> ApplicationError | None:
         if kind is None:
             return None
         return failure(kind, f"PostgreSQL {sqlstate}: {exc}")
-    if isinstance(exc, OSError | asyncpg.ConnectionDoesNotExistError | TimeoutError):
+    if isinstance(exc, OSError | asyncpg.ConnectionDoesNotExistError | TimeoutError) or connection_lost(exc):
         return failure(FailureKind.DEPENDENCY_UNAVAILABLE, f"PostgreSQL unreachable: {exc}")
     return None
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """asyncpg's word for a session the server dropped (a restart) while it sat idle between queries."""
+    return isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc)

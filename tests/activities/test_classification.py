@@ -8,8 +8,8 @@ import hmac
 
 import pytest
 
-from activities.aws import classify_aws_code
-from activities.postgres import classify_sqlstate, scram_verifier
+from activities.aws import classify_aws, classify_aws_code
+from activities.postgres import classify_postgres, classify_sqlstate, scram_verifier
 from contracts.failures import FailureKind
 
 TRANSIENT, AUTH, VALIDATION, CONFLICT = (
@@ -28,6 +28,7 @@ TRANSIENT, AUTH, VALIDATION, CONFLICT = (
         ("40P01", TRANSIENT),  # deadlock detected
         ("53300", TRANSIENT),  # too many connections
         ("55P03", TRANSIENT),  # lock not available (lock_timeout)
+        ("25006", TRANSIENT),  # read-only transaction: a failover's old primary
         ("57P01", TRANSIENT),  # admin shutdown
         ("57014", TRANSIENT),  # statement timeout (query canceled)
         ("28P01", AUTH),  # invalid password
@@ -98,3 +99,35 @@ async def test_a_huge_chained_error_leaves_an_activity_bounded_and_without_its_c
     assert "[cut; the whole error is in the worker's log" in raised.value.message
     assert raised.value.__cause__ is None
     assert FailureKind.UNKNOWN.value == raised.value.type
+
+
+def lost_connections() -> list[BaseException]:
+    import asyncpg
+    from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
+    from botocore.parsers import ResponseParserError
+
+    return [
+        asyncpg.InterfaceError("cannot call Connection.fetch(): connection is closed"),
+        asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
+        ConnectionResetError(104, "Connection reset by peer"),
+        TimeoutError(),
+        ConnectionClosedError(endpoint_url="http://aws"),
+        EndpointConnectionError(endpoint_url="http://aws"),
+        ReadTimeoutError(endpoint_url="http://aws"),
+        ResponseParserError("garbled"),
+    ]
+
+
+@pytest.mark.parametrize("exc", lost_connections(), ids=lambda exc: type(exc).__name__)
+def test_a_dependency_that_restarts_or_drops_a_connection_is_transient(exc: BaseException) -> None:
+    """A PostgreSQL restart closes idle sessions; a proxy resets a connection: retry, do not review."""
+    classify = classify_aws if type(exc).__module__.startswith("botocore") else classify_postgres
+    classified = classify(exc)
+    assert classified is not None
+    assert (TRANSIENT.value, False) == (classified.type, classified.non_retryable)
+
+
+def test_a_misused_connection_is_not_mistaken_for_an_outage() -> None:
+    import asyncpg
+
+    assert classify_postgres(asyncpg.InterfaceError("another operation is in progress")) is None
