@@ -51,7 +51,10 @@ async def campaign(args: argparse.Namespace) -> dict[str, Any]:
     outcomes: list[Outcome] = []
     try:
         client = await Client.connect(stack.temporal_address, data_converter=DATA_CONVERTER)
-        chaos = Chaos(stack, client, stack_worker_settings(stack), workdir)
+        # Requests time out after 20 s, so a 60 s freeze of the AWS endpoint is met by timeouts and retries.
+        settings = stack_worker_settings(stack)
+        settings = settings.model_copy(update={"aws": settings.aws.model_copy(update={"read_timeout_seconds": 20})})
+        chaos = Chaos(stack, client, settings, workdir)
         parts = args.only.split(",") if args.only else list(PARTS)
         if "kills" in parts:
             points = [p for p in scenarios.kill_points() if args.match in f"{p[1]}@{p[2]}"]

@@ -1,14 +1,16 @@
 """A real opsctl worker that hurts itself at one point of one step: `python -m tests.chaos.faults`.
 
-    python -m tests.chaos.faults --settings worker.json --at ACTIVITY@POINT (--kill | --pause FILE)
+    python -m tests.chaos.faults --settings worker.json --at ACTIVITY@POINT [--writes N] (--kill | --pause FILE)
 
 POINT is where in the activity ACTIVITY (e.g. `rotate_credential.set_password`) the fault
 strikes, on its first attempt only:
 
 - `before`: the attempt has started, nothing has happened yet;
-- `during`: right after its first side effect *committed* — an AWS call that changes something
-  returned, or a PostgreSQL statement that writes committed (autocommit, or at the end of its
-  transaction) — and before the step has finished or reported anything;
+- `during`: right after its Nth side effect *committed* (`--writes N`, default 1) — an AWS call
+  that changes something returned, or a PostgreSQL transaction (or autocommitted statement)
+  that wrote committed — and before the step has finished or reported anything. For a step
+  that works through many items (a backfill's batches, a sweep's volumes) N > 1 strikes in the
+  middle of its range;
 - `after`: the step's body returned its result, which never reaches the server.
 
 `--kill` sends the worker SIGKILL (no cleanup, no goodbye to the server). `--pause FILE` writes
@@ -48,8 +50,9 @@ WRITES = ("ALTER", "UPDATE", "INSERT", "DELETE", "CREATE", "DROP", "GRANT", "REV
 class Fault:
     """One fault at one point of one activity, striking once."""
 
-    def __init__(self, activity_type: str, point: str, pause_file: Path | None) -> None:
+    def __init__(self, activity_type: str, point: str, pause_file: Path | None, writes: int = 1) -> None:
         self.activity_type, self.point, self.pause_file = activity_type, point, pause_file
+        self.writes_left = writes
         self.struck = False
 
     def targets(self, point: str) -> bool:
@@ -57,6 +60,13 @@ class Fault:
             return False
         info = activity.info()
         return info.activity_type == self.activity_type and info.attempt == 1
+
+    def committed(self) -> bool:
+        """One more write of the target committed: is it the one to strike after?"""
+        if not self.targets("during"):
+            return False
+        self.writes_left -= 1
+        return self.writes_left <= 0
 
     def _begin(self) -> None:
         self.struck = True
@@ -110,7 +120,7 @@ def install_side_effect_hooks(fault: Fault) -> None:
 
     def api_call(self: Any, operation_name: str, api_params: Any) -> Any:
         result = make_api_call(self, operation_name, api_params)
-        if not operation_name.startswith(READS) and fault.targets("during"):
+        if not operation_name.startswith(READS) and fault.committed():
             fault.strike_in_thread()
         return result
 
@@ -124,7 +134,7 @@ def install_side_effect_hooks(fault: Fault) -> None:
         if query.lstrip().upper().startswith(WRITES) and fault.targets("during"):
             if self.is_in_transaction():
                 uncommitted.add(id(self))
-            else:
+            elif fault.committed():
                 await fault.strike()
         return result
 
@@ -136,7 +146,7 @@ def install_side_effect_hooks(fault: Fault) -> None:
         connection = id(self._connection)
         if connection in uncommitted and not self._connection.is_in_transaction():
             uncommitted.discard(connection)
-            if extype is None and fault.targets("during"):
+            if extype is None and fault.committed():
                 await fault.strike()
         return result
 
@@ -147,6 +157,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.chaos.faults", description=__doc__)
     parser.add_argument("--settings", required=True)
     parser.add_argument("--at", required=True, metavar="ACTIVITY@POINT")
+    parser.add_argument("--writes", type=int, default=1, metavar="N", help="`during`: strike after the Nth write")
     how = parser.add_mutually_exclusive_group(required=True)
     how.add_argument("--kill", action="store_true")
     how.add_argument("--pause", type=Path, metavar="FILE")
@@ -155,7 +166,7 @@ def main() -> None:
     if point not in POINTS:
         parser.error(f"POINT must be one of {', '.join(POINTS)}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    fault = Fault(activity_type, point, args.pause)
+    fault = Fault(activity_type, point, args.pause, args.writes)
     install_side_effect_hooks(fault)
     asyncio.run(serve(WorkerSettings.load(args.settings), [FaultInterceptor(fault)]))
 

@@ -42,10 +42,15 @@ class Operation:
     prepare: Callable[[Stack], Awaitable[Prepared]]
     # Every activity of the operation's run, and the points a fault can strike in it.
     steps: dict[str, tuple[str, ...]]
+    # (items done, items in all) of a step that works through many: a `during` kill must land between.
+    progress: Callable[[Stack, Prepared], Awaitable[tuple[int, int]]] | None = None
 
 
 BEFORE_AFTER = ("before", "after")
 ALL_POINTS = ("before", "during", "after")
+# `during` strikes after this many committed writes of the step (default 1): a backfill after its
+# progress table and two batches, a sweep after a few snapshots and deletions of its first batch.
+DURING_WRITES = {"backfill_table.backfill": 3, "sweep_volumes.delete_batch": 5}
 
 
 def request(kind: str, key: str, spec: dict[str, Any]) -> Request:
@@ -192,6 +197,17 @@ async def backfilled(stack: Stack, prepared: Prepared) -> int:
     return int(row["n"])
 
 
+async def backfill_progress(stack: Stack, prepared: Prepared) -> tuple[int, int]:
+    [row] = await admin_sql(stack, f"SELECT count(*) AS n FROM {prepared.request.spec['table']}")
+    return await backfilled(stack, prepared), int(row["n"])
+
+
+async def sweep_progress(stack: Stack, prepared: Prepared) -> tuple[int, int]:
+    tag = prepared.request.spec["tagFilters"]["chaos"]
+    left = stack.aws("ec2").describe_volumes(Filters=[{"Name": "tag:chaos", "Values": [tag]}])["Volumes"]
+    return VOLUMES - len(left), VOLUMES
+
+
 # ---- MigrateSchema ---------------------------------------------------------------------------
 
 
@@ -275,6 +291,7 @@ OPERATIONS = [
             "sweep_volumes.delete_batch": ALL_POINTS,
             "sweep_volumes.verify": BEFORE_AFTER,
         },
+        sweep_progress,
     ),
     Operation(
         "BackfillTable",
@@ -284,6 +301,7 @@ OPERATIONS = [
             "backfill_table.backfill": ALL_POINTS,
             "backfill_table.verify": BEFORE_AFTER,
         },
+        backfill_progress,
     ),
     Operation(
         "MigrateSchema",

@@ -31,6 +31,7 @@ from client.devstack import Stack
 from client.runs import start_run
 from contracts.run import RunState
 from tests.chaos.operations import (
+    DURING_WRITES,
     OPERATIONS,
     Operation,
     Prepared,
@@ -58,6 +59,7 @@ class Outcome:
     recovery_seconds: float | None = None
     problems: list[str] = field(default_factory=list)
     workflow_id: str = ""
+    at_kill: str = ""  # how far a step that works through many items had got when it was killed
 
 
 @dataclass
@@ -141,7 +143,8 @@ async def kill_worker(chaos: Chaos, operation: Operation, step: str, point: str)
     outcome = Outcome("worker SIGKILL", operation.kind, f"{step}@{point}")
     prepared = await operation.prepare(chaos.stack)
     queue = queue_name(f"{step}-{point}")
-    doomed = await chaos.start_worker(queue, "--at", f"{step}@{point}", "--kill")
+    writes = str(DURING_WRITES.get(step, 1))
+    doomed = await chaos.start_worker(queue, "--at", f"{step}@{point}", "--writes", writes, "--kill")
     handle = await chaos.start(prepared, queue)
     outcome.workflow_id = handle.id
     result = asyncio.ensure_future(handle.result())
@@ -149,6 +152,11 @@ async def kill_worker(chaos: Chaos, operation: Operation, step: str, point: str)
     await asyncio.wait([result, died], timeout=RUN_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
     killed_at = datetime.now().astimezone()
     outcome.struck = died.done() and doomed.returncode == -signal.SIGKILL
+    if outcome.struck and point == "during" and step in DURING_WRITES and operation.progress:
+        done, total = await operation.progress(chaos.stack, prepared)
+        outcome.at_kill = f"{done} of {total} done"
+        if not 0 < done < total:
+            outcome.problems.append(f"the kill missed the middle of the step: {done} of {total} done")
     if not outcome.struck:
         await stop(doomed)
         died.cancel()
@@ -196,7 +204,11 @@ async def kill_matrix(
                 outcome = Outcome("worker SIGKILL", operation.kind, f"{step}@{point}", problems=[repr(exc)])
             recovery = "-" if outcome.recovery_seconds is None else f"{outcome.recovery_seconds:.1f} s"
             verdict = "ok" if not outcome.problems else "; ".join(outcome.problems)
-            say(f"  kill {step}@{point}: recovered {recovery}, {time.monotonic() - started:.0f} s in all: {verdict}")
+            where = f" ({outcome.at_kill} at the kill)" if outcome.at_kill else ""
+            say(
+                f"  kill {step}@{point}{where}: recovered {recovery}, "
+                f"{time.monotonic() - started:.0f} s in all: {verdict}"
+            )
             return outcome
 
     return list(await asyncio.gather(*(one(*point) for point in points)))
