@@ -133,8 +133,9 @@ class ProgressSql(BaseModel):
 
     create: str
     read: str  # $1 run → (checkpoint, rows, batches)
-    advance: str  # $1 run, $2 target, $3 checkpoint, $4 rows of this batch
-    prune: str  # $1 the run resuming now: its own row stays, however old (a long needs_review)
+    advance: str  # $1 run, $2 target, $3 checkpoint, $4 rows of this batch, $5 the range is done
+    finish: str  # $1 run: no row of the range is left to backfill
+    prune: str  # rows of finished ranges only: an open run's row stays, however old (a long needs_review)
 
 
 def progress_sql(schema_name: str) -> ProgressSql:
@@ -142,12 +143,14 @@ def progress_sql(schema_name: str) -> ProgressSql:
     return ProgressSql(
         create=f"CREATE TABLE IF NOT EXISTS {table} (run text PRIMARY KEY, target text NOT NULL, "
         "checkpoint text NOT NULL, rows_done bigint NOT NULL, batches bigint NOT NULL, "
-        "updated_at timestamptz NOT NULL DEFAULT now())",
+        "finished boolean NOT NULL DEFAULT false, updated_at timestamptz NOT NULL DEFAULT now())",
         read=f"SELECT checkpoint, rows_done, batches FROM {table} WHERE run = $1",
-        advance=f"INSERT INTO {table} AS p (run, target, checkpoint, rows_done, batches) "
-        "VALUES ($1, $2, $3, $4, 1) ON CONFLICT (run) DO UPDATE SET checkpoint = EXCLUDED.checkpoint, "
-        "rows_done = p.rows_done + EXCLUDED.rows_done, batches = p.batches + 1, updated_at = now()",
-        prune=f"DELETE FROM {table} WHERE updated_at < now() - interval '{PROGRESS_KEPT}' AND run <> $1",
+        advance=f"INSERT INTO {table} AS p (run, target, checkpoint, rows_done, batches, finished) "
+        "VALUES ($1, $2, $3, $4, 1, $5) ON CONFLICT (run) DO UPDATE SET checkpoint = EXCLUDED.checkpoint, "
+        "rows_done = p.rows_done + EXCLUDED.rows_done, batches = p.batches + 1, finished = EXCLUDED.finished, "
+        "updated_at = now()",
+        finish=f"UPDATE {table} SET finished = true, updated_at = now() WHERE run = $1",
+        prune=f"DELETE FROM {table} WHERE finished AND updated_at < now() - interval '{PROGRESS_KEPT}'",
     )
 
 
@@ -328,7 +331,7 @@ class BackfillActivities:
             async with conn.transaction():  # concurrent CREATE IF NOT EXISTS can collide: one at a time
                 await conn.execute("SELECT pg_advisory_xact_lock(hashtext('opsctl:backfill:progress'))")
                 await conn.execute(progress.create)
-                await conn.execute(progress.prune, run)
+                await conn.execute(progress.prune)
                 committed = await conn.fetchrow(progress.read, run)
             checkpoint = None if committed is None else to_checkpoint(committed["checkpoint"], input.key_type)
             result = BackfillResult(
@@ -350,10 +353,12 @@ class BackfillActivities:
                     await conn.execute(f"SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}'")
                     upper = await conn.fetchval(sql.upper_bound, lower, input.key_max, spec.batch_size)
                     if upper is None:
+                        await conn.execute(progress.finish, run)
                         break
                     status = await conn.execute(sql.update, lower, upper)
                     updated = int(status.split()[-1])
-                    await conn.execute(progress.advance, run, f"{spec.database}/{spec.table}", upper, updated)
+                    target, last = f"{spec.database}/{spec.table}", range_done(upper, input.key_max)
+                    await conn.execute(progress.advance, run, target, upper, updated, last)
                 result.rows_updated += updated
                 result.rows_this_attempt += updated
                 result.batches_this_attempt += 1
@@ -368,6 +373,25 @@ class BackfillActivities:
         finally:
             await _close(conn)
         return result
+
+    @activity.defn(name="backfill_table.progress")
+    @classified(classify_postgres)
+    async def progress(self, input: BackfillInput) -> int:
+        """Read-only: the rows this run's batches committed, from the progress table (0: none yet)."""
+        spec = input.spec
+        conn = await self._databases.connect(self._databases.target(spec.database))
+        try:
+            schema_name = await conn.fetchval(
+                "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.oid = $1::regclass",
+                table_ident(spec.table),
+            )
+            if await conn.fetchval("SELECT to_regclass($1)", progress_table(schema_name)) is None:
+                return 0
+            committed = await conn.fetchrow(progress_sql(schema_name).read, progress_key(input))
+        finally:
+            await conn.close()
+        return 0 if committed is None else int(committed["rows_done"])
 
     @staticmethod
     def _heartbeat(input: BackfillInput, result: BackfillResult, paused: str = "") -> None:

@@ -140,6 +140,7 @@ class SweepVolumesActivities:
             now.update({volume["VolumeId"]: volume for volume in found["Volumes"]})
 
         seen = set(input.present or ())
+        in_flight: set[asyncio.Future[str]] = set()
 
         async def sweep(volume_id: str) -> None:
             volume = now.get(volume_id)
@@ -152,7 +153,10 @@ class SweepVolumesActivities:
                 outcome = f"not deleted: {volume['State']} since the plan was made"
             else:
                 async with limit:
-                    outcome = await self._sweep_one(input.workflow_id, volume_id, input.snapshot_first)
+                    one = asyncio.ensure_future(self._sweep_one(input.workflow_id, volume_id, input.snapshot_first))
+                    in_flight.add(one)
+                    one.add_done_callback(in_flight.discard)
+                    outcome = await asyncio.shield(one)
             if outcome == "gone" and volume_id in seen:
                 # Seen before this step began, gone now: this step deleted it — an earlier attempt, or
                 # this one's own DeleteVolume whose answer was lost and whose retry found it gone.
@@ -166,7 +170,14 @@ class SweepVolumesActivities:
             done = len(result.deleted) + len(result.already_gone) + len(result.skipped)
             heartbeats.report({"done": done, "total": len(input.volume_ids), "unit": "volumes"})
 
-        await asyncio.gather(*(sweep(volume_id) for volume_id in input.volume_ids))
+        try:
+            await asyncio.gather(*(sweep(volume_id) for volume_id in input.volume_ids))
+        except asyncio.CancelledError:
+            # A cancel cannot stop a boto3 call in its thread: the volumes in flight finish (snapshot,
+            # then delete) before the step says it stopped, so what is counted after a cancel is final.
+            if in_flight:
+                await asyncio.wait(in_flight)
+            raise
         if input.snapshot_first and result.deleted:
             result.snapshots = await self._snapshots_of(input.workflow_id, result.deleted)
         return result
@@ -232,6 +243,12 @@ class SweepVolumesActivities:
     async def remaining(self, input: VerifySweepInput) -> list[str]:
         """Which of these volumes still exist (read-only): what a cancelled sweep counts itself by."""
         return sorted(await self._remaining(input.volume_ids))
+
+    @activity.defn(name="sweep_volumes.snapshots")
+    @classified(classify_aws)
+    async def snapshots(self, input: VerifySweepInput) -> int:
+        """Read-only: how many of these volumes this run snapshotted (what a cancelled sweep reports)."""
+        return await self._snapshots_of(input.workflow_id, input.volume_ids) if input.volume_ids else 0
 
     async def _remaining(self, volume_ids: list[str]) -> set[str]:
         remaining: set[str] = set()

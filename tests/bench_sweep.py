@@ -29,6 +29,7 @@ from contracts.request import parse_request
 from contracts.run import Mode, RunInput, RunState
 from tests.identities import policies, policy_activities
 from worker.converter import DATA_CONVERTER
+from worker.main import activity_methods
 from workflows.sweep_volumes import SweepStaleVolumes
 
 
@@ -70,7 +71,7 @@ async def bench(count: int) -> None:
                 client,
                 task_queue=scope,
                 workflows=[SweepStaleVolumes],
-                activities=[sweep.plan, sweep.delete_batch, sweep.verify, policy_activities(wide).resolve_policy],
+                activities=[*activity_methods(sweep), policy_activities(wide).resolve_policy],
             ):
                 started = time.perf_counter()
                 result: RunState = await client.execute_workflow(

@@ -30,6 +30,8 @@ with workflow.unsafe.imports_passed_through():
     from contracts.words import plural
 
 PLAN_TIMEOUT = timedelta(minutes=5)  # counting the matching rows scans them once
+# Runs that compensated before the count was read from the progress table replay without it.
+COUNT_ON_COMPENSATION = "backfill-counts-committed-rows-on-compensation"
 
 
 def observed(plan: Plan) -> dict[str, str]:
@@ -108,8 +110,19 @@ class BackfillTable(Lifecycle[BackfillTableSpec, BackfillApplied]):
         return await self.probe(BackfillActivities.verify, key_range, step="verify", timeout=PLAN_TIMEOUT)
 
     async def compensate(self, spec: BackfillTableSpec, applied: BackfillApplied) -> bool:
-        # The overwritten values were not kept: committed batches stand.
-        self.warn(f"not undone: rows of {spec.table} already backfilled keep their new {spec.set_column}")
+        # The overwritten values were not kept: committed batches stand. Counted from the progress
+        # table, which each batch moves in its own transaction: a cancel or a failure mid-range
+        # reports exactly what stands.
+        if not workflow.patched(COUNT_ON_COMPENSATION):
+            self.warn(f"not undone: rows of {spec.table} already backfilled keep their new {spec.set_column}")
+            return False
+        committed = BackfillInput(
+            workflow_id=workflow.info().workflow_id, spec=spec, estimated_rows=0, **applied.model_dump()
+        )
+        rows = await self.probe(BackfillActivities.progress, committed, step="count what was backfilled")
+        self.warn(
+            f"not undone: {plural(rows, 'row')} of {spec.table} already backfilled keep their new {spec.set_column}"
+        )
         return False
 
 

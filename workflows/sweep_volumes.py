@@ -31,6 +31,7 @@ PLAN_TIMEOUT = timedelta(minutes=5)  # paginating through tens of thousands of v
 BATCH_TIMEOUT = timedelta(minutes=10)
 # Runs started before batches were looked at first replay without that look.
 LOOK_BEFORE_DELETING = "sweep-looks-at-each-batch-before-deleting"
+COUNT_SNAPSHOTS_ON_COMPENSATION = "sweep-counts-snapshots-on-compensation"
 
 
 def candidates(plan: Plan) -> list[str]:
@@ -132,6 +133,14 @@ class SweepStaleVolumes(Lifecycle[SweepStaleVolumesSpec, SweepApplied]):
         remaining = await self.probe(SweepVolumesActivities.remaining, survey, step="count what was deleted")
         gone = len(planned) - len(remaining)
         where = f"snapshots tagged opsctl:run={workflow.info().workflow_id}" if spec.snapshot_first else "no snapshots"
+        if spec.snapshot_first and workflow.patched(COUNT_SNAPSHOTS_ON_COMPENSATION):
+            deleted = VerifySweepInput(
+                workflow_id=workflow.info().workflow_id,
+                volume_ids=sorted(set(planned) - set(remaining)),
+                expected_snapshots=0,
+            )
+            taken = await self.probe(SweepVolumesActivities.snapshots, deleted, step="count the snapshots taken")
+            where = f"{plural(taken, 'snapshot')} tagged opsctl:run={workflow.info().workflow_id}"
         self.warn(
             f"not undone: {plural(gone, 'volume')} of the {len(planned):,} planned for deletion are gone and "
             f"stay deleted ({where}); {len(remaining):,} remain"

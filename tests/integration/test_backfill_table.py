@@ -25,6 +25,7 @@ from contracts.phases import Phase
 from contracts.request import Request, parse_request
 from contracts.run import Decision, DecisionInput, RunState
 from tests.identities import KEYRING, policy_activities
+from worker.main import activity_methods
 from worker.settings import WorkerSettings
 from workflows.backfill_table import BackfillTable
 
@@ -80,7 +81,7 @@ def worker(client: Client, databases: Databases, queue: str) -> Worker:
         client,
         task_queue=queue,
         workflows=[BackfillTable],
-        activities=[steps.plan, steps.backfill, steps.verify, policy_activities(search_attributes=True).resolve_policy],
+        activities=[*activity_methods(steps), policy_activities(search_attributes=True).resolve_policy],
         # Send heartbeats at once, so tests see checkpoints and pauses without waiting 30 s.
         max_heartbeat_throttle_interval=timedelta(milliseconds=200),
         default_heartbeat_throttle_interval=timedelta(milliseconds=200),
@@ -288,6 +289,7 @@ async def test_cancel_stops_a_running_backfill_between_batches(
     assert result.failure is not None
     assert "partial_application" == result.failure.kind.value, "backfilled rows stay: the exit code says partial"
     assert 100 <= done < 1000, "stopped mid-range, batches done so far stay done"
+    assert f"not undone: {done:,} rows of {table} already backfilled keep their new email_lower" in result.warnings
     await asyncio.sleep(1)
     assert done == (await counts(databases, table))["done"], "nothing runs after the cancel"
 
