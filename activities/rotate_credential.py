@@ -282,6 +282,34 @@ class RotateCredentialActivities:
             ]
         )
 
+    @activity.defn(name="rotate_credential.diagnose")
+    @classified(classify)
+    async def diagnose(self, input: RotationStepInput) -> str:
+        """Read-only: which secret version's password the role accepts now, and which AWSCURRENT is —
+        what a person needs to repair a rotation that could not finish or undo itself."""
+        spec = input.spec
+        target = self._target(spec)
+        stages = stages_of(await self._describe(spec.secret_id))
+        current = version_with(CURRENT, stages)
+        candidates = dict.fromkeys(v for v in (current, input.pending_version_id, input.current_version_id) if v)
+        accepted = []
+        for version in candidates:
+            password = (await self._credentials(spec.secret_id, version))["password"]
+            if await self._databases.can_login(target, spec.role, password):
+                accepted.append(version)
+        if current in accepted:
+            return f"AWSCURRENT (version {current}) logs in as {spec.role}: consumers of {spec.secret_id} work"
+        if accepted:
+            return (
+                f"the database REFUSES AWSCURRENT (version {current}) for {spec.role}, which accepts version "
+                f"{accepted[0]}'s password: every consumer of {spec.secret_id} is locked out until you set the "
+                f"role's password to AWSCURRENT's, or move AWSCURRENT to version {accepted[0]}"
+            )
+        return (
+            f"the database refuses every known version of {spec.secret_id} for {spec.role} (AWSCURRENT is "
+            f"{current}): set the role's password to AWSCURRENT's by hand"
+        )
+
     @activity.defn(name="rotate_credential.compensate")
     @classified(classify)
     async def compensate(self, input: RotationStepInput) -> CompensateResult:

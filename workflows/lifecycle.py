@@ -113,6 +113,11 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
         """If compensation cannot finish: what is broken, and how a person repairs it by hand."""
         return ""
 
+    async def diagnose(self, spec: SpecT, applied: AppliedT) -> str:
+        """What is broken now and how to repair it, looked at where the operation can look
+        (a rotation tries each secret version's password). Default: `repair`, from the record."""
+        return self.repair(spec, applied)
+
     async def compensate(self, spec: SpecT, applied: AppliedT) -> bool:
         """Undo what apply did so far (after a cancel, a failure or an abort).
 
@@ -380,9 +385,12 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
                 failure = classify(step, err)
                 if failure.kind is not FailureKind.UNKNOWN:
                     raise Stop(Ending(Phase.FAILED, failure)) from None
-                self.record.state.uncertain.append(f"{step}: {failure.message}")
-                await self._needs_review(step, failure.message)
-                self.record.state.uncertain.pop()
+                note = f"{step}: {failure.message}"
+                if self.record.state.phase is Phase.COMPENSATING:  # an undo that cannot finish says what is broken
+                    note += with_repair(await self._diagnosis())
+                self.record.state.uncertain.append(note)
+                await self._needs_review(step, note.split(": ", 1)[1])
+                self.record.state.uncertain.remove(note)
 
     def _retry_window(self) -> timedelta:
         policy = self.record.policy
@@ -467,6 +475,9 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
             message=f"{failure.kind.value} after {plural(len(state.changed), 'change')}: {failure.message}",
             step=failure.step,
         )
+        broken = await self._still_broken()
+        if broken:
+            return Ending(Phase.FAILED, partial, f"some changes stand and need repair: {broken}; then resubmit")
         return Ending(Phase.FAILED, partial, "some changes stand: review them (warnings, uncertain), then resubmit")
 
     async def _cancelled(self) -> Ending:
@@ -478,7 +489,25 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
         failure = Failure(
             kind=FailureKind.PARTIAL_APPLICATION, message="cancelled; some applied changes stand", step="cancel"
         )
+        broken = await self._still_broken()
+        if broken:
+            return Ending(Phase.CANCELLED, failure, f"cancelled; some changes stand and need repair: {broken}")
         return Ending(Phase.CANCELLED, failure, "cancelled; some changes stand: review them (warnings, uncertain)")
+
+    async def _diagnosis(self) -> str:
+        return await self.diagnose(self._spec(self.record.state.request.spec), self._applied)
+
+    async def _still_broken(self) -> str:
+        """At a partial ending: what the operation finds broken (a rotation: which password works),
+        also in `uncertain`; '' when it has nothing to say (nothing it knows how to repair)."""
+        spec = self._spec(self.record.state.request.spec)
+        if not self.repair(spec, self._applied):
+            return ""
+        broken = await self.diagnose(spec, self._applied)
+        note = f"at the end: {broken}"
+        if note not in self.record.state.uncertain:
+            self.record.state.uncertain.append(note)
+        return broken
 
     async def _undo(self) -> bool:
         """Run the operation's compensation until it is done, or an operator says otherwise.
@@ -500,15 +529,20 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
                 if ending.phase is Phase.SUCCEEDED:  # an operator marked the compensation done by hand
                     return True
                 if ending.phase is not Phase.FAILED or ending.failure is None:
-                    self.record.state.uncertain.append("compensation interrupted by a cancel: it may be incomplete")
+                    self.record.state.uncertain.append(
+                        "compensation interrupted by a cancel: it may be incomplete"
+                        + with_repair(self.repair(spec, self._applied))
+                    )
                     return False
-                repair = self.repair(spec, self._applied)
-                note = f"compensation failed: {ending.failure.message}" + (f"; {repair}" if repair else "")
+                note = f"compensation failed: {ending.failure.message}" + with_repair(await self._diagnosis())
                 self.record.state.uncertain.append(note)
                 if ending.aborted:
                     return False
             except asyncio.CancelledError:  # a Temporal cancel while undoing
-                self.record.state.uncertain.append("compensation interrupted by a cancel: it may be incomplete")
+                self.record.state.uncertain.append(
+                    "compensation interrupted by a cancel: it may be incomplete"
+                    + with_repair(self.repair(spec, self._applied))
+                )
                 return False
             try:
                 await self._needs_review("compensate", note)
@@ -525,3 +559,7 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
     def _publish(self, values: dict[str, Any]) -> None:
         if self._settings is not None and self._settings.search_attributes:
             workflow.upsert_search_attributes([_KEYS[name].value_set(value) for name, value in values.items()])
+
+
+def with_repair(repair: str) -> str:
+    return f"; {repair}" if repair else ""

@@ -6,6 +6,8 @@ from datetime import timedelta
 
 from pydantic import BaseModel
 from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.lifecycle import Lifecycle
 
@@ -20,6 +22,9 @@ with workflow.unsafe.imports_passed_through():
     from contracts.run import Check, Resource, RunInput, RunState
 
 PROBE_TIMEOUT = timedelta(seconds=30)
+DIAGNOSE_WITHIN = timedelta(seconds=60)  # a diagnosis is wanted now: if the database is down, say so instead
+# Runs that ended before rotations looked at which password works replay without that look.
+DIAGNOSE = "rotation-diagnoses-which-password-works"
 STEPS = (
     "create pending secret version",
     "set role password",
@@ -88,6 +93,23 @@ class RotateDbCredential(Lifecycle[RotateDbCredentialSpec, RotationApplied]):
             f"while AWSCURRENT is version {applied.current_version_id}, which the database may now refuse: set the "
             f"role's password to AWSCURRENT's, or promote {applied.pending_version_id} to AWSCURRENT"
         )
+
+    async def diagnose(self, spec: RotateDbCredentialSpec, applied: RotationApplied) -> str:
+        """Look which version's password the role takes; within a minute, else say what the record says."""
+        if not applied.pending_version_id or not workflow.patched(DIAGNOSE):
+            return self.repair(spec, applied)
+        try:
+            return await workflow.execute_activity_method(
+                RotateCredentialActivities.diagnose,
+                step_input(spec, applied),
+                start_to_close_timeout=PROBE_TIMEOUT,
+                schedule_to_close_timeout=DIAGNOSE_WITHIN,
+                retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=5)),
+                summary="look which secret version's password the role takes",
+            )
+        except ActivityError as err:
+            cause = err.cause.message if isinstance(err.cause, ApplicationError) else str(err.cause or err)
+            return f"{self.repair(spec, applied)} (could not look which one the database takes: {cause[:200]})"
 
     async def compensate(self, spec: RotateDbCredentialSpec, applied: RotationApplied) -> bool:
         result = await self.probe(

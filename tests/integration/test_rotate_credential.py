@@ -14,6 +14,7 @@ from contracts.phases import Phase
 from contracts.request import Request, parse_request
 from contracts.run import Decision, DecisionInput, RunState
 from tests.identities import KEYRING
+from worker.settings import WorkerSettings
 
 
 def rotation_request(role: str, secret_id: str, environment: str = "prod", requester: str = "alice") -> dict:
@@ -190,3 +191,31 @@ async def test_an_approval_deadline_on_the_dev_server_expires_the_run(
     described = await handle.describe()
     phase = next(value for key, value in described.typed_search_attributes if key.name == "OpsctlPhase")
     assert "expired" == phase
+
+
+async def test_a_diagnosis_says_which_version_the_role_takes_and_whether_awscurrent_works(
+    stack: Stack, worker_settings: WorkerSettings
+) -> None:
+    """Half-way through (role on AWSPENDING, AWSCURRENT not moved): the diagnosis, having tried each
+    version's password, says the database refuses AWSCURRENT and takes the pending version."""
+    from temporalio.testing import ActivityEnvironment
+
+    from activities.postgres import Databases
+    from activities.rotate_credential import RotateCredentialActivities, RotationStepInput
+    from contracts.rotate_credential import RotateDbCredentialSpec
+
+    role, secret_id, _, request = await seeded_request(stack, "dev")
+    current = next(v for v, s in secret_stages(stack, secret_id).items() if "AWSCURRENT" in s)
+    steps = RotateCredentialActivities(Databases(worker_settings.databases), worker_settings.aws)
+    spec = RotateDbCredentialSpec.model_validate(request.spec)
+    step = RotationStepInput(workflow_id=f"diagnose-{role}", spec=spec, current_version_id=current)
+    run = ActivityEnvironment().run
+    assert (await run(steps.diagnose, step)).startswith("AWSCURRENT"), "before anything: AWSCURRENT works"
+
+    pending = (await run(steps.create_pending, step)).version_id
+    staged = step.model_copy(update={"pending_version_id": pending})
+    await run(steps.set_password, staged)
+    diagnosis = await run(steps.diagnose, staged)
+
+    assert f"the database REFUSES AWSCURRENT (version {current}) for {role}" in diagnosis
+    assert f"accepts version {pending}'s password" in diagnosis

@@ -55,6 +55,9 @@ def make_plan(current_version: str = "v1") -> Plan:
     )
 
 
+DIAGNOSIS = "the database REFUSES AWSCURRENT (version v1) for app_user, which accepts version v2's password"
+
+
 class FakeRotation:
     """Records every call; `plans` are returned in order (the last one repeats)."""
 
@@ -114,6 +117,11 @@ class FakeRotation:
         self._call("compensate")
         return CompensateResult(undone=self.undo_works, detail="restored" if self.undo_works else "could not")
 
+    @activity.defn(name="rotate_credential.diagnose")
+    async def diagnose(self, input: RotationStepInput) -> str:
+        self._call("diagnose")
+        return DIAGNOSIS
+
     def activities(self) -> list[Any]:
         return [
             self.plan,
@@ -123,6 +131,7 @@ class FakeRotation:
             self.promote,
             self.verify,
             self.compensate,
+            self.diagnose,
             policy_activities(self.policy_set).resolve_policy,
         ]
 
@@ -260,7 +269,7 @@ async def test_a_failing_compensation_waits_for_an_operator_saying_how_to_repair
     async with worker(env, fake, queue):
         handle, review = await cancelled_into_compensation_review(env, fake, queue)
         [note] = [item for item in review.uncertain if item.startswith("compensation failed: secret is gone")]
-        assert "AWSCURRENT is version" in note, "says which version holds the working password"
+        assert DIAGNOSIS in note, "says which version the role takes and which one AWSCURRENT is, having looked"
         assert "opsctl resolve" in review.next_action
         retry = ResolveInput(actor="carol", comment="secret restored", resolution=Decision.RETRY)
         await send(env, handle, Decision.RETRY, retry)
@@ -283,6 +292,42 @@ async def test_an_aborted_compensation_ends_the_run_saying_what_stands(env: Work
     assert FailureKind.PARTIAL_APPLICATION == result.failure.kind
     assert ExitCode.PARTIAL_SUCCESS == result.exit_code()
     assert any(item.startswith("compensation failed: secret is gone") for item in result.uncertain)
+    assert f"some changes stand and need repair: {DIAGNOSIS}" in result.next_action
+    assert f"at the end: {DIAGNOSIS}" in result.uncertain
+
+
+async def test_a_compensation_failing_for_an_unknown_reason_also_says_what_is_broken(env: WorkflowEnvironment) -> None:
+    """Not only a classified failure: an unknown one (or the retry window closing) asks an operator
+    with the diagnosis too."""
+    lost = ApplicationError("timeout", type="unknown", non_retryable=True)
+    reset = ApplicationError("connection reset", type="unknown", non_retryable=True)
+    fake, queue = FakeRotation(failures={"promote": [lost], "compensate": [reset]}), uuid.uuid4().hex
+    async with worker(env, fake, queue):
+        handle, review = await cancelled_into_compensation_review(env, fake, queue)
+        [note] = [item for item in review.uncertain if item.startswith("compensate: connection reset")]
+        assert DIAGNOSIS in note
+        abort = ResolveInput(actor="carol", comment="will fix by hand", resolution=Decision.ABORT)
+        await send(env, handle, Decision.ABORT, abort)
+        result = await handle.result()
+    assert ExitCode.PARTIAL_SUCCESS == result.exit_code()
+    assert DIAGNOSIS in result.next_action
+
+
+async def test_a_rotation_whose_verify_fails_ends_naming_the_password_the_database_takes(
+    env: WorkflowEnvironment,
+) -> None:
+    """Applied, then verify fails (AWSCURRENT refused, say) and an operator aborts: no terminal phase
+    without saying in uncertain and next_action what the database takes."""
+    fake, queue = FakeRotation(checks_pass=[False]), uuid.uuid4().hex
+    async with worker(env, fake, queue):
+        handle = await start(env, fake, queue, run_input("dev"))
+        await until_phase(handle, Phase.NEEDS_REVIEW)
+        abort = ResolveInput(actor="carol", comment="looking into it", resolution=Decision.ABORT)
+        await send(env, handle, Decision.ABORT, abort)
+        result = await handle.result()
+    assert result.phase.terminal
+    assert DIAGNOSIS in result.next_action
+    assert f"at the end: {DIAGNOSIS}" in result.uncertain
 
 
 def failing_compensation() -> FakeRotation:
@@ -304,7 +349,8 @@ async def cancelled_into_compensation_review(
 async def until_compensation_review(handle: WorkflowHandle[Any, RunState]) -> RunState:
     for _ in range(200):
         state = await handle.query(RotateDbCredential.state)
-        if state.phase is Phase.NEEDS_REVIEW and any("compensation failed" in item for item in state.uncertain):
+        notes = ("compensation failed", "compensate: ")
+        if state.phase is Phase.NEEDS_REVIEW and any(item.startswith(notes) for item in state.uncertain):
             return state
         await asyncio.sleep(0.05)
     raise AssertionError("the compensation never asked for review")
@@ -421,7 +467,9 @@ async def test_a_temporal_cancel_while_compensation_waits_in_review_still_ends_t
     assert Phase.FAILED == result.phase
     assert result.failure is not None
     assert FailureKind.PARTIAL_APPLICATION == result.failure.kind
-    assert "compensation interrupted by a cancel: it may be incomplete" in result.uncertain
+    [note] = [item for item in result.uncertain if item.startswith("compensation interrupted by a cancel")]
+    assert "while AWSCURRENT is version" in note, "the repair, from the record"
+    assert DIAGNOSIS in result.next_action, "and what the database takes, looked at"
 
 
 async def test_a_verify_probe_that_fails_goes_to_review_and_never_undoes_the_apply(env: WorkflowEnvironment) -> None:
