@@ -61,6 +61,16 @@ HOSTILE = {
     "empty": b"",
     "timestamp spec value": GOOD.replace("demo/app_user", "2026-12-01").encode(),
     "nan": GOOD.replace("environment: dev", "environment: .nan").encode(),
+    # Found by `python -m tests.chaos.fuzz`: values PyYAML matches, then cannot convert (each was exit 1).
+    "impossible date": GOOD.replace("demo/app_user", "2026-02-30").encode(),
+    "impossible time zone": GOOD.replace("demo/app_user", "2026-01-01T00:00:00+99:99").encode(),
+    "int past the digit limit": GOOD.replace("demo/app_user", "9" * 5000).encode(),
+    "huge hex apiVersion": GOOD.replace("opsctl/v1", "0x" + "f" * 4000).encode(),
+    "bool tag on a word": GOOD.replace("demo/app_user", "!!bool maybe").encode(),
+    "timestamp tag on a word": GOOD.replace("demo/app_user", "!!timestamp x").encode(),
+    "map tag on a list": GOOD.replace("demo/app_user", "!!map [1]").encode(),
+    "escape past unicode": GOOD.replace("demo/app_user", '"\\U00110000"').encode(),
+    "lone surrogate escape": GOOD.replace("environment: dev", 'environment: dev\n  labels: {a: "\\ud800"}').encode(),
 }
 
 
