@@ -240,7 +240,9 @@ def _arguments(name: str, parser: argparse.ArgumentParser) -> None:
 def run(argv: Sequence[str], stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
     """Parse, dispatch, print; return the exit code. Never raises for user errors."""
     try:
-        args = parse(argv)
+        # argparse prints usage, errors and --help to sys.stdout/sys.stderr: make those the streams given here.
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            args = parse(argv)
     except SystemExit as exc:  # argparse has printed usage (or --help) already
         return int(exc.code or 0) if exc.code in (0, None) else int(ExitCode.INVALID_INPUT)
     except ConflictingOptions as exc:
@@ -248,8 +250,9 @@ def run(argv: Sequence[str], stdout: TextIO = sys.stdout, stderr: TextIO = sys.s
         fmt = "json" if "json" in exc.given["format"] else "text"
         return _error(exc.exit_code, exc.message, exc.hint, fmt, stdout, stderr)
     if args.command is None:
-        build_parser().print_help(stdout)
-        return int(ExitCode.INVALID_INPUT)
+        build_parser().print_help(stderr)  # not a result: stdout stays empty, or JSON
+        hint = "choose one of the commands above; `opsctl COMMAND --help` says what each takes"
+        return _error(ExitCode.INVALID_INPUT, "no command given", hint, args.format, stdout, stderr)
     module_name, _ = COMMANDS[args.command]
     fmt = args.format
     try:
