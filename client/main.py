@@ -88,8 +88,9 @@ GLOBAL_OPTIONS: tuple[GlobalOption, ...] = (
 _POSITIONS = ("before", "after")
 
 
-class _Record(argparse.Action):
-    """Appends every use of a global option, so a second use can never silently win."""
+class _Store(argparse.Action):
+    """argparse's default action (keep the value given), registered in its place to refuse the
+    empty list Python 3.11's argparse hands over for `--as=--` (or `-f--`): no value at all."""
 
     def __call__(
         self,
@@ -98,7 +99,19 @@ class _Record(argparse.Action):
         values: str | Sequence[Any] | None,
         option_string: str | None = None,
     ) -> None:
-        setattr(namespace, self.dest, [*getattr(namespace, self.dest, []), values])
+        if values == []:
+            parser.error(f"argument {option_string}: expected one argument")
+        setattr(namespace, self.dest, self.kept(namespace, values))
+
+    def kept(self, namespace: argparse.Namespace, values: str | Sequence[Any] | None) -> Any:
+        return values
+
+
+class _Record(_Store):
+    """Appends every use of a global option, so a second use can never silently win."""
+
+    def kept(self, namespace: argparse.Namespace, values: str | Sequence[Any] | None) -> Any:
+        return [*getattr(namespace, self.dest, []), values]
 
 
 class ConflictingOptions(OpsctlError):
@@ -139,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
             epilog=EXIT_CODES,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
+        command.register("action", None, _Store)  # the action of every argument that names none
         _add_global_options(command, _POSITIONS[1])
         _arguments(name, command)
     return parser

@@ -204,3 +204,20 @@ def test_no_command_is_exit_2_with_an_error_message_and_help_on_stderr() -> None
     code, stdout, _ = capture(["--format", "json"])
     assert 2 == code
     assert "no command given" == json.loads(stdout)["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["schema", "RotateDbCredential", "--as=--"],
+        ["--format=--", "schema", "RotateDbCredential"],
+        ["validate", "--file=--"],
+        ["validate", "-f--"],
+        ["list", "--limit=--"],
+    ],
+)
+def test_an_option_whose_value_is_a_double_dash_is_exit_2_expecting_one_argument(argv: list[str]) -> None:
+    """Python 3.11's argparse reads `--as=--` as the empty list: it was an exception out of run, or exit 1."""
+    code, _, stderr = capture(argv)
+    assert 2 == code
+    assert "expected one argument" in stderr
