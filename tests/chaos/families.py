@@ -289,6 +289,7 @@ ARGUMENT_FILES: dict[str, bytes] = {
 PATHS = (*sorted(ARGUMENT_FILES), "-", "", ".", "/", "nonexistent.yaml", "/dev/null", "x" * 300, "doc.yaml/", "~/x")
 INTS = ("0", "-1", "1", "20", "1e3", "0x10", "\u0661\u0662", "9" * 5000, "", " 5", "5 ", "+5", "nan", "-0")
 FLOATS = ("nan", "inf", "-inf", "1e309", "-0", "0", "0.001", "1_0", "0x1p3", "", "  3  ", "\u0661", "-1", "1e-320")
+DASHES = ("--", "-", "", "-h", "--help", "---")  # values argparse may read as something else (`--as=--`)
 RUN_IDS = ("RUN", "RotateDbCredential-dev-dev-rotation-1", "", " ", "-", "a" * 2000, "%00", "../../etc/passwd")
 
 
@@ -307,8 +308,8 @@ def _value(word: Word) -> st.SearchStrategy[str]:
     elif word.dest == "kind":
         plausible = st.sampled_from(sorted(KINDS))
     else:
-        plausible = st.sampled_from(["alice", "bob", "prod", "dev", "state", "x", "--", "-h"])
-    return plausible | plausible | hostile.argv_text()
+        plausible = st.sampled_from(["alice", "bob", "prod", "dev", "state", "x"])
+    return plausible | plausible | hostile.argv_text() | st.sampled_from(DASHES)
 
 
 @functools.cache
