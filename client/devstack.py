@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from client.config import STACK_CODEC_KEYS, STACK_CODEC_TOKEN
 from client.embedded_postgres import EmbeddedPostgres, PostgresError
 from contracts.search_attributes import SEARCH_ATTRIBUTES
@@ -72,6 +74,17 @@ class Piece:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass
+class _Record:
+    """stack.json, as `up` writes it."""
+
+    ports: Ports = field(default_factory=Ports)
+    pieces: dict[str, Piece] = field(default_factory=dict)
+
+
+_RECORD = TypeAdapter(_Record)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -80,6 +93,8 @@ def free_port() -> int:
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    if not 0 < port < 65536:
+        return False
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((host, port)) == 0
@@ -90,7 +105,7 @@ def pid_alive(pid: int) -> bool:
         return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # OverflowError: past any pid
         return False
     except PermissionError:
         return True
@@ -128,10 +143,11 @@ class Stack:
     # ---- the record -----------------------------------------------------------------
 
     def read_record(self) -> dict[str, Any]:
+        """What `up` recorded; {} when there is no record, or one that is not in the shape `up` writes
+        (garbled, edited by hand): then nothing is known to be running."""
         try:
-            data: dict[str, Any] = json.loads(self.record_path.read_text())
-            return data
-        except (OSError, ValueError):
+            return asdict(_RECORD.validate_json(self.record_path.read_bytes()))
+        except (OSError, ValueError):  # ValueError: pydantic's ValidationError (not JSON, not that shape)
             return {}
 
     def pieces(self) -> dict[str, Piece]:
@@ -203,8 +219,8 @@ class Stack:
     # ---- up / down / status -------------------------------------------------------------
 
     def running(self, piece: Piece) -> bool:
-        port = int(piece.address.rsplit(":", 1)[1]) if ":" in piece.address else 0
-        return pid_alive(piece.pid) and (port == 0 or port_open(port))
+        port = piece.address.rpartition(":")[2]
+        return pid_alive(piece.pid) and (not port.isdigit() or port_open(int(port)))
 
     def up(self, *, worker: bool = True, progress: Callable[[str], None] = lambda _: None) -> list[tuple[str, str]]:
         """Start what is not running. Returns (piece, 'started' | 'already running') pairs."""

@@ -66,6 +66,13 @@ def create_key(folder: Path, identity: str, *, force: bool = False) -> tuple[Pat
     return path, public
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a folder name too long for the file system (a --state-dir, say) holds no key
+        return False
+
+
 def _raw(key: object) -> bytes:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
@@ -83,7 +90,7 @@ class Keyring:
     def path(self, identity: str) -> Path | None:
         if not _IDENTITY.match(identity):
             return None
-        return next((p for folder in self.folders if (p := folder / f"{identity}.key").is_file()), None)
+        return next((p for folder in self.folders if _is_file(p := folder / f"{identity}.key")), None)
 
     def private_key(self, identity: str) -> bytes | None:
         from cryptography.hazmat.primitives.serialization import load_pem_private_key

@@ -89,8 +89,9 @@ GLOBAL_OPTIONS: tuple[GlobalOption, ...] = (
 _POSITIONS = ("before", "after")
 
 
-class _Record(argparse.Action):
-    """Appends every use of a global option, so a second use can never silently win."""
+class _Store(argparse.Action):
+    """argparse's default action (keep the value given), registered in its place to refuse the
+    empty list Python 3.11's argparse hands over for `--as=--` (or `-f--`): no value at all."""
 
     def __call__(
         self,
@@ -99,7 +100,19 @@ class _Record(argparse.Action):
         values: str | Sequence[Any] | None,
         option_string: str | None = None,
     ) -> None:
-        setattr(namespace, self.dest, [*getattr(namespace, self.dest, []), values])
+        if values == []:
+            parser.error(f"argument {option_string}: expected one argument")
+        setattr(namespace, self.dest, self.kept(namespace, values))
+
+    def kept(self, namespace: argparse.Namespace, values: str | Sequence[Any] | None) -> Any:
+        return values
+
+
+class _Record(_Store):
+    """Appends every use of a global option, so a second use can never silently win."""
+
+    def kept(self, namespace: argparse.Namespace, values: str | Sequence[Any] | None) -> Any:
+        return [*getattr(namespace, self.dest, []), values]
 
 
 class ConflictingOptions(OpsctlError):
@@ -140,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
             epilog=EXIT_CODES,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
+        command.register("action", None, _Store)  # the action of every argument that names none
         _add_global_options(command, _POSITIONS[1])
         _arguments(name, command)
     return parser
@@ -257,7 +271,9 @@ def _arguments(name: str, parser: argparse.ArgumentParser) -> None:
 def run(argv: Sequence[str], stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
     """Parse, dispatch, print; return the exit code. Never raises for user errors."""
     try:
-        args = parse(argv)
+        # argparse prints usage, errors and --help to sys.stdout/sys.stderr: make those the streams given here.
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            args = parse(argv)
     except SystemExit as exc:  # argparse has printed usage (or --help) already
         return int(exc.code or 0) if exc.code in (0, None) else int(ExitCode.INVALID_INPUT)
     except ConflictingOptions as exc:
@@ -265,8 +281,9 @@ def run(argv: Sequence[str], stdout: TextIO = sys.stdout, stderr: TextIO = sys.s
         fmt = "json" if "json" in exc.given["format"] else "text"
         return _error(exc.exit_code, exc.message, exc.hint, fmt, stdout, stderr)
     if args.command is None:
-        build_parser().print_help(stdout)
-        return int(ExitCode.INVALID_INPUT)
+        build_parser().print_help(stderr)  # not a result: stdout stays empty, or JSON
+        hint = "choose one of the commands above; `opsctl COMMAND --help` says what each takes"
+        return _error(ExitCode.INVALID_INPUT, "no command given", hint, args.format, stdout, stderr)
     module_name, _ = COMMANDS[args.command]
     fmt = args.format
     try:

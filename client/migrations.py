@@ -34,9 +34,12 @@ def inline_directory(spec: dict[str, Any], base_dir: str | Path) -> dict[str, An
     if spec.get("migrations"):
         raise DocumentError("give either migrations or directory, not both", field=field)
     folder = Path(directory) if Path(directory).is_absolute() else Path(base_dir) / directory
-    if not folder.is_dir():
-        raise DocumentError(f"{folder} is not a directory", field=field)
-    files = [path for path in folder.iterdir() if path.is_file() and path.suffix == ".sql"]
+    try:
+        if not folder.is_dir():
+            raise DocumentError(f"{folder} is not a directory", field=field)
+        files = [path for path in folder.iterdir() if path.is_file() and path.suffix == ".sql"]
+    except OSError as exc:  # a name too long, a folder you may not list
+        raise DocumentError(f"cannot read {folder}: {exc.strerror or exc}", field=field) from exc
     misnamed = sorted(path.name for path in files if not MIGRATION_FILE.match(path.name))
     if misnamed:
         raise DocumentError(

@@ -32,8 +32,9 @@ class Output:
         return _CONTROL.sub(lambda match: repr(match.group())[1:-1], self.text)
 
 
-# Terminal control characters (escape sequences, carriage returns) never reach a terminal as such.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Terminal control characters (escape sequences, carriage returns) never reach a terminal as such,
+# nor do lone surrogates (a file name or --as value that is not UTF-8): no encoding can write them.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def one_line(text: str) -> str:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -80,7 +82,9 @@ class DocumentError(Exception):
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc)
+    # A key from the document is shown escaped when it holds a newline or a control character:
+    # it must not break the message's line or speak to the terminal.
+    return ".".join(str(part) if str(part).isprintable() else repr(part) for part in loc)
 
 
 def describe_validation_error(error: ValidationError, prefix: str = "") -> DocumentError:
@@ -119,13 +123,39 @@ def decode_document(data: bytes, source: str = "document") -> str:
     return text
 
 
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _shown(value: Any, limit: int = 60, form: Callable[[Any], str] = repr) -> str:
+    """A value read from a document, for a message: cut to `limit` characters."""
+    try:
+        text = form(value)
+    except ValueError:  # an int past Python's 4,300-digit limit cannot even be printed
+        return f"an integer of {value.bit_length():,} bits" if isinstance(value, int) else type(value).__name__
+    length = len(value) if isinstance(value, str) else len(text)
+    return text if len(text) <= limit else f"{text[:limit]}… ({length:,} characters)"
+
+
 def _strict_loader(aliases: bool) -> Any:
     """yaml's SafeLoader, stricter: a key given twice, a key that is not a string, an anchor or
     alias, a merge key and nesting past MAX_DEPTH are errors (each would make a document mean
-    something other than what it shows, or cost more than its size)."""
+    something other than what it shows, or cost more than its size); so are a value its tag
+    cannot hold (2026-02-30, a 5,000-digit int) and a lone surrogate escape, with their place."""
     import yaml
 
     class StrictLoader(yaml.SafeLoader):
+        def construct_object(self, node: Any, deep: bool = False) -> Any:
+            try:
+                return super().construct_object(node, deep=deep)
+            # PyYAML's constructors trust the tag or pattern that chose them: 2026-02-30, !!bool x, !!timestamp x.
+            except (ValueError, KeyError, AttributeError) as exc:
+                value = _shown(node.value if isinstance(node, yaml.ScalarNode) else node.id, 40)
+                reason = f" ({exc})" if isinstance(exc, ValueError) else ""
+                kind = str(node.tag).rsplit(":", 1)[-1]
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{value} is not a valid {kind}{reason}", node.start_mark
+                ) from None
+
         def compose_node(self, parent: Any, index: Any) -> Any:
             event = self.peek_event()  # type: ignore[no-untyped-call]
             if not aliases and (isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None)):
@@ -142,7 +172,12 @@ def _strict_loader(aliases: bool) -> Any:
             finally:
                 self._depth -= 1
 
-    def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    def mapping(loader: yaml.SafeLoader, node: yaml.Node) -> dict[Any, Any]:
+        if not isinstance(node, yaml.MappingNode):  # `!!map [1]`: the tag asks for a mapping the node is not
+            found = "sequence" if isinstance(node, yaml.SequenceNode) else "scalar"
+            raise yaml.constructor.ConstructorError(
+                None, None, f"a !!map must be a mapping, not a {found}", node.start_mark
+            )
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
@@ -154,7 +189,7 @@ def _strict_loader(aliases: bool) -> Any:
                 raise yaml.constructor.ConstructorError(
                     "while reading a mapping",
                     node.start_mark,
-                    f"keys must be strings, not {type(key).__name__} ({str(key)[:40]})",
+                    f"keys must be strings, not {type(key).__name__} ({_shown(key, 40, str)})",
                     key_node.start_mark,
                 )
             if key in result:
@@ -164,7 +199,24 @@ def _strict_loader(aliases: bool) -> Any:
             result[key] = loader.construct_object(value_node, deep=True)
         return result
 
+    def text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> str:
+        # YAML reads "\ud83d\udca9" as two surrogates, JSON as one character (json.dumps writes emoji so):
+        # pairs become their character; a lone surrogate is no character at all.
+        value = loader.construct_scalar(node)
+        if not _SURROGATE.search(value):
+            return value
+        try:
+            return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le")
+        except UnicodeDecodeError:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                "a lone surrogate escape (\\ud800-\\udfff without its pair) is not a character",
+                node.start_mark,
+            ) from None
+
     StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SCALAR_TAG, text)
     return StrictLoader
 
 
@@ -183,12 +235,20 @@ def load_mapping(
 
     if len(text.encode()) > MAX_DOCUMENT_BYTES:
         raise DocumentError(f"{source} is larger than {MAX_DOCUMENT_BYTES:,} bytes, the most a request may be")
+    loader = None
     try:
-        data = yaml.load(text, Loader=_strict_loader(aliases))  # noqa: S506 - a SafeLoader subclass
+        loader = _strict_loader(aliases)(text)  # what yaml.load does, keeping the loader to say where
+        data = loader.get_single_data()
     except yaml.YAMLError as exc:
         raise DocumentError(f"{source} is not valid YAML or JSON: {exc}") from exc
+    except ValueError as exc:  # the scanner's escapes: "\U00110000" names no character
+        where = f"\n{loader.get_mark()}" if loader is not None else ""
+        raise DocumentError(f"{source} is not valid YAML or JSON: {exc}{where}") from None
     except RecursionError:
         raise DocumentError(f"{source} is nested too deeply to read") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
     if not isinstance(data, dict):
         raise DocumentError(f"{source} must be {shape}")
     return data
@@ -200,13 +260,13 @@ def parse_request(data: dict[str, Any]) -> Request:
 
     version = data.get("apiVersion")
     if version != API_VERSION:
-        raise DocumentError(f"must be {API_VERSION!r}, got {version!r}", field="apiVersion")
+        raise DocumentError(f"must be {API_VERSION!r}, got {_shown(version)}", field="apiVersion")
     kind = data.get("kind")
     model = spec_model(kind) if isinstance(kind, str) else None
     if model is None:
         from contracts.kinds import KINDS
 
-        raise DocumentError(f"unknown kind {kind!r}; known kinds: {', '.join(sorted(KINDS))}", field="kind")
+        raise DocumentError(f"unknown kind {_shown(kind)}; known kinds: {', '.join(sorted(KINDS))}", field="kind")
     try:
         envelope = Request.model_validate(data)
     except ValidationError as exc:

@@ -6,6 +6,8 @@ The integration worker loads `POLICY_FILE`; time-skipping workers use `policy_ac
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from contracts.policy import policy_document as contract_document
 from worker.settings import WorkerSettings
 
 KEYS_DIR = Path(tempfile.mkdtemp(prefix="opsctl-test-keys-"))
+atexit.register(shutil.rmtree, KEYS_DIR, ignore_errors=True)  # each test session, each fuzzing campaign its own
 IDENTITIES = ("alice", "bob", "carol", "dave", "eve")
 for _name in IDENTITIES:
     create_key(KEYS_DIR, _name)

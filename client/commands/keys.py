@@ -16,7 +16,14 @@ def execute(args: argparse.Namespace, progress: Callable[[str], None]) -> Output
     config = load_config(args.as_user, args.state_dir)
     identity = config.user
     if args.action == "init":
-        path, public = create_key(user_keys_dir(), identity, force=args.force)
+        try:
+            path, public = create_key(user_keys_dir(), identity, force=args.force)
+        except OSError as exc:  # a file where the folder should be, a name too long, a place you may not write
+            raise OpsctlError(
+                ExitCode.INVALID_INPUT,
+                f"cannot write a key in {user_keys_dir()}: {exc.strerror or exc}",
+                hint="set OPSCTL_KEYS_DIR to a folder you may write",
+            ) from exc
         intro = f"created a key pair for {identity}: {path} (private, mode 0600)"
     else:
         keys = config.keyring()

@@ -83,7 +83,7 @@ async def campaign(args: argparse.Namespace) -> dict[str, Any]:
         if "fuzz" in parts:
             say(f"5. fuzzing documents, CLI arguments and config files ({args.cases:,} cases) …")
             figures["fuzz"] = await asyncio.to_thread(fuzz, args.cases)
-            say(f"   {figures['fuzz']['cases']:,} inputs, {len(figures['fuzz']['failures'])} failures")
+            say(f"   {figures['fuzz']['tried']:,} inputs, {figures['fuzz']['failures']} failures")
         say("6. secret scan …")
         places, secrets, leaks = await scenarios.secret_scan(chaos, [workdir])
         figures["scan"] = {"places": places, "secrets": secrets, "leaks": leaks}
@@ -99,7 +99,7 @@ async def campaign(args: argparse.Namespace) -> dict[str, Any]:
 def fuzz(cases: int) -> dict[str, Any]:
     from tests.chaos.fuzz import campaign as fuzz_campaign
 
-    return fuzz_campaign(cases)
+    return fuzz_campaign(cases).as_json()
 
 
 def say_outcome(outcome: Outcome) -> None:

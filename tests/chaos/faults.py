@@ -73,6 +73,7 @@ class Fault:
         if self.pause_file is None:
             logging.warning("chaos: SIGKILL at %s@%s", self.activity_type, self.point)
             os.kill(os.getpid(), signal.SIGKILL)
+            return
         self.pause_file.write_text(f"{self.activity_type}@{self.point}\n")
         logging.warning("chaos: paused at %s@%s until %s is removed", self.activity_type, self.point, self.pause_file)
 
@@ -116,7 +117,7 @@ def install_side_effect_hooks(fault: Fault) -> None:
     import asyncpg.transaction
     import botocore.client
 
-    make_api_call = botocore.client.BaseClient._make_api_call
+    make_api_call = getattr(botocore.client.BaseClient, "_make_api_call")  # noqa: B009 - private, untyped
 
     def api_call(self: Any, operation_name: str, api_params: Any) -> Any:
         result = make_api_call(self, operation_name, api_params)
@@ -124,7 +125,7 @@ def install_side_effect_hooks(fault: Fault) -> None:
             fault.strike_in_thread()
         return result
 
-    botocore.client.BaseClient._make_api_call = api_call  # type: ignore[method-assign]
+    setattr(botocore.client.BaseClient, "_make_api_call", api_call)  # noqa: B010 - private, untyped
 
     uncommitted: set[int] = set()  # connections holding a write their transaction has not committed
     execute = asyncpg.connection.Connection.execute
@@ -138,7 +139,7 @@ def install_side_effect_hooks(fault: Fault) -> None:
                 await fault.strike()
         return result
 
-    asyncpg.connection.Connection.execute = execute_and_strike  # type: ignore[method-assign]
+    asyncpg.connection.Connection.execute = execute_and_strike
     aexit = asyncpg.transaction.Transaction.__aexit__
 
     async def aexit_and_strike(self: Any, extype: Any, ex: Any, tb: Any) -> Any:
@@ -150,7 +151,7 @@ def install_side_effect_hooks(fault: Fault) -> None:
                 await fault.strike()
         return result
 
-    asyncpg.transaction.Transaction.__aexit__ = aexit_and_strike  # type: ignore[method-assign]
+    asyncpg.transaction.Transaction.__aexit__ = aexit_and_strike
 
 
 def main() -> None:

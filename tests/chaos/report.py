@@ -10,7 +10,7 @@ BEGIN, END = "<!-- chaos:begin (written by `make chaos`) -->", "<!-- chaos:end -
 
 def clean(figures: dict[str, Any]) -> bool:
     outcomes_clean = all(not o["problems"] for o in figures.get("outcomes", []))
-    fuzz_clean = not figures.get("fuzz", {}).get("failures")
+    fuzz_clean = not figures.get("fuzz", {}).get("failures")  # a count
     return outcomes_clean and fuzz_clean and not figures.get("scan", {}).get("leaks")
 
 
@@ -33,8 +33,11 @@ def summary(figures: dict[str, Any]) -> str:
         lines.append(f"| {scenario} | {struck} | {completed} of {len(group)} | {problems} |")
     fuzz = figures.get("fuzz")
     if fuzz:
-        codes = ", ".join(f"exit {code}: {n:,}" for code, n in sorted(fuzz.get("exit_codes", {}).items()))
-        lines.append(f"| fuzzing (hypothesis) | {fuzz['cases']:,} inputs ({codes}) | — | {len(fuzz['failures'])} |")
+        codes = ", ".join(f"exit {code}: {n:,}" for code, n in fuzz.get("exit_codes", {}).items())
+        families = ", ".join(f"{f['name']} {f['tried']:,}" for f in fuzz.get("families", []))
+        lines.append(
+            f"| fuzzing (hypothesis) | {fuzz['tried']:,} inputs ({families}; {codes}) | — | {fuzz['failures']} |"
+        )
     scan = figures.get("scan")
     if scan:
         lines.append(

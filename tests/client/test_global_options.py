@@ -179,3 +179,46 @@ def test_state_dir_before_dev_status_is_the_one_read(tmp_path: Path) -> None:
     after = capture(["dev", "status", "--state-dir", str(state), "--format", "json"])
     assert str(state.resolve()) == json.loads(before[1])["state_dir"]
     assert after == before
+
+
+def test_an_argparse_error_goes_to_the_stderr_run_was_given() -> None:
+    """In-process callers (tests, the demo) read argparse's own message from their stream, with exit 2."""
+    code, stdout, stderr = capture(["validate"])
+    assert 2 == code
+    assert "" == stdout
+    assert "opsctl validate: error: the following arguments are required: -f/--file" in stderr
+
+
+def test_help_goes_to_the_stdout_run_was_given() -> None:
+    code, stdout, stderr = capture(["status", "--help"])
+    assert 0 == code
+    assert stdout.startswith("usage: opsctl status")
+    assert "" == stderr
+
+
+def test_no_command_is_exit_2_with_an_error_message_and_help_on_stderr() -> None:
+    """`opsctl` alone names the problem; stdout stays empty in text and carries the JSON error in JSON."""
+    code, stdout, stderr = capture([])
+    assert (2, "") == (code, stdout)
+    assert "usage: opsctl" in stderr
+    assert "error: no command given\n" in stderr
+    code, stdout, _ = capture(["--format", "json"])
+    assert 2 == code
+    assert "no command given" == json.loads(stdout)["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["schema", "RotateDbCredential", "--as=--"],
+        ["--format=--", "schema", "RotateDbCredential"],
+        ["validate", "--file=--"],
+        ["validate", "-f--"],
+        ["list", "--limit=--"],
+    ],
+)
+def test_an_option_whose_value_is_a_double_dash_is_exit_2_expecting_one_argument(argv: list[str]) -> None:
+    """Python 3.11's argparse reads `--as=--` as the empty list: it was an exception out of run, or exit 1."""
+    code, _, stderr = capture(argv)
+    assert 2 == code
+    assert "expected one argument" in stderr

@@ -7,6 +7,8 @@ thousands of inputs cost seconds; the full fuzzing run is `make chaos`.
 from __future__ import annotations
 
 import io
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -61,6 +63,16 @@ HOSTILE = {
     "empty": b"",
     "timestamp spec value": GOOD.replace("demo/app_user", "2026-12-01").encode(),
     "nan": GOOD.replace("environment: dev", "environment: .nan").encode(),
+    # Found by `python -m tests.chaos.fuzz`: values PyYAML matches, then cannot convert (each was exit 1).
+    "impossible date": GOOD.replace("demo/app_user", "2026-02-30").encode(),
+    "impossible time zone": GOOD.replace("demo/app_user", "2026-01-01T00:00:00+99:99").encode(),
+    "int past the digit limit": GOOD.replace("demo/app_user", "9" * 5000).encode(),
+    "huge hex apiVersion": GOOD.replace("opsctl/v1", "0x" + "f" * 4000).encode(),
+    "bool tag on a word": GOOD.replace("demo/app_user", "!!bool maybe").encode(),
+    "timestamp tag on a word": GOOD.replace("demo/app_user", "!!timestamp x").encode(),
+    "map tag on a list": GOOD.replace("demo/app_user", "!!map [1]").encode(),
+    "escape past unicode": GOOD.replace("demo/app_user", '"\\U00110000"').encode(),
+    "lone surrogate escape": GOOD.replace("environment: dev", 'environment: dev\n  labels: {a: "\\ud800"}').encode(),
 }
 
 
@@ -71,6 +83,17 @@ def test_a_hostile_document_is_refused_with_exit_2_or_3_and_a_message(tmp_path: 
     assert err.startswith("error: "), err
     assert "Traceback" not in err
     assert "bug" not in err
+
+
+def test_a_file_name_that_is_not_utf8_is_printed_escaped(tmp_path: Path) -> None:
+    """A name that is not UTF-8 comes surrogate-escaped; a strict UTF-8 stdout (en_US.UTF-8) cannot fail on it."""
+    path = tmp_path / os.fsdecode(b"doc\xff.yaml")
+    path.write_bytes(GOOD.encode())
+    out = io.BytesIO()
+    stdout = io.TextIOWrapper(out, encoding="utf-8", errors="strict", write_through=True)
+    code = run(["validate", "-f", str(path)], stdout=stdout, stderr=io.StringIO())
+    assert 0 == code
+    assert "doc\\udcff.yaml: valid RotateDbCredential for dev" in out.getvalue().decode()
 
 
 def test_a_utf8_byte_order_mark_is_fine(tmp_path: Path) -> None:
@@ -112,3 +135,44 @@ def test_a_garbled_stack_record_is_ignored(tmp_path: Path) -> None:
     (tmp_path / "state").mkdir()
     (tmp_path / "state" / "stack.json").write_bytes(b"[1, 2]")
     assert 0 == validate(tmp_path, GOOD.encode())[0]
+
+
+def opsctl(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = run(list(argv), stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        b"[1, 2]",
+        b'{"pieces": {"bogus": {"2631": {}}}}',
+        b'{"ports": {"temporal": "x"}}',
+        b'{"pieces": {"temporal": {"name": "temporal", "address": "127.0.0.1:99999999", "pid": 1099511627776}}}',
+    ],
+    ids=["a list", "unknown fields", "a port that is not a number", "a pid and a port past any"],
+)
+def test_a_stack_record_opsctl_did_not_write_means_nothing_is_running(tmp_path: Path, record: bytes) -> None:
+    """`dev status` on a garbled stack.json lists every piece as down (exit 4, as documented), never a crash."""
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "stack.json").write_bytes(record)
+    code, out, err = opsctl("dev", "status", "--format", "json")
+    assert (4, "") == (code, err)
+    assert [False] * 4 == [piece["running"] for piece in json.loads(out)["pieces"]]
+
+
+def test_a_state_folder_name_too_long_for_the_file_system_holds_no_key() -> None:
+    code, _, err = opsctl("keys", "show", "--as", "frank", "--state-dir", "x" * 300)
+    assert 2 == code
+    assert err.startswith("error: frank has no key in"), err
+
+
+def test_keys_init_where_a_file_is_in_the_way_is_exit_2_naming_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "keys").write_text("a file, not a folder")
+    monkeypatch.setenv("OPSCTL_KEYS_DIR", str(tmp_path / "keys"))
+    code, _, err = opsctl("keys", "init")
+    assert 2 == code
+    assert err.startswith(f"error: cannot write a key in {tmp_path / 'keys'}: File exists"), err

@@ -68,3 +68,10 @@ def test_a_bad_directory_is_a_document_error_on_spec_directory(
 def test_a_missing_directory_is_reported() -> None:
     with pytest.raises(DocumentError, match="is not a directory"):
         inline_directory({"database": "app", "directory": "nope"}, EXAMPLES)
+
+
+def test_a_directory_name_too_long_for_the_file_system_is_reported(tmp_path: Path) -> None:
+    """ENAMETOOLONG is a document error on spec.directory, not a crash (found by tests/chaos/fuzz.py)."""
+    with pytest.raises(DocumentError, match="File name too long") as raised:
+        inline_directory({"database": "app", "directory": "x" * 300}, tmp_path)
+    assert "spec.directory" == raised.value.field

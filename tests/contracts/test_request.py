@@ -54,6 +54,23 @@ def test_invalid_documents_name_the_field(change: tuple[str, str], field: str, e
     assert exit_code == caught.value.exit_code
 
 
+def test_a_json_surrogate_pair_is_one_character() -> None:
+    """json.dumps writes an emoji as a surrogate pair; YAML alone would read two lone surrogates."""
+    document = (
+        '{"apiVersion": "opsctl/v1", "kind": "RotateDbCredential", "metadata": {"environment": "dev"},'
+        ' "spec": {"database": "app", "role": "r", "secretId": "s\\ud83d\\udca9"}}'
+    )
+    assert "s\U0001f4a9" == parse_document(document).spec["secretId"]
+
+
+def test_a_field_name_with_a_newline_is_shown_escaped() -> None:
+    """A key holding a newline must not break the error message's line (an `error:` line with nothing after it)."""
+    with pytest.raises(DocumentError) as caught:
+        parse_document(VALID.replace("spec:", 'spec:\n  "\\nx": 1'))
+    assert "spec.'\\nx'" == caught.value.field
+    assert "spec.'\\nx': unknown field" == str(caught.value)
+
+
 def test_text_that_is_not_a_mapping_is_an_invalid_document() -> None:
     for text in ("just words", "[1, 2]", "a: [unclosed"):
         with pytest.raises(DocumentError) as caught:

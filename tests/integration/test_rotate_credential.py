@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import asyncpg
 import boto3
@@ -17,7 +18,7 @@ from tests.identities import KEYRING
 from worker.settings import WorkerSettings
 
 
-def rotation_request(role: str, secret_id: str, environment: str = "prod", requester: str = "alice") -> dict:
+def rotation_request(role: str, secret_id: str, environment: str = "prod", requester: str = "alice") -> dict[str, Any]:
     return {
         "apiVersion": "opsctl/v1",
         "kind": "RotateDbCredential",
@@ -48,7 +49,7 @@ def current_password(stack: Stack, secret_id: str) -> str:
     aws = boto3.client("secretsmanager", endpoint_url=stack.aws_endpoint)
     # Name the stage: moto's default version does not follow update_secret_version_stage.
     value = aws.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")
-    return json.loads(value["SecretString"])["password"]
+    return str(json.loads(value["SecretString"])["password"])
 
 
 async def test_rotation_changes_the_password_and_the_secret(stack: Stack, client: Client, task_queue: str) -> None:
