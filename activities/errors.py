@@ -46,7 +46,9 @@ def classified(
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             try:
                 async with heartbeats.kept_alive():
-                    return await fn(*args, **kwargs)
+                    result = await fn(*args, **kwargs)
+                fits(result)
+                return result
             except ApplicationError as exc:
                 raise bounded(exc) from None
             except Exception as exc:
@@ -69,19 +71,41 @@ def classified(
 
 
 MESSAGE_LIMIT = 1000  # characters of a failure message kept in the run's history
+# Temporal refuses a payload over 2 MB (and warns from 512 KB); a plan is also carried in the run's
+# state and result beside the request (at most 512 KB), so one result gets at most 1 MB.
+RESULT_LIMIT = 1_000_000
+
+
+def fits(result: object) -> None:
+    """Refuse, for good, a result too big for the run's history: retrying would only fail the same way."""
+    from pydantic_core import to_json
+
+    size = len(to_json(result))
+    if size > RESULT_LIMIT:
+        step = activity.info().activity_type if activity.in_activity() else "the step"
+        raise failure(
+            FailureKind.VALIDATION,
+            f"{step} produced {size:,} bytes, more than the {RESULT_LIMIT:,} a run keeps of one step "
+            "(Temporal refuses payloads over 2 MB): split the request into smaller ones "
+            "(a migration into files of fewer statements, a sweep into narrower tag filters)",
+        )
 
 
 def bounded(error: ApplicationError, logged: bool = False) -> ApplicationError:
     """`error` with its message cut to MESSAGE_LIMIT (saying where the rest is) and without details."""
     message = error.message
-    if len(message) <= MESSAGE_LIMIT and not error.details:
+    if len(message) <= MESSAGE_LIMIT and not error.details and not logged:
         return error
     where = "the worker's log" if logged else "the activity's own error"
+    attempt = ""
     if activity.in_activity():
         info = activity.info()
-        where += f" (run {info.workflow_id}, {info.activity_type} attempt {info.attempt})"
+        attempt = f"{info.activity_type} attempt {info.attempt}"
+        where += f" (run {info.workflow_id}, {attempt})"
     if len(message) > MESSAGE_LIMIT:
         message = f"{message[: MESSAGE_LIMIT - 1]}… [cut; the whole error is in {where}]"
+    elif logged and attempt:  # a library error: its whole chain and traceback are in the worker's log
+        message = f"{message} [worker log: {attempt}]"
     return ApplicationError(message, type=error.type, non_retryable=error.non_retryable)
 
 

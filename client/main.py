@@ -181,6 +181,30 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
+def word(text: str) -> str:
+    """A filter value for the list query: letters, digits, '_', '-', '.' (no quoting to get wrong)."""
+    if not text or not all(c.isascii() and (c.isalnum() or c in "_-.") for c in text):
+        raise argparse.ArgumentTypeError(f"{text!r}: use letters, digits, '_', '-' or '.'")
+    return text
+
+
+def run_id(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("RUN is empty: give a run id (`opsctl list` shows them)")
+    return text
+
+
+def seconds(text: str) -> float:
+    """A --timeout: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a positive number of seconds")
+    return value
+
+
 def _arguments(name: str, parser: argparse.ArgumentParser) -> None:
     """Arguments per command, declared here so --help needs no command module."""
     doc = {"metavar": "DOC", "help": "request document, YAML or JSON ('-' for stdin)"}
@@ -190,10 +214,10 @@ def _arguments(name: str, parser: argparse.ArgumentParser) -> None:
     if name == "schema":
         parser.add_argument("kind", help="operation kind, e.g. RotateDbCredential")
     if name == "plan":
-        parser.add_argument("--timeout", type=float, default=120, help=wait_help)
+        parser.add_argument("--timeout", type=seconds, default=120, help=wait_help)
     if name == "apply":
         parser.add_argument("--wait", action="store_true", help="wait for the run to end, showing progress")
-        parser.add_argument("--timeout", type=float, default=3600, help=wait_help)
+        parser.add_argument("--timeout", type=seconds, default=3600, help=wait_help)
         parser.add_argument(
             "--emergency",
             action="store_true",
@@ -206,7 +230,7 @@ def _arguments(name: str, parser: argparse.ArgumentParser) -> None:
             "--full", action="store_true", help="show every line of SQL (long migrations are folded otherwise)"
         )
     if name in ("approve", "reject", "cancel", "resolve", "status", "result"):
-        parser.add_argument("run", metavar="RUN", help="the run's id (workflow id)")
+        parser.add_argument("run", metavar="RUN", type=run_id, help="the run's id (workflow id)")
     if name == "approve":
         parser.add_argument("--plan-hash", required=True, help="the plan hash you reviewed (from plan/status)")
         parser.add_argument("--comment", default="", help="recorded with the approval")
@@ -226,11 +250,11 @@ def _arguments(name: str, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--comment", required=True, help="what you checked or did; recorded")
     if name == "result":
         parser.add_argument("--wait", action="store_true", help="wait for the run to end")
-        parser.add_argument("--timeout", type=float, default=3600, help=wait_help)
+        parser.add_argument("--timeout", type=seconds, default=3600, help=wait_help)
     if name == "list":
-        parser.add_argument("--phase", help="e.g. awaiting_approval, needs_review, succeeded")
-        parser.add_argument("--kind", help="e.g. RotateDbCredential")
-        parser.add_argument("--env", help="environment, e.g. prod")
+        parser.add_argument("--phase", type=word, help="e.g. awaiting_approval, needs_review, succeeded")
+        parser.add_argument("--kind", type=word, help="e.g. RotateDbCredential")
+        parser.add_argument("--env", type=word, help="environment, e.g. prod")
         parser.add_argument("--limit", type=int, default=20, help="at most this many runs (default: %(default)s)")
     if name == "policy":
         parser.add_argument("action", choices=["show", "check"])
@@ -341,12 +365,13 @@ def _interrupted(args: argparse.Namespace) -> tuple[str, str]:
     """Ctrl-C stops this command, never the run: say which run goes on and how to follow it."""
     run = getattr(args, "run", None)
     if run is None and args.command == "apply":
-        try:
-            from client.commands.documents import read_request
-
-            run = read_request(args.file, args.as_user, args.state_dir).workflow_id()
-        except Exception:  # the document is what failed: nothing was started
-            run = None
+        request = getattr(args, "request", None)  # read before connecting; None: the document was not read yet
+        if request is None or not getattr(args, "submitting", False):
+            return "interrupted before the run was submitted: nothing started", "apply again when you are ready"
+        run = request.workflow_id()
+        if not getattr(args, "submitted", False):
+            follow = f"see whether it did with `opsctl status {run}`"
+            return f"interrupted while submitting run {run}: it may have started", follow
     if run:
         follow = f"follow it with `opsctl status {run}` or `opsctl result {run} --wait`"
         return f"interrupted; run {run} goes on", follow
@@ -356,16 +381,24 @@ def _interrupted(args: argparse.Namespace) -> tuple[str, str]:
 
 
 def _error(code: ExitCode, message: str, hint: str, fmt: str, stdout: TextIO, stderr: TextIO, **extra: Any) -> int:
-    print(f"error: {message}", file=stderr)
-    if hint:
-        print(f"hint: {hint}", file=stderr)
+    try:
+        print(f"error: {message}", file=stderr)
+        if hint:
+            print(f"hint: {hint}", file=stderr)
+        stderr.flush()
+    except BrokenPipeError:  # nobody reads stderr any more: the exit code still says what happened
+        _quiet(stderr)
     if fmt == "json":
         error = {
             "message": message,
             "hint": hint,
             **{k: (v.value if hasattr(v, "value") else v) for k, v in extra.items() if v},
         }
-        print(json.dumps({"error": error, "exit_code": int(code)}, indent=2), file=stdout)
+        try:
+            print(json.dumps({"error": error, "exit_code": int(code)}, indent=2), file=stdout)
+            stdout.flush()
+        except BrokenPipeError:
+            _quiet(stdout)
     return int(code)
 
 
@@ -384,10 +417,13 @@ class _Progress:
 
 
 def main() -> None:
-    code = run(sys.argv[1:])
+    # A closed stream (`opsctl … >&-`) is None here: write that stream's share nowhere.
+    devnull = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+    code = run(sys.argv[1:], sys.stdout or devnull, sys.stderr or devnull)
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.flush()
+            if stream is not None:
+                stream.flush()
         except BrokenPipeError:
             _quiet(stream)
     # Exit without interpreter finalization: the Temporal SDK's Rust runtime threads can

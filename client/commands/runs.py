@@ -25,6 +25,8 @@ Progress = Callable[[str], None]
 def execute(args: argparse.Namespace, progress: Progress) -> Output:
     if args.command == "list":
         _check_filters(args)
+    if args.command in ("plan", "apply"):  # a bad document is exit 2 or 3 even while Temporal is down
+        args.request = read_request(args.file, args.as_user, args.state_dir)
     config = load_config(args.as_user, args.state_dir)
     command: Callable[..., Any] = globals()[f"cmd_{args.command}"]
     result: Output = asyncio.run(_with_client(command, args, config, progress))
@@ -105,7 +107,7 @@ def _duration(seconds: float) -> str:
 async def cmd_plan(client: Any, args: argparse.Namespace, config: Config, progress: Progress) -> Output:
     from client.runs import start_run, wait_for
 
-    request = read_request(args.file, args.as_user, args.state_dir)
+    request: Request = args.request
     handle, _ = await start_run(
         client, request, task_queue=config.task_queue, mode=Mode.DRY_RUN, keys=_keys(config, request, progress)
     )
@@ -123,14 +125,16 @@ async def cmd_plan(client: Any, args: argparse.Namespace, config: Config, progre
 
 
 async def cmd_apply(client: Any, args: argparse.Namespace, config: Config, progress: Progress) -> Output:
-    from client.runs import read_state, start_run, wait_for
+    from client.runs import UNANSWERED_FOR, start_run, wait_for
 
-    request = read_request(args.file, args.as_user, args.state_dir)
+    request: Request = args.request
     emergency = _emergency(args)
     keys = _keys(config, request, progress)
+    args.submitting = True  # for Ctrl-C's message: from here on the run may exist
     handle, new = await start_run(client, request, task_queue=config.task_queue, emergency=emergency, keys=keys)
+    args.submitted = True
     if not new:
-        earlier = await read_state(handle)
+        earlier = await wait_for(handle, lambda _: True, timeout=UNANSWERED_FOR)  # a busy worker: ask again
         if earlier.request.spec_hash() != request.spec_hash():
             raise OpsctlError(
                 ExitCode.INVALID_INPUT,
@@ -146,6 +150,8 @@ async def cmd_apply(client: Any, args: argparse.Namespace, config: Config, progr
     progress(f"Web UI: {config.web_ui(handle.id)}")
     until = _ended if args.wait else _settled
     state = await wait_for(handle, until, timeout=args.timeout, on_change=_reporter(progress), say=progress)
+    if args.wait:  # without it, apply reports where the submitted run stands when the time is up
+        _still_running(state, until, args.timeout)
     output = run_output(state, config.web_ui(handle.id), all_sql=args.full)
     output.extra_json["attached"] = not new
     return output
@@ -187,6 +193,18 @@ def _ended(state: RunState) -> bool:
 def _settled(state: RunState) -> bool:
     """Without --wait, apply returns once a human or the clock is what the run waits for."""
     return state.phase.terminal or state.phase in _PEOPLE_ACT or state.phase is Phase.WAITING_FOR_WINDOW
+
+
+def _still_running(state: RunState, until: Callable[[RunState], bool], timeout: float) -> None:
+    """A wait that ran out while the run works on is not a success: exit 4, saying how to follow it.
+    (A run waiting for a person reports that phase's own code: 7 or 8.)"""
+    if until(state) or state.phase in _PEOPLE_ACT or state.phase is Phase.WAITING_FOR_WINDOW:
+        return
+    raise OpsctlError(
+        ExitCode.DEPENDENCY_FAILURE,
+        f"run {state.workflow_id} is still {state.phase.value} after {timeout:g}s of waiting; it goes on",
+        hint=f"follow it with `opsctl result {state.workflow_id} --wait`, or wait longer with --timeout",
+    )
 
 
 # Phases in which the run waits for a person: waiting commands return there.
@@ -245,6 +263,7 @@ async def cmd_result(client: Any, args: argparse.Namespace, config: Config, prog
     until = _ended if args.wait else (lambda _: True)
     reporter = _reporter(progress) if args.wait else lambda _: None
     state = await wait_for(handle, until, timeout=args.timeout, on_change=reporter, say=progress)
+    _still_running(state, until, args.timeout)
     return run_output(state, config.web_ui(handle.id), all_sql=args.full)
 
 

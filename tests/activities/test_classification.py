@@ -101,6 +101,22 @@ async def test_a_huge_chained_error_leaves_an_activity_bounded_and_without_its_c
     assert FailureKind.UNKNOWN.value == raised.value.type
 
 
+async def test_a_result_too_big_for_the_history_fails_for_good_naming_its_size() -> None:
+    """An 8.9 MB plan was retried for the whole window ("Blob data size exceeds limit"): refuse it once."""
+    from temporalio.exceptions import ApplicationError
+
+    from activities.errors import RESULT_LIMIT, classified
+
+    @classified(lambda _: None)
+    async def plan() -> list[str]:
+        return ["DROP TABLE a;"] * (RESULT_LIMIT // 10)
+
+    with pytest.raises(ApplicationError) as raised:
+        await plan()
+    assert (VALIDATION.value, True) == (raised.value.type, raised.value.non_retryable)
+    assert "split the request into smaller ones" in raised.value.message
+
+
 def lost_connections() -> list[BaseException]:
     import asyncpg
     from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError

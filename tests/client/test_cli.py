@@ -353,3 +353,30 @@ async def test_ctrl_c_exits_130_naming_the_run_that_goes_on(
     assert f"error: interrupted; run {run_id} goes on" in err
     assert f"opsctl status {run_id}" in err
     assert "Traceback" not in err
+
+
+async def test_a_wait_that_runs_out_while_the_run_works_is_exit_4_not_success(
+    client: Client, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`apply --wait --timeout 2` on a run still applying said exit 0; it is exit 4 naming how to follow."""
+    release = asyncio.Event()
+
+    @activity.defn(name="rotate_credential.promote")
+    async def slow_promote(input: RotationStepInput) -> StepResult:
+        await release.wait()
+        return StepResult(changed=True)
+
+    fake = FakeRotation()
+    activities = [a for a in fake.activities() if a != fake.promote] + [slow_promote]
+    queue = f"slow-{uuid.uuid4().hex[:6]}"
+    env = {**cli_env, "OPSCTL_TASK_QUEUE": queue}
+    async with Worker(client, task_queue=queue, workflows=[RotateDbCredential], activities=activities):
+        doc = document(tmp_path, "r", f"s{queue}", "dev")
+        waited = await opsctl(env, "apply", "-f", doc, "--wait", "--timeout", "2")
+        release.set()
+        run_id = (await opsctl(env, "apply", "-f", doc, "--format", "json")).json()["workflow_id"]
+        final = await opsctl(env, "result", run_id, "--wait", "--timeout", "30")
+    assert 4 == waited.code
+    assert f"run {run_id} is still applying after 2s of waiting; it goes on" in waited.stderr
+    assert f"opsctl result {run_id} --wait" in waited.stderr
+    assert 0 == final.code
