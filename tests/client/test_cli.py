@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -239,10 +241,11 @@ async def test_a_run_ended_outside_opsctl_is_an_unexpected_failure(
     assert "terminated" in ran.stderr
 
 
-async def test_status_shows_a_long_step_s_progress_from_its_heartbeats(
-    client: Client, cli_env: dict[str, str], tmp_path: Path
-) -> None:
-    """A running step's heartbeat details (done/total/unit/checkpoint) appear in status."""
+@contextlib.asynccontextmanager
+async def promoting_slowly(
+    client: Client, cli_env: dict[str, str]
+) -> AsyncIterator[tuple[dict[str, str], asyncio.Event]]:
+    """A fake rotation worker whose promote step heartbeats 3/10 rows and waits until released."""
     release = asyncio.Event()
 
     @activity.defn(name="rotate_credential.promote")
@@ -253,10 +256,17 @@ async def test_status_shows_a_long_step_s_progress_from_its_heartbeats(
 
     fake = FakeRotation()
     activities = [a for a in fake.activities() if a != fake.promote] + [slow_promote]
-    queue = f"live-{uuid.uuid4().hex[:6]}"
-    env = {**cli_env, "OPSCTL_TASK_QUEUE": queue}
+    queue = f"slow-{uuid.uuid4().hex[:6]}"
     async with Worker(client, task_queue=queue, workflows=[RotateDbCredential], activities=activities):
-        doc = document(tmp_path, "r", f"s{queue}", "dev")
+        yield {**cli_env, "OPSCTL_TASK_QUEUE": queue}, release
+
+
+async def test_status_shows_a_long_step_s_progress_from_its_heartbeats(
+    client: Client, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A running step's heartbeat details (done/total/unit/checkpoint) appear in status."""
+    async with promoting_slowly(client, cli_env) as (env, release):
+        doc = document(tmp_path, "r", f"s{env['OPSCTL_TASK_QUEUE']}", "dev")
         started = await opsctl(env, "apply", "-f", doc, "--timeout", "2", "--format", "json")
         run_id = started.json()["workflow_id"]
         status = await opsctl(env, "status", run_id, "--format", "json")
@@ -359,19 +369,8 @@ async def test_a_wait_that_runs_out_while_the_run_works_is_exit_4_not_success(
     client: Client, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
     """`apply --wait --timeout 2` on a run still applying said exit 0; it is exit 4 naming how to follow."""
-    release = asyncio.Event()
-
-    @activity.defn(name="rotate_credential.promote")
-    async def slow_promote(input: RotationStepInput) -> StepResult:
-        await release.wait()
-        return StepResult(changed=True)
-
-    fake = FakeRotation()
-    activities = [a for a in fake.activities() if a != fake.promote] + [slow_promote]
-    queue = f"slow-{uuid.uuid4().hex[:6]}"
-    env = {**cli_env, "OPSCTL_TASK_QUEUE": queue}
-    async with Worker(client, task_queue=queue, workflows=[RotateDbCredential], activities=activities):
-        doc = document(tmp_path, "r", f"s{queue}", "dev")
+    async with promoting_slowly(client, cli_env) as (env, release):
+        doc = document(tmp_path, "r", f"s{env['OPSCTL_TASK_QUEUE']}", "dev")
         waited = await opsctl(env, "apply", "-f", doc, "--wait", "--timeout", "2")
         release.set()
         run_id = (await opsctl(env, "apply", "-f", doc, "--format", "json")).json()["workflow_id"]
