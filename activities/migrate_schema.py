@@ -57,7 +57,10 @@ def lock_keys(schema_name: str) -> tuple[int, int]:
 
 
 def application_name(workflow_id: str) -> str:
-    return (APPLICATION_PREFIX + workflow_id)[:MAX_APPLICATION_NAME]
+    """The session's name: a digest first, so two runs whose ids share their first 63 characters
+    (PostgreSQL keeps no more) still tell their sessions apart; then as much of the id as fits."""
+    digest = hashlib.sha256(workflow_id.encode()).hexdigest()[:12]
+    return f"{APPLICATION_PREFIX}{digest}:{workflow_id}"[:MAX_APPLICATION_NAME]
 
 
 class LedgerRow(BaseModel):
@@ -266,7 +269,7 @@ class MigrateSchemaActivities:
             # Our own earlier attempt's session has not closed yet: it will, so retrying is right.
             return failure(FailureKind.CONFLICT, f"an earlier attempt of this run still holds the lock on {place}")
         who = (
-            f"run {name.removeprefix(APPLICATION_PREFIX)}"
+            f"run {name.removeprefix(APPLICATION_PREFIX).partition(':')[2]}"
             if name.startswith(APPLICATION_PREFIX)
             else f"a session outside opsctl (application_name {name!r}, user {holder['usename']})"
         )

@@ -167,3 +167,14 @@ def test_expected_objects_follow_creates_drops_and_renames_across_migrations() -
     described = [o.describe() for o in expected_objects(migrations, "app")]
 
     assert ["app.t", "app.t_a", "app.t.b", "other.o"] == described
+
+
+def test_runs_whose_ids_share_63_characters_have_distinct_session_names() -> None:
+    """PostgreSQL keeps 63 characters of application_name: the digest comes first, so one run never
+    mistakes another's migration lock for its own earlier attempt."""
+    from activities.migrate_schema import MAX_APPLICATION_NAME, application_name
+
+    first, second = "MigrateSchema-prod-" + "x" * 60 + "-1", "MigrateSchema-prod-" + "x" * 60 + "-2"
+    assert application_name(first) != application_name(second)
+    assert len(application_name(first)) <= MAX_APPLICATION_NAME
+    assert application_name(first) == application_name(first)
