@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.gate import judge_request
     from contracts.phases import Phase
     from contracts.policy import Policy
+    from contracts.request import DocumentError, check_size
     from contracts.run import Mode, RunInput, RunSettings, RunState
 
 POLICY_TIMEOUT = timedelta(seconds=10)  # a local read of the worker's loaded policy set
@@ -106,6 +107,10 @@ def admit(input: RunInput, state: RunState, settings: RunSettings) -> Policy:
         )
     if input.request.kind != info.workflow_type:
         raise stop(FailureKind.VALIDATION, f"a {input.request.kind} request cannot run as {info.workflow_type}")
+    try:  # the CLI checks this before starting; a raw `temporal workflow start` is checked here
+        check_size(input.request)
+    except DocumentError as exc:
+        raise stop(FailureKind.VALIDATION, str(exc)) from None
     policy = settings.policy
     if policy is None:
         raise stop(

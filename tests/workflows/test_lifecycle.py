@@ -503,3 +503,29 @@ async def test_a_dependency_down_past_the_retry_window_lands_in_review_not_failu
     assert attempts >= 15, "1 s doubling to 30 s between attempts, for ten minutes"
     expected = "set role password: still failing when its retry window closed: the database system is starting up"
     assert [expected] == review.uncertain
+
+
+async def test_a_request_too_big_for_its_run_is_refused_by_the_worker_before_any_step(
+    env: WorkflowEnvironment,
+) -> None:
+    """The CLI checks the size before it starts a run; a raw `temporal workflow start` is checked by the
+    workflow itself, before any step."""
+    from contracts.request import MAX_DOCUMENT_BYTES
+
+    fake, queue = FakeRotation(), uuid.uuid4().hex
+    big = run_input("dev")
+    labels = {f"l{n}": "x" * 1000 for n in range(MAX_DOCUMENT_BYTES // 1000 + 1)}
+    big = big.model_copy(
+        update={
+            "request": big.request.model_copy(
+                update={"metadata": big.request.metadata.model_copy(update={"labels": labels})}
+            )
+        }
+    )
+    async with worker(env, fake, queue):
+        result = await (await start(env, fake, queue, big)).result()
+    assert Phase.FAILED == result.phase
+    assert result.failure is not None
+    assert FailureKind.VALIDATION == result.failure.kind
+    assert "at most 524,288 fit in a run's Temporal payloads" in result.failure.message
+    assert [] == fake.calls, "no step ran"
