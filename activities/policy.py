@@ -15,6 +15,7 @@ from temporalio import activity
 
 from contracts.policy import BUILT_IN, BUILT_IN_POLICIES, PolicySet, ServedPolicies, parse_policy_file
 from contracts.run import RunSettings
+from encryption.codec import is_encrypted
 
 
 class ResolvePolicyInput(BaseModel):
@@ -44,7 +45,9 @@ class PolicyActivities:
         history_event_limit: int = 4000,
         retry_window_seconds: int | None = None,
         check_id_reuse: bool = True,
+        encrypts: bool = False,
     ) -> None:
+        self._encrypts = encrypts  # payload encryption is on: a run's request must arrive encrypted
         self._policies = policies
         self._source = source
         # What this worker serves: the listed environments; unlisted, every one that requires
@@ -69,7 +72,18 @@ class PolicyActivities:
             search_attributes=self._search_attributes,
             history_event_limit=self._history_event_limit,
             retry_window_seconds=self._retry_window_seconds,
+            arrived_in_clear=self._encrypts and bool(input.workflow_id) and await self._arrived_in_clear(input),
         )
+
+    async def _arrived_in_clear(self, input: ResolvePolicyInput) -> bool:
+        """The run's start input as stored by Temporal (raw, before any codec) is not all encrypted."""
+        handle = activity.client().get_workflow_handle(input.workflow_id, run_id=input.run_id or None)
+        async for event in handle.fetch_history_events():
+            started = event.workflow_execution_started_event_attributes
+            if started.continued_execution_run_id:
+                return False  # written by a worker of this run, through its codec
+            return not all(is_encrypted(payload) for payload in started.input.payloads)
+        return False
 
     async def _earlier_run(self, input: ResolvePolicyInput) -> str:
         """Another execution that used this workflow id before (opsctl never reuses one), if any."""

@@ -78,6 +78,9 @@ class RunSettings(BaseModel):
     earlier_run: str = ""
     # The worker's own retry window, overriding the policy's (a test stack rides out seconds, not minutes).
     retry_window_seconds: int | None = None
+    # This worker encrypts payloads and the run's start input reached Temporal in clear (a client without
+    # the keys): the run is refused, so a request nobody protected never executes.
+    arrived_in_clear: bool = False
 
 
 class Continuation(BaseModel):

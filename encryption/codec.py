@@ -86,7 +86,12 @@ class EncryptionCodec(PayloadCodec):
 
     def decrypt(self, payload: Payload) -> Payload:
         if not is_encrypted(payload):
-            return payload
+            if ERROR_METADATA not in payload.metadata:
+                return payload
+            plain = Payload()  # only this codec may say why a payload stayed encrypted: a sender may not
+            plain.CopyFrom(payload)
+            del plain.metadata[ERROR_METADATA]
+            return plain
         try:
             return self._open(payload)
         except DecryptionError as exc:

@@ -158,15 +158,20 @@ class _Handler(BaseHTTPRequestHandler):
         if not self.server.access.authorized(self.headers.get("Authorization", ""), prefix[-1] if prefix else ""):
             self._error(HTTPStatus.UNAUTHORIZED, "a valid token is required", {"WWW-Authenticate": "Bearer"})
             return
-        length = self.headers.get("Content-Length", "")
-        if not length.isdigit():
+        text = self.headers.get("Content-Length", "")
+        # ASCII digits only ('²'.isdigit() holds), and few of them: int() of 5,000 digits raises.
+        if not (text.isascii() and text.isdigit() and len(text) <= 12):
             self._error(HTTPStatus.LENGTH_REQUIRED, "send Content-Length (no chunked bodies)")
             return
-        if int(length) > self.server.access.max_body_bytes:
+        length = int(text)
+        if length > self.server.access.max_body_bytes:
             self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"at most {self.server.access.max_body_bytes} bytes")
             return
         try:
-            answer = self.server.transform(action, self.rfile.read(int(length)))
+            answer = self.server.transform(action, self.rfile.read(length))
+        except RecursionError:
+            self._error(HTTPStatus.BAD_REQUEST, "the JSON is nested too deeply")
+            return
         except ValueError as exc:
             self._error(HTTPStatus.BAD_REQUEST, str(exc))
             return

@@ -54,6 +54,7 @@ def policy_activities(settings: WorkerSettings) -> PolicyActivities:
         check_id_reuse=settings.check_id_reuse,
         history_event_limit=settings.history_event_limit,
         retry_window_seconds=settings.retry_window_seconds,
+        encrypts=settings.encryption_keys() is not None,
     )
 
 

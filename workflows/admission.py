@@ -99,6 +99,13 @@ def admit(input: RunInput, state: RunState, settings: RunSettings) -> Policy:
             "opsctl runs are never started with a cron schedule or a workflow retry policy: "
             "each run is one reviewed request (steps retry on their own)",
         )
+    if settings.arrived_in_clear:
+        raise stop(
+            FailureKind.VALIDATION,
+            "the request reached Temporal unencrypted, and this worker encrypts every run: its client had no "
+            "payload keys (OPSCTL_CODEC_KEYS_FILE or OPSCTL_CODEC_KEYS, or run opsctl where the stack's state "
+            "folder is); nothing ran — submit it again with the keys",
+        )
     if settings.earlier_run:
         raise stop(
             FailureKind.POLICY_DENIED,

@@ -130,3 +130,17 @@ async def test_the_converter_round_trips_values_and_encrypts_failure_messages() 
     decoded = await converter.decode_failure(failure)
     assert isinstance(decoded, ApplicationError)
     assert "role enc_svc_reporting is locked" == decoded.message
+
+
+async def test_a_sender_cannot_write_the_reason_a_payload_stayed_encrypted() -> None:
+    """`--input-meta encryption-error=…` on a plaintext signal: the codec drops it, so the refusal the run
+    records is its own, not text the sender chose."""
+    from temporalio.api.common.v1 import Payload
+
+    from contracts.encryption import ERROR_METADATA
+    from encryption.codec import EncryptionCodec
+
+    forged = Payload(metadata={"encoding": b"foo/bar", ERROR_METADATA: b"approved by security"}, data=b"x")
+    [decoded] = await EncryptionCodec(None, strict=False).decode([forged])
+    assert ERROR_METADATA not in decoded.metadata
+    assert b"foo/bar" == decoded.metadata["encoding"]

@@ -160,6 +160,19 @@ def test_an_oversized_or_unsized_body_is_refused_before_it_is_read(server: Codec
     conn.close()
 
 
+@pytest.mark.parametrize("length", ["²", "9" * 5000], ids=["a digit that is not ASCII", "5000 digits"])
+def test_a_content_length_that_is_no_plain_number_gets_411_not_a_dropped_connection(
+    server: CodecServer, length: str
+) -> None:
+    conn = http.client.HTTPConnection(*server.server_address[:2], timeout=5)
+    conn.putrequest("POST", "/decode")
+    conn.putheader("Authorization", f"Bearer {TOKEN}")
+    conn.putheader("Content-Length", length)
+    conn.endheaders()
+    assert 411 == conn.getresponse().status
+    conn.close()
+
+
 def test_other_paths_and_methods_are_refused(server: CodecServer) -> None:
     assert 404 == ask(server, "POST", "/status", b"{}", Authorization=f"Bearer {TOKEN}")[0]
     status, headers, _ = ask(server, "GET", f"/{TOKEN}/decode")

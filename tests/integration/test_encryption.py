@@ -23,7 +23,7 @@ from encryption.keys import new_key_entry
 from tests.conftest import encrypted_worker, opsctl_client
 from tests.identities import KEYRING
 from tests.integration.test_readable_runs import awaiting_rotation, temporal
-from tests.integration.test_rotate_credential import rotation_request
+from tests.integration.test_rotate_credential import current_password, rotation_request
 from worker.settings import WorkerSettings
 
 ENCRYPTED = ENCODING.encode()
@@ -208,3 +208,21 @@ async def test_a_signal_the_worker_cannot_decrypt_is_refused_and_recorded_and_th
     )
     assert record.accepted, record.reason
     assert Phase.SUCCEEDED == (await handle.result()).phase
+
+
+async def test_a_request_sent_in_clear_to_an_encrypting_worker_is_refused_before_any_step(
+    stack: Stack, client: Client, encrypted_client: Client, encrypted_task_queue: str
+) -> None:
+    """A client without the keys (a newcomer outside the stack's folder) starts a run in clear: the
+    worker, which encrypts, refuses to run it — the credential is not rotated behind a cleartext request."""
+    document, [role, secret, _] = distinctive_request("dev", stack=stack)
+    old_password = current_password(stack, secret)
+    handle, _ = await start_run(client, parse_request(document), task_queue=encrypted_task_queue, keys=KEYRING)
+    result: RunState = await encrypted_client.get_workflow_handle(handle.id, result_type=RunState).result()
+
+    assert Phase.FAILED == result.phase
+    assert result.failure is not None
+    assert "validation" == result.failure.kind.value
+    assert "the request reached Temporal unencrypted" in result.failure.message
+    assert [] == result.changed
+    assert old_password == current_password(stack, secret), f"{role}'s secret is as it was"
