@@ -126,6 +126,9 @@ def decode_document(data: bytes, source: str = "document") -> str:
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
+MAX_INTEGER_BITS = 256  # far past every numeric field's bounds
+
+
 def _shown(value: Any, limit: int = 60, form: Callable[[Any], str] = repr) -> str:
     """A value read from a document, for a message: cut to `limit` characters."""
     try:
@@ -146,7 +149,16 @@ def _strict_loader(aliases: bool) -> Any:
     class StrictLoader(yaml.SafeLoader):
         def construct_object(self, node: Any, deep: bool = False) -> Any:
             try:
-                return super().construct_object(node, deep=deep)
+                value = super().construct_object(node, deep=deep)
+                # 0xfff… of 4,000 digits is read, but cannot even be printed (Python's 4,300-digit limit).
+                if isinstance(value, int) and value.bit_length() > MAX_INTEGER_BITS:
+                    raise yaml.constructor.ConstructorError(
+                        None,
+                        None,
+                        f"an integer of {value.bit_length():,} bits is larger than any field takes",
+                        node.start_mark,
+                    )
+                return value
             # PyYAML's constructors trust the tag or pattern that chose them: 2026-02-30, !!bool x, !!timestamp x.
             except (ValueError, KeyError, AttributeError) as exc:
                 value = _shown(node.value if isinstance(node, yaml.ScalarNode) else node.id, 40)

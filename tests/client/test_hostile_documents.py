@@ -177,3 +177,11 @@ def test_keys_init_where_a_file_is_in_the_way_is_exit_2_naming_the_folder(
     code, _, err = opsctl("keys", "init")
     assert 2 == code
     assert err.startswith(f"error: cannot write a key in {tmp_path / 'keys'}: File exists"), err
+
+
+def test_an_integer_too_big_to_print_is_refused_where_it_stands(tmp_path: Path) -> None:
+    """0xfff… of 4,000 hex digits is read by YAML but cannot be printed (make chaos's fuzzing found it
+    escaping `run` as a ValueError): it is exit 2 naming its size."""
+    code, err = validate(tmp_path, GOOD.replace("app_user\n", "app_user\n  labels: 0x" + "f" * 4000 + "\n").encode())
+    assert 2 == code
+    assert "an integer of 16,000 bits is larger than any field takes" in err
