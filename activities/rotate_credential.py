@@ -29,7 +29,7 @@ from activities.postgres import (
 from contracts.failures import FailureKind
 from contracts.plan import Action, Plan, PlannedAction, Rollback
 from contracts.rotate_credential import RotateDbCredentialSpec
-from contracts.run import Check
+from contracts.run import Check, Diagnosis
 
 PENDING, CURRENT, PREVIOUS = "AWSPENDING", "AWSCURRENT", "AWSPREVIOUS"
 # Fixed namespace: tokens are a pure function of workflow id, step and the rotated version.
@@ -284,7 +284,7 @@ class RotateCredentialActivities:
 
     @activity.defn(name="rotate_credential.diagnose")
     @classified(classify)
-    async def diagnose(self, input: RotationStepInput) -> str:
+    async def diagnose(self, input: RotationStepInput) -> Diagnosis:
         """Read-only: which secret version's password the role accepts now, and which AWSCURRENT is —
         what a person needs to repair a rotation that could not finish or undo itself."""
         spec = input.spec
@@ -298,16 +298,17 @@ class RotateCredentialActivities:
             if await self._databases.can_login(target, spec.role, password):
                 accepted.append(version)
         if current in accepted:
-            return f"AWSCURRENT (version {current}) logs in as {spec.role}: consumers of {spec.secret_id} work"
+            works = f"AWSCURRENT (version {current}) logs in as {spec.role}: consumers of {spec.secret_id} work"
+            return Diagnosis(broken=False, statement=works)
         if accepted:
-            return (
-                f"the database REFUSES AWSCURRENT (version {current}) for {spec.role}, which accepts version "
-                f"{accepted[0]}'s password: every consumer of {spec.secret_id} is locked out until you set the "
-                f"role's password to AWSCURRENT's, or move AWSCURRENT to version {accepted[0]}"
+            return Diagnosis(
+                statement=f"the database REFUSES AWSCURRENT (version {current}) for {spec.role}, which accepts "
+                f"version {accepted[0]}'s password: every consumer of {spec.secret_id} is locked out until you set "
+                f"the role's password to AWSCURRENT's, or move AWSCURRENT to version {accepted[0]}"
             )
-        return (
-            f"the database refuses every known version of {spec.secret_id} for {spec.role} (AWSCURRENT is "
-            f"{current}): set the role's password to AWSCURRENT's by hand"
+        return Diagnosis(
+            statement=f"the database refuses every known version of {spec.secret_id} for {spec.role} (AWSCURRENT "
+            f"is {current}): set the role's password to AWSCURRENT's by hand"
         )
 
     @activity.defn(name="rotate_credential.compensate")

@@ -64,6 +64,14 @@ class RunInput(BaseModel):
         return request_payload(run_id=run_id, request=self.signed_body(), attempt_id=attempt_id, expires_at=expires_at)
 
 
+class Diagnosis(BaseModel):
+    """What an operation finds when changes stand that it did not finish or undo: what is broken and
+    how to repair it (a rotation: which secret version's password the database takes)."""
+
+    statement: str
+    broken: bool = True  # False: it looked, and what stands works — nothing to repair
+
+
 class RunSettings(BaseModel):
     """What the worker decides for a run: its environment's policy and the worker's own switches."""
 

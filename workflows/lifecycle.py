@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         Check,
         Continuation,
         Decision,
+        Diagnosis,
         Failure,
         Mode,
         Progress,
@@ -113,10 +114,10 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
         """If compensation cannot finish: what is broken, and how a person repairs it by hand."""
         return ""
 
-    async def diagnose(self, spec: SpecT, applied: AppliedT) -> str:
+    async def diagnose(self, spec: SpecT, applied: AppliedT) -> Diagnosis:
         """What is broken now and how to repair it, looked at where the operation can look
         (a rotation tries each secret version's password). Default: `repair`, from the record."""
-        return self.repair(spec, applied)
+        return Diagnosis(statement=self.repair(spec, applied))
 
     async def compensate(self, spec: SpecT, applied: AppliedT) -> bool:
         """Undo what apply did so far (after a cancel, a failure or an abort).
@@ -495,7 +496,7 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
         return Ending(Phase.CANCELLED, failure, "cancelled; some changes stand: review them (warnings, uncertain)")
 
     async def _diagnosis(self) -> str:
-        return await self.diagnose(self._spec(self.record.state.request.spec), self._applied)
+        return (await self.diagnose(self._spec(self.record.state.request.spec), self._applied)).statement
 
     async def _still_broken(self) -> str:
         """At a partial ending: what the operation finds broken (a rotation: which password works),
@@ -503,11 +504,13 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
         spec = self._spec(self.record.state.request.spec)
         if not self.repair(spec, self._applied):
             return ""
-        broken = await self.diagnose(spec, self._applied)
-        note = f"at the end: {broken}"
+        diagnosis = await self.diagnose(spec, self._applied)
+        if not diagnosis.broken:  # looked, and the changes that stand work: nothing to repair
+            return ""
+        note = f"at the end: {diagnosis.statement}"
         if note not in self.record.state.uncertain:
             self.record.state.uncertain.append(note)
-        return broken
+        return diagnosis.statement
 
     async def _undo(self) -> bool:
         """Run the operation's compensation until it is done, or an operator says otherwise.

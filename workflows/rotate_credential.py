@@ -19,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from contracts.plan import Plan
     from contracts.rotate_credential import RotateDbCredentialSpec
-    from contracts.run import Check, Resource, RunInput, RunState
+    from contracts.run import Check, Diagnosis, Resource, RunInput, RunState
 
 PROBE_TIMEOUT = timedelta(seconds=30)
 DIAGNOSE_WITHIN = timedelta(seconds=60)  # a diagnosis is wanted now: if the database is down, say so instead
@@ -94,10 +94,10 @@ class RotateDbCredential(Lifecycle[RotateDbCredentialSpec, RotationApplied]):
             f"role's password to AWSCURRENT's, or promote {applied.pending_version_id} to AWSCURRENT"
         )
 
-    async def diagnose(self, spec: RotateDbCredentialSpec, applied: RotationApplied) -> str:
+    async def diagnose(self, spec: RotateDbCredentialSpec, applied: RotationApplied) -> Diagnosis:
         """Look which version's password the role takes; within a minute, else say what the record says."""
         if not applied.pending_version_id or not workflow.patched(DIAGNOSE):
-            return self.repair(spec, applied)
+            return Diagnosis(statement=self.repair(spec, applied))
         try:
             return await workflow.execute_activity_method(
                 RotateCredentialActivities.diagnose,
@@ -109,7 +109,8 @@ class RotateDbCredential(Lifecycle[RotateDbCredentialSpec, RotationApplied]):
             )
         except ActivityError as err:
             cause = err.cause.message if isinstance(err.cause, ApplicationError) else str(err.cause or err)
-            return f"{self.repair(spec, applied)} (could not look which one the database takes: {cause[:200]})"
+            looked = f"{self.repair(spec, applied)} (could not look which one the database takes: {cause[:200]})"
+            return Diagnosis(statement=looked)
 
     async def compensate(self, spec: RotateDbCredentialSpec, applied: RotationApplied) -> bool:
         result = await self.probe(

@@ -211,12 +211,15 @@ async def test_a_diagnosis_says_which_version_the_role_takes_and_whether_awscurr
     spec = RotateDbCredentialSpec.model_validate(request.spec)
     step = RotationStepInput(workflow_id=f"diagnose-{role}", spec=spec, current_version_id=current)
     run = ActivityEnvironment().run
-    assert (await run(steps.diagnose, step)).startswith("AWSCURRENT"), "before anything: AWSCURRENT works"
+    before = await run(steps.diagnose, step)
+    assert (False, True) == (before.broken, before.statement.startswith("AWSCURRENT")), "before anything: it works"
 
     pending = (await run(steps.create_pending, step)).version_id
     staged = step.model_copy(update={"pending_version_id": pending})
     await run(steps.set_password, staged)
-    diagnosis = await run(steps.diagnose, staged)
+    found = await run(steps.diagnose, staged)
+    diagnosis = found.statement
+    assert found.broken
 
     assert f"the database REFUSES AWSCURRENT (version {current}) for {role}" in diagnosis
     assert f"accepts version {pending}'s password" in diagnosis

@@ -30,7 +30,7 @@ from contracts.phases import Phase
 from contracts.plan import Action, Plan, PlannedAction, Rollback
 from contracts.policy import PolicySet
 from contracts.request import parse_request
-from contracts.run import Check, Decision, DecisionInput, Mode, ResolveInput, RunInput, RunState
+from contracts.run import Check, Decision, DecisionInput, Diagnosis, Mode, ResolveInput, RunInput, RunState
 from tests.identities import KEYRING, policy_activities
 from workflows.rotate_credential import STEPS, RotateDbCredential
 
@@ -56,6 +56,7 @@ def make_plan(current_version: str = "v1") -> Plan:
 
 
 DIAGNOSIS = "the database REFUSES AWSCURRENT (version v1) for app_user, which accepts version v2's password"
+WORKS = "AWSCURRENT (version v2) logs in as app_user: consumers of s work"
 
 
 class FakeRotation:
@@ -74,6 +75,7 @@ class FakeRotation:
         self.checks_pass = checks_pass or [True]
         self.calls: list[str] = []
         self.undo_works = True
+        self.diagnosis = DIAGNOSIS  # what rotate_credential.diagnose finds
 
     def _call(self, name: str) -> None:
         self.calls.append(name)
@@ -118,9 +120,9 @@ class FakeRotation:
         return CompensateResult(undone=self.undo_works, detail="restored" if self.undo_works else "could not")
 
     @activity.defn(name="rotate_credential.diagnose")
-    async def diagnose(self, input: RotationStepInput) -> str:
+    async def diagnose(self, input: RotationStepInput) -> Diagnosis:
         self._call("diagnose")
-        return DIAGNOSIS
+        return Diagnosis(statement=self.diagnosis, broken=self.diagnosis != WORKS)
 
     def activities(self) -> list[Any]:
         return [
@@ -529,3 +531,21 @@ async def test_a_request_too_big_for_its_run_is_refused_by_the_worker_before_any
     assert FailureKind.VALIDATION == result.failure.kind
     assert "at most 524,288 fit in a run's Temporal payloads" in result.failure.message
     assert [] == fake.calls, "no step ran"
+
+
+async def test_a_rotation_that_ends_with_a_working_awscurrent_is_not_sent_to_repair_it(
+    env: WorkflowEnvironment,
+) -> None:
+    """Verify failed, an operator aborted, and the look finds AWSCURRENT working: the ending says to review
+    what stands, not to repair a credential that works."""
+    fake, queue = FakeRotation(checks_pass=[False]), uuid.uuid4().hex
+    fake.diagnosis = WORKS
+    async with worker(env, fake, queue):
+        handle = await start(env, fake, queue, run_input("dev"))
+        await until_phase(handle, Phase.NEEDS_REVIEW)
+        abort = ResolveInput(actor="carol", comment="looking into it", resolution=Decision.ABORT)
+        await send(env, handle, Decision.ABORT, abort)
+        result = await handle.result()
+    assert "diagnose" in fake.calls
+    assert "need repair" not in result.next_action
+    assert not any(item.startswith("at the end:") for item in result.uncertain)
