@@ -320,16 +320,22 @@ async def test_a_rotation_whose_verify_fails_ends_naming_the_password_the_databa
 ) -> None:
     """Applied, then verify fails (AWSCURRENT refused, say) and an operator aborts: no terminal phase
     without saying in uncertain and next_action what the database takes."""
-    fake, queue = FakeRotation(checks_pass=[False]), uuid.uuid4().hex
+    fake = FakeRotation(checks_pass=[False])
+    result = await aborted_in_review(env, fake)
+    assert result.phase.terminal
+    assert DIAGNOSIS in result.next_action
+    assert f"at the end: {DIAGNOSIS}" in result.uncertain
+
+
+async def aborted_in_review(env: WorkflowEnvironment, fake: FakeRotation) -> RunState:
+    """Run until the run asks an operator, who aborts; the result."""
+    queue = uuid.uuid4().hex
     async with worker(env, fake, queue):
         handle = await start(env, fake, queue, run_input("dev"))
         await until_phase(handle, Phase.NEEDS_REVIEW)
         abort = ResolveInput(actor="carol", comment="looking into it", resolution=Decision.ABORT)
         await send(env, handle, Decision.ABORT, abort)
-        result = await handle.result()
-    assert result.phase.terminal
-    assert DIAGNOSIS in result.next_action
-    assert f"at the end: {DIAGNOSIS}" in result.uncertain
+        return await handle.result()
 
 
 def failing_compensation() -> FakeRotation:
@@ -538,14 +544,9 @@ async def test_a_rotation_that_ends_with_a_working_awscurrent_is_not_sent_to_rep
 ) -> None:
     """Verify failed, an operator aborted, and the look finds AWSCURRENT working: the ending says to review
     what stands, not to repair a credential that works."""
-    fake, queue = FakeRotation(checks_pass=[False]), uuid.uuid4().hex
+    fake = FakeRotation(checks_pass=[False])
     fake.diagnosis = WORKS
-    async with worker(env, fake, queue):
-        handle = await start(env, fake, queue, run_input("dev"))
-        await until_phase(handle, Phase.NEEDS_REVIEW)
-        abort = ResolveInput(actor="carol", comment="looking into it", resolution=Decision.ABORT)
-        await send(env, handle, Decision.ABORT, abort)
-        result = await handle.result()
+    result = await aborted_in_review(env, fake)
     assert "diagnose" in fake.calls
     assert "need repair" not in result.next_action
     assert not any(item.startswith("at the end:") for item in result.uncertain)
