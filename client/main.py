@@ -75,11 +75,14 @@ class GlobalOption(NamedTuple):
     help: str
     metavar: str | None = None
     choices: tuple[str, ...] | None = None
+    short: tuple[str, ...] = ()  # aliases, e.g. -o for --format (as kubectl has it)
 
 
 # One line per global option; parse() resolves each into args.<dest>.
 GLOBAL_OPTIONS: tuple[GlobalOption, ...] = (
-    GlobalOption("--format", "format", "text", "output format (default: text)", choices=("text", "json")),
+    GlobalOption(
+        "--format", "format", "text", "output format (default: text)", choices=("text", "json"), short=("-o",)
+    ),
     GlobalOption("--as", "as_user", None, "act as USER (default: $OPSCTL_USER, config, login)", metavar="USER"),
     GlobalOption("--state-dir", "state_dir", None, "embedded stack state folder (default: .opsctl)", metavar="DIR"),
 )
@@ -126,6 +129,7 @@ class ConflictingOptions(OpsctlError):
 def _add_global_options(parser: argparse.ArgumentParser, position: str) -> None:
     for option in GLOBAL_OPTIONS:
         parser.add_argument(
+            *option.short,
             option.flag,
             dest=f"{option.dest}:{position}",
             action=_Record,
@@ -136,6 +140,23 @@ def _add_global_options(parser: argparse.ArgumentParser, position: str) -> None:
         )
 
 
+class _Version(argparse.Action):
+    """`--version`, read from the installed package only when asked (every other command skips the cost)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, nargs=0, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("opsctl")
+        except PackageNotFoundError:  # run from a checkout that was never installed
+            found = "unknown (not installed)"
+        print(f"opsctl {found}")  # stdout, as argparse's own version action does (run() redirects it)
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="opsctl",
@@ -144,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_global_options(parser, _POSITIONS[0])
+    parser.add_argument("--version", action=_Version, help="print opsctl's version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, help_line) in COMMANDS.items():
         command = sub.add_parser(

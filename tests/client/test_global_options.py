@@ -147,7 +147,7 @@ def test_help_lists_the_global_options_at_both_levels(capsys: pytest.CaptureFixt
         with pytest.raises(SystemExit):
             parse(argv)
         shown = capsys.readouterr().out
-        assert flags == [flag for flag in flags if f"  {flag} " in shown]
+        assert flags == [flag for flag in flags if f"  {flag} " in shown or f", {flag} " in shown]
 
 
 def test_format_json_before_the_command_prints_json() -> None:
@@ -222,3 +222,17 @@ def test_an_option_whose_value_is_a_double_dash_is_exit_2_expecting_one_argument
     code, _, stderr = capture(argv)
     assert 2 == code
     assert "expected one argument" in stderr
+
+
+def test_o_is_format_before_and_after_the_command_and_version_prints_the_installed_one() -> None:
+    """`-o json` as kubectl has it, in either place; `--version` on stdout, exit 0."""
+    import io
+    from importlib.metadata import version
+
+    assert "json" == parse(["-o", "json", "list"]).format
+    assert "json" == parse(["list", "-o", "json"]).format
+    with pytest.raises(ConflictingOptions):
+        parse(["-o", "json", "list", "--format", "text"])
+    out, err = io.StringIO(), io.StringIO()
+    assert 0 == run(["--version"], stdout=out, stderr=err)
+    assert (f"opsctl {version('opsctl')}\n", "") == (out.getvalue(), err.getvalue())
