@@ -440,6 +440,13 @@ class Stack:
         except PostgresError as exc:
             raise StackError(str(exc)) from exc
 
+    def restart_postgres(self) -> None:
+        """Start PostgreSQL again after a stop outside `down` (make chaos's outage) and record its new
+        pid, so `down` still stops it."""
+        pieces = self.pieces()
+        pieces["postgres"] = self._start_postgres()
+        self._save(pieces)
+
     def _start_postgres(self) -> Piece:
         postgres = self.postgres
         try:

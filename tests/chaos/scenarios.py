@@ -303,7 +303,7 @@ async def postgres_outage(chaos: Chaos, down_for: float = 60.0) -> list[Outcome]
         for outcome in outcomes:
             outcome.struck = True
         await asyncio.sleep(down_for)
-        await asyncio.to_thread(chaos.stack.postgres.start)
+        await asyncio.to_thread(chaos.stack.restart_postgres)
         for outcome, prepared, handle in zip(outcomes, [backfill, migration, rotation], handles, strict=True):
             outcome.problems += await chaos.finish(prepared, handle)
     return outcomes
