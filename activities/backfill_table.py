@@ -381,11 +381,7 @@ class BackfillActivities:
         spec = input.spec
         conn = await self._databases.connect(self._databases.target(spec.database))
         try:
-            schema_name = await conn.fetchval(
-                "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE c.oid = $1::regclass",
-                table_ident(spec.table),
-            )
+            schema_name = await self._progress_schema(conn, spec)
             if await conn.fetchval("SELECT to_regclass($1)", progress_table(schema_name)) is None:
                 return 0
             committed = await conn.fetchrow(progress_sql(schema_name).read, progress_key(input))

@@ -386,11 +386,12 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
                 failure = classify(step, err)
                 if failure.kind is not FailureKind.UNKNOWN:
                     raise Stop(Ending(Phase.FAILED, failure)) from None
-                note = f"{step}: {failure.message}"
+                reason = failure.message
                 if self.record.state.phase is Phase.COMPENSATING:  # an undo that cannot finish says what is broken
-                    note += with_repair(await self._diagnosis())
+                    reason += with_repair(await self._diagnosis())
+                note = f"{step}: {reason}"
                 self.record.state.uncertain.append(note)
-                await self._needs_review(step, note.split(": ", 1)[1])
+                await self._needs_review(step, reason)
                 self.record.state.uncertain.remove(note)
 
     def _retry_window(self) -> timedelta:
