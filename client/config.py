@@ -1,24 +1,33 @@
-"""Who is calling and where Temporal is: flags, then environment, then config file, then defaults.
+"""Who is calling and where Temporal is, resolved in layers, each overriding the one before:
 
-Config file: $OPSCTL_CONFIG or ~/.config/opsctl/config.toml, with optional keys
-`user`, `temporal_address`, `namespace`, `task_queue`, `state_dir`, `ui_url`, `policy_file`,
-`codec_keys_file`, `codec_key_id`, `codec_token_file` (payload encryption: files referenced,
-never keys or tokens written into the config).
+    built-in defaults → the embedded stack's record (`<state_dir>/stack.json`, written by `opsctl dev up`)
+    → repository file (`.opsctl.toml`, the nearest one upward from the current folder)
+    → user file (`$OPSCTL_CONFIG`, else `~/.config/opsctl/config.toml`)
+    → environment (`OPSCTL_<KEY>`) → flags (`--as`, `--address`, `--namespace`, `--state-dir`).
+
+pydantic-settings merges the layers; `Config.origins` says which layer each value came from
+(`opsctl config show`). A relative path in a file is relative to that file's folder. Keys files and
+token files are referenced by path: keys and tokens themselves never go into a config file.
 """
 
 from __future__ import annotations
 
+import difflib
 import getpass
 import json
 import os
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from contracts.failures import ExitCode, OpsctlError
 
 if TYPE_CHECKING:
+    from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+
     from client.keys import Keyring
     from encryption.keys import EncryptionKeys
 
@@ -26,15 +35,27 @@ if TYPE_CHECKING:
 STACK_CODEC_KEYS = "codec-keys"
 STACK_CODEC_TOKEN = "codec-token"  # noqa: S105 - a file name in the state folder, not a token
 
+REPOSITORY_FILE = ".opsctl.toml"
+USER_FILE = "~/.config/opsctl/config.toml"
+STATE_FOLDER = ".opsctl"
 
-def _config_file() -> dict[str, Any]:
-    path = Path(os.environ.get("OPSCTL_CONFIG", "~/.config/opsctl/config.toml")).expanduser()
-    if not path.exists():
-        return {}
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise OpsctlError(ExitCode.INVALID_INPUT, f"config file {path} is unreadable: {exc}") from exc
+# key → what it is; the keys a file may hold and `OPSCTL_<KEY>` may set.
+KEYS: dict[str, str] = {
+    "user": "who you act as: your identity in the policy (default: your login name)",
+    "temporal_address": "the Temporal frontend, host:port",
+    "namespace": "the Temporal namespace",
+    "task_queue": "the task queue opsctl's workers poll",
+    "state_dir": "the embedded stack's state folder (default: the nearest .opsctl/ upward holding a stack)",
+    "ui_url": "the Temporal Web UI, for links to runs",
+    "policy_file": "the policy file the workers use, when this machine has a copy ('': built-in)",
+    "codec_keys_file": "payload encryption keys ('': none)",
+    "codec_key_id": "the key id that encrypts ('': the last key of the file)",
+    "codec_token_file": "the codec server's bearer token file",
+}
+PATH_KEYS = ("state_dir", "policy_file", "codec_keys_file", "codec_token_file")
+# flag → key; the flags are global options (client.main.GLOBAL_OPTIONS), their dests are these names.
+FLAGS = {"as_user": "user", "address": "temporal_address", "namespace": "namespace", "state_dir": "state_dir"}
+FLAG_NAMES = {"user": "--as", "temporal_address": "--address", "namespace": "--namespace", "state_dir": "--state-dir"}
 
 
 @dataclass(frozen=True)
@@ -49,6 +70,8 @@ class Config:
     codec_keys_file: str = ""  # payload encryption keys ('': none, unless $OPSCTL_CODEC_KEYS has them)
     codec_key_id: str = ""  # the id that encrypts ('': the last key of the file)
     codec_token_file: str = ""  # the codec server's bearer token
+    origins: Mapping[str, str] = field(default_factory=dict, compare=False)  # key → the layer it came from
+    files: Mapping[str, str] = field(default_factory=dict, compare=False)  # layer → the file it read ('' none)
 
     def web_ui(self, workflow_id: str) -> str:
         return f"{self.ui_url}/namespaces/{self.namespace}/workflows/{workflow_id}"
@@ -65,51 +88,233 @@ class Config:
 
         return load_keys(self.codec_keys_file, self.codec_key_id)
 
+    def values(self) -> dict[str, str]:
+        return {key: str(getattr(self, key)) for key in KEYS}
 
-def load_config(as_user: str | None = None, state_dir: str | None = None) -> Config:
-    file = _config_file()
-    env = os.environ.get
 
-    def pick(flag: str | None, env_name: str, key: str, default: str) -> str:
-        return flag or env(env_name) or str(file.get(key) or "") or default
+@dataclass(frozen=True)
+class Layer:
+    """One layer's values, and where they came from."""
 
-    state = Path(pick(state_dir, "OPSCTL_STATE_DIR", "state_dir", ".opsctl"))
-    stack = _stack_record(state)
+    name: str  # default, stack, repository, user, environment, flag
+    values: dict[str, Any]
+    source: str = ""  # the file or the variable prefix
 
-    def stack_file(name: str) -> str:
-        """A file `opsctl dev up` wrote into the state folder, used when nothing else is configured."""
-        return str(state / name) if stack and (state / name).exists() else ""
+    def origin(self, key: str) -> str:
+        if self.name == "environment":
+            return f"environment OPSCTL_{key.upper()}"
+        if self.name == "flag":
+            return f"flag {FLAG_NAMES[key]}"
+        return f"{self.name} {self.source}" if self.source else self.name
 
-    recorded = stack.get("ports")
-    ports: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
-    temporal_port, ui_port = ports.get("temporal"), ports.get("ui")
+
+def load_config(
+    as_user: str | None = None,
+    state_dir: str | None = None,
+    *,
+    address: str | None = None,
+    namespace: str | None = None,
+    cwd: Path | None = None,
+) -> Config:
+    """Resolve every layer; an unknown key, a wrong type or a missing $OPSCTL_CONFIG is exit 2."""
+    here = (cwd or Path.cwd()).absolute()
+    given = {"as_user": as_user, "state_dir": state_dir, "address": address, "namespace": namespace}
+    flags = Layer("flag", {FLAGS[dest]: value for dest, value in given.items() if value})
+    files = [_repository_layer(here), _user_layer()]
+    environment = Layer("environment", _environment(), "OPSCTL_")
+    above = [layer for layer in (flags, environment, *reversed(files)) if layer is not None]
+    state, state_origin = _state_dir(above, here)
+    stack = _stack_layer(state)
+    layers = [*above, stack, Layer("default", _defaults())]  # highest first
+    values = _merge(layers)
+    origins = {key: next(layer.origin(key) for layer in layers if key in layer.values) for key in values}
+    origins["state_dir"] = state_origin
     return Config(
-        user=pick(as_user, "OPSCTL_USER", "user", _login_name()),
+        **{key: value for key, value in values.items() if key != "state_dir"},
         state_dir=state,
-        temporal_address=pick(
-            None,
-            "OPSCTL_TEMPORAL_ADDRESS",
-            "temporal_address",
-            f"127.0.0.1:{temporal_port}" if temporal_port else "127.0.0.1:7233",
-        ),
-        namespace=pick(None, "OPSCTL_NAMESPACE", "namespace", "default"),
-        task_queue=pick(None, "OPSCTL_TASK_QUEUE", "task_queue", "opsctl"),
-        ui_url=pick(
-            None, "OPSCTL_UI_URL", "ui_url", f"http://127.0.0.1:{ui_port}" if ui_port else "http://127.0.0.1:8233"
-        ),
-        policy_file=pick(None, "OPSCTL_POLICY_FILE", "policy_file", stack_file("policy.yaml")),
-        codec_keys_file=pick(None, "OPSCTL_CODEC_KEYS_FILE", "codec_keys_file", stack_file(STACK_CODEC_KEYS)),
-        codec_key_id=pick(None, "OPSCTL_CODEC_KEY_ID", "codec_key_id", ""),
-        codec_token_file=pick(None, "OPSCTL_CODEC_TOKEN_FILE", "codec_token_file", stack_file(STACK_CODEC_TOKEN)),
+        origins=origins,
+        files={layer.name: layer.source for layer in files if layer is not None},
     )
 
 
-def _stack_record(state_dir: Path) -> dict[str, Any]:
+def config_for(args: Any) -> Config:
+    """The configuration for a parsed command line (its global options are the flag layer)."""
+    return load_config(**{dest: getattr(args, dest, None) for dest in FLAGS})
+
+
+# ---- the layers ----
+
+
+def _defaults() -> dict[str, str]:
+    return {
+        "user": _login_name(),
+        "temporal_address": "127.0.0.1:7233",
+        "namespace": "default",
+        "task_queue": "opsctl",
+        "state_dir": STATE_FOLDER,  # resolved on its own first: see _state_dir
+        "ui_url": "http://127.0.0.1:8233",
+        "policy_file": "",
+        "codec_keys_file": "",
+        "codec_key_id": "",
+        "codec_token_file": "",
+    }
+
+
+def _environment() -> dict[str, str]:
+    """OPSCTL_<KEY> for the keys only: other OPSCTL_ variables (OPSCTL_DEBUG, …) are not configuration."""
+    return {key: os.environ[f"OPSCTL_{key.upper()}"] for key in KEYS if os.environ.get(f"OPSCTL_{key.upper()}")}
+
+
+def _repository_layer(here: Path) -> Layer | None:
+    for folder in (here, *here.parents):
+        path = folder / REPOSITORY_FILE
+        if path.is_file():
+            return Layer("repository", _read_file(path), str(path))
+    return None
+
+
+def _user_layer() -> Layer | None:
+    named = os.environ.get("OPSCTL_CONFIG")
+    if named == "":  # set and empty: no user file, on purpose
+        return None
+    path = Path(named or USER_FILE).expanduser()
+    if not path.exists():
+        if named is None:
+            return None
+        raise OpsctlError(
+            ExitCode.INVALID_INPUT,
+            f"$OPSCTL_CONFIG names {path}, which does not exist",
+            hint="point it at your config file, or set OPSCTL_CONFIG= (empty) for none",
+        )
+    return Layer("user", _read_file(path), str(path))
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    """A config file's keys, checked one by one so an error names the key and the file."""
     try:
-        data = json.loads((state_dir / "stack.json").read_text(encoding="utf-8"))
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise OpsctlError(ExitCode.INVALID_INPUT, f"config file {path} is unreadable: {reason}") from exc
+    for key, value in data.items():
+        if key not in KEYS:
+            close = difflib.get_close_matches(key, KEYS, n=1)
+            guess = f" (did you mean {close[0]!r}?)" if close else ""
+            raise OpsctlError(
+                ExitCode.INVALID_INPUT,
+                f"unknown key {key!r} in config file {path}{guess}",
+                hint=f"known keys: {', '.join(KEYS)} (`opsctl config show` lists them with their values)",
+            )
+        if not isinstance(value, str):
+            raise OpsctlError(
+                ExitCode.INVALID_INPUT,
+                f"{key} in config file {path} must be a string, not {_toml_type(value)}",
+                hint=f'write it quoted: {key} = "…"',
+            )
+    # A relative path in a file means next to that file, wherever opsctl runs from.
+    return {key: str(path.parent / value) if key in PATH_KEYS and value else value for key, value in data.items()}
+
+
+def _toml_type(value: Any) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a number", list: "an array", dict: "a table"}
+    return next((name for kind, name in names.items() if isinstance(value, kind)), "a date or time")
+
+
+def _state_dir(layers: list[Layer], here: Path) -> tuple[Path, str]:
+    """The state folder: a layer that names it, else the nearest `.opsctl/` upward with a stack, else ./.opsctl."""
+    for layer in layers:
+        if layer.values.get("state_dir"):
+            return Path(layer.values["state_dir"]), layer.origin("state_dir")
+    for folder in (here, *here.parents):
+        if (folder / STATE_FOLDER / "stack.json").is_file():
+            found = folder / STATE_FOLDER
+            return (Path(STATE_FOLDER) if folder == here else found), f"found upward from {here}"
+    return Path(STATE_FOLDER), f"default (no {STATE_FOLDER}/ with a stack in {here} or above)"
+
+
+def _stack_layer(state_dir: Path) -> Layer:
+    """What the running embedded stack tells: its ports, and the policy and codec files it wrote."""
+    record = state_dir / "stack.json"
+    try:
+        stack = json.loads(record.read_text(encoding="utf-8"))
     except (OSError, ValueError):  # ValueError: not JSON, or not UTF-8
-        return {}
-    return data if isinstance(data, dict) else {}
+        return Layer("stack", {})
+    if not isinstance(stack, dict):
+        return Layer("stack", {})
+    recorded = stack.get("ports")
+    ports: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
+    values: dict[str, str] = {}
+    if ports.get("temporal"):
+        values["temporal_address"] = f"127.0.0.1:{ports['temporal']}"
+    if ports.get("ui"):
+        values["ui_url"] = f"http://127.0.0.1:{ports['ui']}"
+    for key, name in (("policy_file", "policy.yaml"), ("codec_keys_file", STACK_CODEC_KEYS)):
+        if (state_dir / name).exists():
+            values[key] = str(state_dir / name)
+    if (state_dir / STACK_CODEC_TOKEN).exists():
+        values["codec_token_file"] = str(state_dir / STACK_CODEC_TOKEN)
+    return Layer("stack", values, str(record))
+
+
+# ---- merging: pydantic-settings, one source per layer ----
+
+_SOURCES: ContextVar[list[Layer]] = ContextVar("opsctl_config_layers")
+
+
+def _merge(layers: list[Layer]) -> dict[str, str]:
+    from pydantic import ValidationError
+
+    token = _SOURCES.set(layers)
+    try:
+        settings = _settings_class()()
+    except ValidationError as exc:  # the files were checked key by key: this is a wrong value from elsewhere
+        error = exc.errors()[0]
+        key = str(error["loc"][0]) if error["loc"] else "?"
+        origin = next((layer.origin(key) for layer in layers if key in layer.values), "?")
+        raise OpsctlError(ExitCode.INVALID_INPUT, f"{key} from {origin}: {error['msg']}") from exc
+    finally:
+        _SOURCES.reset(token)
+    return settings.model_dump()
+
+
+_SETTINGS: list[type[BaseSettings]] = []
+
+
+def _settings_class() -> type[BaseSettings]:
+    """The settings model, built on first use: pydantic-settings is imported only by commands that read config."""
+    if _SETTINGS:
+        return _SETTINGS[0]
+    from pydantic_settings import BaseSettings, InitSettingsSource, SettingsConfigDict
+
+    class Settings(BaseSettings):
+        model_config = SettingsConfigDict(extra="forbid", frozen=True)
+
+        user: str
+        temporal_address: str
+        namespace: str
+        task_queue: str
+        state_dir: str
+        ui_url: str
+        policy_file: str
+        codec_keys_file: str
+        codec_key_id: str
+        codec_token_file: str
+
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            """One source per layer, highest first (pydantic-settings' own env and file sources are not used:
+            the files were read and checked key by key above, so their errors name the file)."""
+            return tuple(InitSettingsSource(settings_cls, dict(layer.values)) for layer in _SOURCES.get())
+
+    _SETTINGS.append(Settings)
+    return Settings
 
 
 def _login_name() -> str:

@@ -58,6 +58,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("runs", "phase, progress and next action of a run"),
     "result": ("runs", "the full report of a run: requested, changed, uncertain, next"),
     "list": ("runs", "list runs, filtered by phase, kind or environment"),
+    "config": ("config", "show the resolved configuration and the layer each value came from"),
     "policy": ("policy", "show the policies runs obey, or check a policy file offline"),
     "keys": ("keys", "your signing key: init creates it, show prints the public key to register"),
     "codec-server": ("codec_server", "decode encrypted payloads for the Web UI and `temporal workflow show`"),
@@ -84,7 +85,17 @@ GLOBAL_OPTIONS: tuple[GlobalOption, ...] = (
         "--format", "format", "text", "output format (default: text)", choices=("text", "json"), short=("-o",)
     ),
     GlobalOption("--as", "as_user", None, "act as USER (default: $OPSCTL_USER, config, login)", metavar="USER"),
-    GlobalOption("--state-dir", "state_dir", None, "embedded stack state folder (default: .opsctl)", metavar="DIR"),
+    GlobalOption(
+        "--address",
+        "address",
+        None,
+        "Temporal's frontend (default: $OPSCTL_TEMPORAL_ADDRESS, config)",
+        metavar="HOST:PORT",
+    ),
+    GlobalOption("--namespace", "namespace", None, "Temporal namespace (default: $OPSCTL_NAMESPACE, config)"),
+    GlobalOption(
+        "--state-dir", "state_dir", None, "embedded stack state folder (default: the nearest .opsctl/)", metavar="DIR"
+    ),
 )
 
 # Where a global option was given: each position records into its own attribute, because
@@ -285,6 +296,8 @@ def _arguments(name: str, parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
             "--local", action="store_true", help="show: read this machine's copy instead of asking the workers"
         )
+    if name == "config":
+        parser.add_argument("action", choices=["show"], help="show: every value, and where it came from")
     if name == "keys":
         parser.add_argument("action", choices=["init", "show"])
         parser.add_argument("--force", action="store_true", help="init: replace an existing key")

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from client.config import load_config
+from client.config import config_for
 from client.render import Output
 from contracts.failures import ExitCode, OpsctlError
 
@@ -20,7 +20,7 @@ def execute(args: argparse.Namespace, progress: Callable[[str], None]) -> Output
     from encryption.server import TOKEN_ENV, Access, CodecServer, load_token, origin
 
     env = os.environ.get
-    config = load_config(args.as_user, args.state_dir)
+    config = config_for(args)
     keys = config.encryption_keys()
     if keys is None:
         raise OpsctlError(

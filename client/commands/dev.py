@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from client.config import load_config
+from client.config import config_for
 from client.render import Output, table
 from contracts.failures import ExitCode, OpsctlError
 
@@ -16,7 +16,7 @@ def execute(args: argparse.Namespace, progress: Callable[[str], None]) -> Output
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
     from client.devstack import Ports, Stack, StackError
 
-    config = load_config(args.as_user, args.state_dir)
+    config = config_for(args)
     ports = Ports(
         args.temporal_port, args.ui_port, args.postgres_port, args.aws_port, args.metrics_port, args.codec_port
     )
@@ -35,12 +35,19 @@ def execute(args: argparse.Namespace, progress: Callable[[str], None]) -> Output
     for row in rows:
         row["action"] = done.get(row["piece"], "")
     text = table(rows, ["piece", "running", "address", "action", "log"])
+    text += f"\n\nstate folder: {stack.state_dir.absolute()} ({config.origins['state_dir']})"
     if args.action == "up":
         text += (
             f"\n\nWeb UI: {stack.ui_url} (payloads are encrypted; it decodes them through {stack.codec_url})"
             "\nstop everything with: opsctl dev down"
         )
-    data = {"state_dir": str(stack.state_dir), "pieces": rows, "web_ui": stack.ui_url, "codec_server": stack.codec_url}
+    data = {
+        "state_dir": str(stack.state_dir),
+        "state_dir_from": config.origins["state_dir"],
+        "pieces": rows,
+        "web_ui": stack.ui_url,
+        "codec_server": stack.codec_url,
+    }
     expected = [row for row in rows if not (row["piece"] == "worker" and args.no_worker)]
     healthy = args.action == "down" or all(row["running"] for row in expected)
     return Output(data, text, ExitCode.SUCCESS if healthy else ExitCode.DEPENDENCY_FAILURE)

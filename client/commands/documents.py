@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from client.config import Config, load_config
+from client.config import Config, config_for
 from client.migrations import inline_directory
 from client.render import Output
 from contracts.failures import ExitCode, OpsctlError
@@ -26,7 +26,7 @@ from contracts.request import (
 LOCAL_FILES: dict[str, Callable[[dict[str, Any], Path], dict[str, Any]]] = {"MigrateSchema": inline_directory}
 
 
-def read_request(path: str, as_user: str | None = None, state_dir: str | None = None) -> Request:
+def read_request(path: str, config: Config) -> Request:
     """Load and validate a document, and settle who the requester is (your identity)."""
     if path == "-":
         raw, source = sys.stdin.buffer.read(MAX_DOCUMENT_BYTES + 1), "stdin"
@@ -44,7 +44,6 @@ def read_request(path: str, as_user: str | None = None, state_dir: str | None = 
         data = {**data, "spec": read_local_files(data["spec"], base)}
     request = parse_request(data)
     check_size(request)
-    config = load_config(as_user, state_dir)
     _check_environment(request, config)
     user = config.user
     asked = request.metadata.requester
@@ -76,7 +75,7 @@ def execute(args: argparse.Namespace, progress: Callable[[str], None]) -> Output
     del progress
     if args.command == "schema":
         return schema(args.kind)
-    request = read_request(args.file, args.as_user, args.state_dir)
+    request = read_request(args.file, config_for(args))
     data = {
         "valid": True,
         "kind": request.kind,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from client.config import load_config
+from client.config import config_for
 from client.keys import create_key, user_keys_dir
 from client.render import Output
 from contracts.failures import ExitCode, OpsctlError
@@ -13,7 +13,7 @@ from contracts.failures import ExitCode, OpsctlError
 
 def execute(args: argparse.Namespace, progress: Callable[[str], None]) -> Output:
     del progress
-    config = load_config(args.as_user, args.state_dir)
+    config = config_for(args)
     identity = config.user
     if args.action == "init":
         try:

@@ -15,7 +15,7 @@ import contextlib
 import uuid
 from collections.abc import Callable
 
-from client.config import Config, load_config
+from client.config import Config, config_for
 from client.policies import local_policies, read_policy_file
 from client.render import Output
 from contracts.failures import ExitCode, OpsctlError
@@ -40,7 +40,7 @@ def execute(args: argparse.Namespace, progress: Callable[[str], None]) -> Output
         )
         text += "".join(f"\nwarning: {note}" for note in notes)
         return Output({"valid": True, "file": args.file, "warnings": notes}, text)
-    config = load_config(args.as_user, args.state_dir)
+    config = config_for(args)
     served, answered_by = (None, "") if args.local else asyncio.run(_ask_the_workers(config))
     if served is None:
         policies, source = local_policies(config)

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from client.commands.documents import read_request
-from client.config import Config, load_config
+from client.config import Config, config_for
 from client.render import Output, run_output, table
 from contracts.failures import ExitCode, OpsctlError
 from contracts.phases import Phase
@@ -25,9 +25,9 @@ Progress = Callable[[str], None]
 def execute(args: argparse.Namespace, progress: Progress) -> Output:
     if args.command == "list":
         _check_filters(args)
+    config = config_for(args)
     if args.command in ("plan", "apply"):  # a bad document is exit 2 or 3 even while Temporal is down
-        args.request = read_request(args.file, args.as_user, args.state_dir)
-    config = load_config(args.as_user, args.state_dir)
+        args.request = read_request(args.file, config)
     command: Callable[..., Any] = globals()[f"cmd_{args.command}"]
     result: Output = asyncio.run(_with_client(command, args, config, progress))
     return result

@@ -107,7 +107,7 @@ class Sandbox:
         return {
             "HOME": str(case / "home"),
             "XDG_CONFIG_HOME": str(case / "home" / ".config"),
-            "OPSCTL_CONFIG": str(case / "no-config.toml"),
+            "OPSCTL_CONFIG": "",
             "OPSCTL_STATE_DIR": str(case / "state"),
             "OPSCTL_USER": "alice",
             "OPSCTL_KEYS_DIR": str(case / "keys"),

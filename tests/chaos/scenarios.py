@@ -352,7 +352,7 @@ async def concurrent_applies(chaos: Chaos, callers: int = 50) -> Outcome:
         "OPSCTL_USER": "alice",
         "OPSCTL_KEYS_DIR": str(KEYS_DIR),
         "OPSCTL_POLICY_FILE": str(POLICY_FILE),
-        "OPSCTL_CONFIG": str(chaos.workdir / "no-config.toml"),
+        "OPSCTL_CONFIG": "",
         "OPSCTL_STATE_DIR": str(chaos.workdir / "no-state"),
     }
     opsctl = str(Path(sys.executable).parent / "opsctl")

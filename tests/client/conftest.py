@@ -47,7 +47,7 @@ def opsctl_env(stack: Stack, task_queue: str, tmp_path: Path) -> dict[str, str]:
         "OPSCTL_TASK_QUEUE": task_queue,
         "OPSCTL_UI_URL": stack.ui_url,
         "OPSCTL_STATE_DIR": str(tmp_path / "state"),
-        "OPSCTL_CONFIG": str(tmp_path / "no-config.toml"),
+        "OPSCTL_CONFIG": "",  # no user file
         "OPSCTL_USER": "alice",
         "OPSCTL_KEYS_DIR": str(KEYS_DIR),
         "OPSCTL_POLICY_FILE": str(POLICY_FILE),

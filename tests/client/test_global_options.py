@@ -24,15 +24,16 @@ REQUIRED: dict[str, list[str]] = {
     "result": ["RUN"],
     "list": [],
     "dev": ["status"],
+    "config": ["show"],
     "policy": ["show", "prod"],
     "keys": ["show"],
     "codec-server": [],
     "demo": [],
 }
 
-GLOBALS = ["--format", "json", "--as", "alice", "--state-dir", "some/state"]
-RESOLVED = {"format": "json", "as_user": "alice", "state_dir": "some/state"}
-DEFAULTS = {"format": "text", "as_user": None, "state_dir": None}
+GLOBALS = ["--format", "json", "--as", "alice", "--address", "h:1", "--namespace", "ns", "--state-dir", "some/state"]
+RESOLVED = {"format": "json", "as_user": "alice", "address": "h:1", "namespace": "ns", "state_dir": "some/state"}
+DEFAULTS = {"format": "text", "as_user": None, "address": None, "namespace": None, "state_dir": None}
 
 
 def resolved(argv: list[str]) -> dict[str, object]:
@@ -63,7 +64,7 @@ def document(tmp_path: Path) -> str:
 @pytest.fixture
 def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No config file, no $OPSCTL_USER or $OPSCTL_STATE_DIR: only the flags decide."""
-    monkeypatch.setenv("OPSCTL_CONFIG", str(tmp_path / "no-config.toml"))
+    monkeypatch.setenv("OPSCTL_CONFIG", "")  # no user file
     monkeypatch.delenv("OPSCTL_USER", raising=False)
     monkeypatch.delenv("OPSCTL_STATE_DIR", raising=False)
 
@@ -85,7 +86,8 @@ def test_globals_before_the_command_equal_globals_after_it(name: str) -> None:
 @pytest.mark.parametrize("name", list(COMMANDS))
 def test_globals_split_across_both_positions_resolve_each(name: str) -> None:
     """Some globals before the command and the others after it: each keeps its own value."""
-    argv = ["--format", "json", name, *REQUIRED[name], "--as", "alice", "--state-dir", "some/state"]
+    argv = ["--format", "json", "--address", "h:1", name, *REQUIRED[name], "--as", "alice", "--namespace", "ns"]
+    argv += ["--state-dir", "some/state"]
     assert RESOLVED == resolved(argv)
 
 

@@ -30,7 +30,7 @@ GOOD = (
 def offline_identity(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name, value in {
         "OPSCTL_USER": "alice",
-        "OPSCTL_CONFIG": str(tmp_path / "none.toml"),
+        "OPSCTL_CONFIG": "",  # no user file
         "OPSCTL_STATE_DIR": str(tmp_path / "state"),
         "OPSCTL_KEYS_DIR": str(KEYS_DIR),
         "OPSCTL_POLICY_FILE": str(POLICY_FILE),

@@ -1,0 +1,140 @@
+"""Layered configuration: defaults → stack record → repository file → user file → environment → flags."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from client.config import KEYS, load_config
+from client.main import run
+from contracts.failures import OpsctlError
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A clean slate: no OPSCTL_* variable, no user file unless a test writes one, cwd in a fresh tree."""
+    for key in [*KEYS, "config"]:
+        monkeypatch.delenv(f"OPSCTL_{key.upper()}", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    work = tmp_path / "repo" / "deep" / "folder"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    return tmp_path
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def show(*argv: str) -> tuple[int, dict[str, object], str]:
+    stdout, stderr = io.StringIO(), io.StringIO()
+    code = run(["config", "show", "-o", "json", *argv], stdout=stdout, stderr=stderr)
+    return code, json.loads(stdout.getvalue()), stderr.getvalue()
+
+
+def test_defaults_say_they_are_defaults(home: Path) -> None:
+    config = load_config()
+    assert ("127.0.0.1:7233", "default") == (config.temporal_address, config.origins["temporal_address"])
+    assert ("default", "opsctl") == (config.namespace, config.task_queue)
+    assert Path(".opsctl") == config.state_dir
+    assert config.origins["state_dir"].startswith("default (no .opsctl/ with a stack")
+
+
+def test_each_layer_overrides_the_one_before(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repository = write(
+        home / "repo" / ".opsctl.toml", 'namespace = "repo"\ntask_queue = "repo-q"\nui_url = "http://r"\n'
+    )
+    user = write(home / "home" / ".config" / "opsctl" / "config.toml", 'namespace = "user"\ntask_queue = "user-q"\n')
+    monkeypatch.setenv("OPSCTL_NAMESPACE", "env")
+
+    config = load_config(namespace=None)
+    assert ("http://r", f"repository {repository}") == (config.ui_url, config.origins["ui_url"])
+    assert ("user-q", f"user {user}") == (config.task_queue, config.origins["task_queue"])
+    assert ("env", "environment OPSCTL_NAMESPACE") == (config.namespace, config.origins["namespace"])
+
+    flagged = load_config(namespace="flag")
+    assert ("flag", "flag --namespace") == (flagged.namespace, flagged.origins["namespace"])
+    assert {"repository": str(repository), "user": str(user)} == dict(flagged.files)
+
+
+def test_opsctl_config_replaces_the_user_file(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(home / "home" / ".config" / "opsctl" / "config.toml", 'task_queue = "home"\n')
+    named = write(home / "elsewhere.toml", 'task_queue = "named"\n')
+    monkeypatch.setenv("OPSCTL_CONFIG", str(named))
+    assert "named" == load_config().task_queue
+    monkeypatch.setenv("OPSCTL_CONFIG", "")  # empty: no user file at all
+    assert ("opsctl", "default") == (load_config().task_queue, load_config().origins["task_queue"])
+
+
+def test_relative_paths_in_a_file_are_next_to_that_file(home: Path) -> None:
+    write(home / "repo" / ".opsctl.toml", 'state_dir = "state"\npolicy_file = "ops/policy.yaml"\n')
+    config = load_config()
+    assert home / "repo" / "state" == config.state_dir
+    assert str(home / "repo" / "ops" / "policy.yaml") == config.policy_file
+
+
+def test_the_running_stack_is_found_upward_and_tells_its_ports(home: Path) -> None:
+    write(home / "repo" / ".opsctl" / "stack.json", json.dumps({"ports": {"temporal": 7999, "ui": 8999}}))
+    write(home / "repo" / ".opsctl" / "policy.yaml", "environments: {}\n")
+    config = load_config()
+    assert home / "repo" / ".opsctl" == config.state_dir
+    assert config.origins["state_dir"].startswith("found upward from")
+    assert "127.0.0.1:7999" == config.temporal_address
+    assert f"stack {home / 'repo' / '.opsctl' / 'stack.json'}" == config.origins["temporal_address"]
+    assert str(home / "repo" / ".opsctl" / "policy.yaml") == config.policy_file
+    assert "127.0.0.1:1" == load_config(address="127.0.0.1:1").temporal_address  # a flag still wins
+
+
+def test_opsctl_variables_that_are_not_keys_are_not_configuration(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPSCTL_DEBUG", "1")
+    monkeypatch.setenv("OPSCTL_USER", "")  # empty: as if unset
+    assert "default" == load_config().origins["user"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            'temporal_adress = "x"\n',
+            "unknown key 'temporal_adress' in config file {path} (did you mean 'temporal_address'?)",
+        ),
+        ("namespace = 3\n", "namespace in config file {path} must be a string, not an integer"),
+        ("[temporal]\naddress = 'x'\n", "unknown key 'temporal' in config file {path}"),
+        ("namespace = [\n", "config file {path} is unreadable"),
+    ],
+    ids=["unknown key", "wrong type", "table", "syntax"],
+)
+def test_a_bad_file_is_exit_2_naming_key_and_file(home: Path, content: str, message: str) -> None:
+    path = write(home / "repo" / ".opsctl.toml", content)
+    with pytest.raises(OpsctlError) as raised:
+        load_config()
+    assert message.format(path=path) in raised.value.message
+    code, data, stderr = show()
+    assert 2 == code
+    assert message.format(path=path) in str(data["error"])
+    assert "Traceback" not in stderr
+
+
+def test_opsctl_config_naming_a_missing_file_is_exit_2(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPSCTL_CONFIG", str(home / "missing.toml"))
+    code, data, _ = show()
+    assert 2 == code
+    assert f"$OPSCTL_CONFIG names {home / 'missing.toml'}, which does not exist" == data["error"]["message"]  # type: ignore[index]
+
+
+def test_config_show_lists_every_key_with_its_layer(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPSCTL_TASK_QUEUE", "q")
+    code, data, _ = show("--address", "10.0.0.1:7233", "--as", "bob")
+    assert 0 == code
+    config = data["config"]
+    assert isinstance(config, dict)
+    assert list(KEYS) == list(config)
+    assert {"value": "10.0.0.1:7233", "from": "flag --address"} == config["temporal_address"]
+    assert {"value": "bob", "from": "flag --as"} == config["user"]
+    assert {"value": "q", "from": "environment OPSCTL_TASK_QUEUE"} == config["task_queue"]
+    assert {"repository": None, "user": None} == data["files"]
