@@ -14,6 +14,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, NamedTuple, TextIO
 
 from contracts.failures import ExitCode, OpsctlError
@@ -227,6 +228,36 @@ def run_id(text: str) -> str:
     return text
 
 
+def count(text: str) -> int:
+    """A --limit: a whole number from 1 to 1000."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number from 1 to 1000")
+    return value
+
+
+_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def since(text: str) -> datetime:
+    """A --since: a time ago (30m, 12h, 7d, 2w) or a UTC date or time (2026-11-30, 2026-11-30T08:00)."""
+    from datetime import UTC, timedelta
+
+    number, unit = text[:-1], text[-1:]
+    if unit in _UNITS and number.isdigit() and int(number) <= 10 * 365:
+        return datetime.now(UTC) - timedelta(seconds=int(number) * _UNITS[unit])
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give a time ago (30m, 12h, 7d, 2w) or a UTC date or time (2026-11-30, 2026-11-30T08:00)"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def seconds(text: str) -> float:
     """A --timeout: a positive, finite number of seconds."""
     try:
@@ -288,7 +319,15 @@ def _arguments(name: str, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--phase", type=word, help="e.g. awaiting_approval, needs_review, succeeded")
         parser.add_argument("--kind", type=word, help="e.g. RotateDbCredential")
         parser.add_argument("--env", type=word, help="environment, e.g. prod")
-        parser.add_argument("--limit", type=int, default=20, help="at most this many runs (default: %(default)s)")
+        parser.add_argument("--requester", type=word, help="runs this person requested")
+        parser.add_argument("--since", type=since, help="runs started since: 30m, 12h, 7d, 2w, or a UTC date or time")
+        parser.add_argument("--emergency", action="store_true", help="only break-glass runs")
+        parser.add_argument(
+            "--dry-runs", action="store_true", help="include dry runs (`opsctl plan`), hidden otherwise"
+        )
+        parser.add_argument(
+            "--limit", type=count, default=20, help="at most this many runs, 1-1000 (default: %(default)s)"
+        )
     if name == "policy":
         parser.add_argument("action", choices=["show", "check"])
         parser.add_argument("environment", nargs="?", metavar="ENV", help="show: one environment (default: all)")

@@ -72,7 +72,8 @@ async def connect(config: Config) -> Client:
         ) from exc
 
 
-def _search_attributes(request: Request) -> TypedSearchAttributes:
+def _search_attributes(request: Request, mode: Mode) -> TypedSearchAttributes:
+    """What `opsctl list` filters on from the first moment; the workflow sets them again as it believes them."""
     from contracts import search_attributes as sa
 
     values = {
@@ -80,6 +81,7 @@ def _search_attributes(request: Request) -> TypedSearchAttributes:
         sa.ENVIRONMENT: request.metadata.environment,
         sa.PHASE: Phase.VALIDATING.value,
         sa.REQUESTER: request.metadata.requester or "",
+        sa.MODE: mode.value,
     }
     return TypedSearchAttributes([SearchAttributePair(SearchAttributeKey.for_keyword(k), v) for k, v in values.items()])
 
@@ -115,7 +117,7 @@ async def start_run(
             result_type=RunState,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            search_attributes=_search_attributes(request) if search_attributes else None,
+            search_attributes=_search_attributes(request, mode) if search_attributes else None,
             # What the Web UI's list and the run's page show first; the workflow keeps current details.
             static_summary=markdown.summary(request),
             static_details=markdown.request_details(request),
@@ -234,12 +236,20 @@ _SERVER_AWAY = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCS
 
 
 async def handle_for(client: Client, run: str) -> WorkflowHandle[Any, RunState]:
+    handle = await find_run(client, run)
+    if handle is None:
+        raise OpsctlError(ExitCode.INVALID_INPUT, f"no run {run!r}", hint="list runs with `opsctl list`")
+    return handle
+
+
+async def find_run(client: Client, run: str) -> WorkflowHandle[Any, RunState] | None:
+    """The run's handle, or None if Temporal has no run of that id."""
     handle: WorkflowHandle[Any, RunState] = client.get_workflow_handle(run, result_type=RunState)
     try:
         await handle.describe()
     except RPCError as exc:
         if exc.status is RPCStatusCode.NOT_FOUND:
-            raise OpsctlError(ExitCode.INVALID_INPUT, f"no run {run!r}", hint="list runs with `opsctl list`") from exc
+            return None
         raise
     return handle
 

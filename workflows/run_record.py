@@ -162,6 +162,7 @@ class RunRecord:
                 sa.REQUESTER: self.state.requester,
                 sa.PLAN_HASH: self.state.plan_hash,
                 sa.EMERGENCY: bool(self.state.emergency),
+                sa.MODE: self.state.mode.value,
             }
         )
 

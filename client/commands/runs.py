@@ -108,6 +108,9 @@ async def cmd_plan(client: Any, args: argparse.Namespace, config: Config, progre
     from client.runs import start_run, wait_for
 
     request: Request = args.request
+    existing = await _existing_run(client, request)
+    if existing is not None:
+        return _planned_before(existing, config)
     handle, _ = await start_run(
         client, request, task_queue=config.task_queue, mode=Mode.DRY_RUN, keys=_keys(config, request, progress)
     )
@@ -122,6 +125,37 @@ async def cmd_plan(client: Any, args: argparse.Namespace, config: Config, progre
             hint="is a worker running? `opsctl dev status`",
         )
     return run_output(state, config.web_ui(handle.id), all_sql=args.full)
+
+
+async def _existing_run(client: Any, request: Request) -> RunState | None:
+    """The run this request already started, if any: `apply` would attach to it instead of starting one."""
+    from client.runs import find_run, read_state
+
+    handle = await find_run(client, request.workflow_id())
+    return None if handle is None else await read_state(handle)
+
+
+def _planned_before(state: RunState, config: Config) -> Output:
+    """`plan` of a request that already has its run: say what `apply` would really do (exit 10 only
+    if that run may still change things)."""
+    run = state.workflow_id
+    if state.phase.terminal:
+        note = (
+            f"this request already ran: run {run} ended {state.phase.value}. `opsctl apply` would return that run "
+            "and change nothing. To make the change again, give the document a new metadata.idempotencyKey."
+        )
+        code = ExitCode.SUCCESS
+    else:
+        note = (
+            f"this request is already run {run}, now {state.phase.value}: `opsctl apply` would attach to it "
+            f"(see `opsctl status {run}`); its plan is below."
+        )
+        code = ExitCode.SUCCESS if state.plan is not None and not state.plan.has_changes else ExitCode.CHANGES_PENDING
+    output = run_output(state, config.web_ui(run), report=False)
+    output.text = f"{note}\n\n{output.text}"
+    output.data = {"existing_run": output.data, "note": note, "exit_code": int(code)}
+    output.exit_code = code
+    return output
 
 
 async def cmd_apply(client: Any, args: argparse.Namespace, config: Config, progress: Progress) -> Output:
@@ -270,11 +304,14 @@ async def cmd_result(client: Any, args: argparse.Namespace, config: Config, prog
 async def cmd_list(client: Any, args: argparse.Namespace, config: Config, progress: Progress) -> Output:
     from contracts import search_attributes as sa
 
-    filters = [
-        f"{attribute} = '{value}'"
-        for attribute, value in ((sa.PHASE, args.phase), (sa.KIND, args.kind), (sa.ENVIRONMENT, args.env))
-        if value
-    ]
+    words = ((sa.PHASE, args.phase), (sa.KIND, args.kind), (sa.ENVIRONMENT, args.env), (sa.REQUESTER, args.requester))
+    filters = [f"{attribute} = '{value}'" for attribute, value in words if value]
+    if args.since:
+        filters.append(f"StartTime >= '{args.since.isoformat()}'")
+    if args.emergency:
+        filters.append(f"{sa.EMERGENCY} = true")
+    if not args.dry_runs:  # a run started before OpsctlMode existed has none: it was an apply or a dry run
+        filters.append(f"({sa.MODE} IS NULL OR {sa.MODE} != '{Mode.DRY_RUN.value}')")
     query = " AND ".join([f"{sa.KIND} IS NOT NULL", *filters])
     rows = []
     async for execution in client.list_workflows(query, limit=args.limit):
@@ -287,9 +324,11 @@ async def cmd_list(client: Any, args: argparse.Namespace, config: Config, progre
                 "phase": attributes.get(sa.PHASE, ""),
                 "requester": attributes.get(sa.REQUESTER, ""),
                 "emergency": bool(attributes.get(sa.EMERGENCY, False)),
+                "dry_run": attributes.get(sa.MODE) == Mode.DRY_RUN.value,
                 "started": execution.start_time.strftime("%Y-%m-%d %H:%M:%S"),
                 "plan_hash": attributes.get(sa.PLAN_HASH, ""),
             }
         )
-    text = table(rows, ["run_id", "kind", "environment", "phase", "requester", "emergency", "started"])
+    columns = ["run_id", "kind", "environment", "phase", "requester", "emergency", "started"]
+    text = table(rows, [*columns, "dry_run"] if args.dry_runs else columns)
     return Output({"runs": rows, "query": query}, text)
