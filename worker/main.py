@@ -23,6 +23,7 @@ from activities.rotate_credential import RotateCredentialActivities
 from activities.sweep_volumes import SweepVolumesActivities
 from encryption.keys import KeysError
 from worker.converter import data_converter
+from worker.search_attributes import missing_search_attributes, registration_commands
 from worker.settings import WorkerSettings
 from worker.telemetry import metrics_runtime, setup_tracing
 from workflows.backfill_table import BackfillTable
@@ -96,6 +97,14 @@ def build_worker(client: Client, settings: WorkerSettings, interceptors: Sequenc
 async def serve(settings: WorkerSettings, interceptors: Sequence[Interceptor] = ()) -> None:
     setup_tracing(settings.trace_file)
     client = await connect(settings)
+    if settings.search_attributes:
+        namespace = settings.temporal.namespace
+        missing = await missing_search_attributes(client, namespace)
+        if missing:
+            raise SystemExit(
+                f"opsctl worker: namespace {namespace} lacks the search attributes {', '.join(missing)}; "
+                f"register them first: {registration_commands(namespace, missing)}"
+            )
     worker = build_worker(client, settings, interceptors)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
