@@ -56,9 +56,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reject": ("runs", "reject a run awaiting approval"),
     "cancel": ("runs", "stop a run at its next safe point, undoing applied steps"),
     "resolve": ("runs", "answer a run in needs_review: retry, mark done, or abort"),
+    "note": ("runs", "attach a note to a run's record (kept in its history; audit and explain show it)"),
     "status": ("runs", "phase, progress and next action of a run"),
     "result": ("runs", "the full report of a run: requested, changed, uncertain, next"),
-    "list": ("runs", "list runs, filtered by phase, kind or environment"),
+    "list": ("runs", "list runs, filtered by phase, kind, environment, requester, time"),
+    "watch": ("runs", "follow a run live; returns when it ends or someone must act (exit 7, 8)"),
+    "audit": ("audit", "the run's audit trail, read from its event history (--export FILE: JSON Lines)"),
+    "explain": ("audit", "what was requested, what changed, what is uncertain, what to run next"),
+    "rerun": ("runs", "start a new run of a failed run's request, linked to it"),
     "config": ("config", "show the resolved configuration and the layer each value came from"),
     "policy": ("policy", "show the policies runs obey, or check a policy file offline"),
     "keys": ("keys", "your signing key: init creates it, show prints the public key to register"),
@@ -293,11 +298,36 @@ def _arguments(name: str, parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
             "--full", action="store_true", help="show every line of SQL (long migrations are folded otherwise)"
         )
-    if name in ("approve", "reject", "cancel", "resolve", "status", "result"):
+    if name in (
+        "approve",
+        "reject",
+        "cancel",
+        "resolve",
+        "status",
+        "result",
+        "note",
+        "watch",
+        "audit",
+        "explain",
+        "rerun",
+    ):
         parser.add_argument("run", metavar="RUN", type=run_id, help="the run's id (workflow id)")
     if name == "approve":
         parser.add_argument("--plan-hash", required=True, help="the plan hash you reviewed (from plan/status)")
         parser.add_argument("--comment", default="", help="recorded with the approval")
+    if name == "watch":
+        parser.add_argument("--timeout", type=seconds, default=3600, help=wait_help)
+        parser.add_argument(
+            "--until-approved", action="store_true", help="keep following while it awaits approval or review"
+        )
+    if name == "rerun":
+        parser.add_argument("--wait", action="store_true", help="wait for the new run to end, showing progress")
+        parser.add_argument("--timeout", type=seconds, default=3600, help=wait_help)
+        parser.add_argument("--full", action="store_true", help="show every line of SQL")
+    if name == "audit":
+        parser.add_argument("--export", metavar="FILE", help="also write the events to FILE as JSON Lines")
+    if name == "note":
+        parser.add_argument("text", metavar="TEXT", help="the note, e.g. 'checked the replica lag by hand: fine'")
     if name == "reject":
         parser.add_argument("--reason", required=True, help="why; recorded in the run's history")
     if name == "cancel":
@@ -322,6 +352,7 @@ def _arguments(name: str, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--requester", type=word, help="runs this person requested")
         parser.add_argument("--since", type=since, help="runs started since: 30m, 12h, 7d, 2w, or a UTC date or time")
         parser.add_argument("--emergency", action="store_true", help="only break-glass runs")
+        parser.add_argument("--rerun-of", type=word, metavar="RUN", help="the reruns of this run (`opsctl rerun`)")
         parser.add_argument(
             "--dry-runs", action="store_true", help="include dry runs (`opsctl plan`), hidden otherwise"
         )
@@ -386,7 +417,7 @@ def run(argv: Sequence[str], stdout: TextIO = sys.stdout, stderr: TextIO = sys.s
     fmt = args.format
     try:
         module = importlib.import_module(f"client.commands.{module_name}")
-        output = module.execute(args, _Progress(stderr, fmt))
+        output = module.execute(args, _Progress(stderr, fmt, stdout))
     except OpsctlError as exc:
         return _error(exc.exit_code, exc.message, exc.hint, fmt, stdout, stderr, kind=exc.kind)
     except KeyboardInterrupt:
@@ -479,9 +510,17 @@ def _error(code: ExitCode, message: str, hint: str, fmt: str, stdout: TextIO, st
 class _Progress:
     """Progress lines for humans go to stderr; stdout carries only the result."""
 
-    def __init__(self, stream: TextIO, fmt: str) -> None:
+    def __init__(self, stream: TextIO, fmt: str, results: TextIO | None = None) -> None:
         self._stream = stream
+        self._results = results
         self.fmt = fmt
+
+    def emit(self, line: str) -> None:
+        """A line of the result stream (`watch -o json` prints JSON lines as the run moves): stdout."""
+        try:
+            print(line, file=self._results, flush=True)
+        except BrokenPipeError:
+            _quiet(self._results or sys.stdout)
 
     def __call__(self, message: str) -> None:
         try:

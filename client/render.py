@@ -24,11 +24,12 @@ class Output:
     text: str
     exit_code: ExitCode = ExitCode.SUCCESS
     extra_json: dict[str, Any] = field(default_factory=dict)
+    compact: bool = False  # JSON on one line: the last of a stream of JSON lines (`watch -o json`)
 
     def render(self, fmt: str) -> str:
         if fmt == "json":
             data = {**self.data, **self.extra_json} if isinstance(self.data, dict) else self.data
-            return json.dumps(data, indent=2, sort_keys=False, default=str)
+            return json.dumps(data, indent=None if self.compact else 2, sort_keys=False, default=str)
         return _CONTROL.sub(lambda match: repr(match.group())[1:-1], self.text)
 
 

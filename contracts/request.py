@@ -48,6 +48,9 @@ class Metadata(StrictModel):
     labels: dict[str, str] = Field(default_factory=dict)
 
 
+RERUN_LABEL = "opsctl/rerun-of"  # metadata.labels: the run a rerun repeats (`opsctl rerun`)
+
+
 class Request(StrictModel):
     """A validated request. `spec` holds the kind's spec, normalised to document form."""
 

@@ -106,6 +106,7 @@ class Decision(StrEnum):
     RETRY = "retry"  # needs_review: run the failed step again
     MARK_DONE = "mark_done"  # needs_review: an operator finished the step by hand
     ABORT = "abort"  # needs_review: stop here
+    NOTE = "note"  # an operator's note on the run's record (the comment is the note); changes nothing
     INVALID = "invalid"  # a signal this run does not know, or whose decision cannot be read from its input
 
 
@@ -238,6 +239,7 @@ class RunState(BaseModel):
     quorum: str = ""  # the policy's quorum, in words
     requester_verified: bool = False  # the request's signature verified against the requester's key
     emergency: str = ""  # break-glass reason: applied without prior approval
+    rerun_of: str = ""  # the run this one repeats (`opsctl rerun`), from the request's signed label
     approval_deadline: datetime | None = None
     review_deadline: datetime | None = None  # an emergency's post-incident review is due by then
     frozen_until: datetime | None = None  # waiting for a freeze window to end

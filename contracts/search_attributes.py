@@ -12,6 +12,7 @@ PHASE = "OpsctlPhase"
 REQUESTER = "OpsctlRequester"
 PLAN_HASH = "OpsctlPlanHash"
 EMERGENCY = "OpsctlEmergency"
+RERUN_OF = "OpsctlRerunOf"  # the run an `opsctl rerun` repeats: `opsctl list --rerun-of RUN` finds its reruns
 MODE = "OpsctlMode"  # apply or dry_run: `opsctl list` hides dry runs unless asked
 
 # name → Temporal's indexed value type, as `temporal operator search-attribute create --type` spells it
@@ -23,4 +24,5 @@ SEARCH_ATTRIBUTES: dict[str, str] = {
     PLAN_HASH: "Keyword",
     EMERGENCY: "Bool",
     MODE: "Keyword",
+    RERUN_OF: "Keyword",
 }

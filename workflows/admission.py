@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.gate import judge_request
     from contracts.phases import Phase
     from contracts.policy import Policy
-    from contracts.request import DocumentError, check_size
+    from contracts.request import RERUN_LABEL, DocumentError, check_size
     from contracts.run import Mode, RunInput, RunSettings, RunState
 
 POLICY_TIMEOUT = timedelta(seconds=10)  # a local read of the worker's loaded policy set
@@ -77,6 +77,7 @@ def initial_state(input: RunInput) -> RunState:
         phase=Phase.VALIDATING,
         request=request,
         emergency=input.emergency if input.mode is Mode.APPLY else "",
+        rerun_of=request.metadata.labels.get(RERUN_LABEL, ""),
         phase_times={Phase.VALIDATING.value: workflow.now()},
     )
 

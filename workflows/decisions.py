@@ -55,6 +55,10 @@ class DecisionHandlers:
     async def resolve_update(self, *args: Any) -> DecisionRecord:
         return await self._receive("resolve", args, "update")
 
+    @workflow.update(name="note", description=f"attach an operator's note (the comment); changes nothing. {_INPUT}")
+    async def note_update(self, *args: Any) -> DecisionRecord:
+        return await self._receive("note", args, "update")
+
     # ---- signals: `temporal workflow signal`, the Web UI's form ---------------------------
 
     @workflow.signal(
@@ -74,6 +78,10 @@ class DecisionHandlers:
     @workflow.signal(description=f"answer needs_review. {_INPUT} + resolution: retry | mark_done | abort")
     async def resolve(self, *args: Any) -> None:
         await self._receive("resolve", args, "signal")
+
+    @workflow.signal(description=f"attach an operator's note (the comment); changes nothing. {_INPUT}")
+    async def note(self, *args: Any) -> None:
+        await self._receive("note", args, "signal")
 
     @workflow.update(dynamic=True, description="any other update name: refused, recorded, and answered")
     async def unknown_update(self, name: str, args: Sequence[RawValue]) -> DecisionRecord:

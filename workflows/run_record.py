@@ -48,12 +48,15 @@ def _attempt_id(entry: str) -> str:
     return entry.partition(":")[2] if _expiry(entry) < _NEVER else entry
 
 
+MAX_NOTES = 50  # accepted notes are kept for good: bounded, so no caller can grow the run's state
+
 # The decisions a run takes, by signal and update name, and the model each one's input must fit.
 DECISION_INPUTS: dict[str, type[DecisionInput]] = {
     Decision.APPROVE.value: DecisionInput,
     Decision.REJECT.value: DecisionInput,
     Decision.CANCEL.value: DecisionInput,
     "resolve": ResolveInput,
+    Decision.NOTE.value: DecisionInput,
 }
 
 
@@ -163,6 +166,7 @@ class RunRecord:
                 sa.PLAN_HASH: self.state.plan_hash,
                 sa.EMERGENCY: bool(self.state.emergency),
                 sa.MODE: self.state.mode.value,
+                sa.RERUN_OF: self.state.rerun_of,
             }
         )
 
@@ -311,6 +315,12 @@ class RunRecord:
                 now=self._clock(),
                 deadline=self.state.approval_deadline if phase is Phase.AWAITING_APPROVAL else None,
             )
+        if decision is Decision.NOTE:
+            if not input.comment.strip():
+                return refuse("a note needs text (the comment)")
+            if len(self._accepted(Decision.NOTE)) >= MAX_NOTES:
+                return refuse(f"this run holds {MAX_NOTES} notes already, the most it keeps")
+            return Verdict(accepted=True, reason="note recorded")
         if decision is Decision.REJECT:
             if self.rejected:
                 return refuse("already rejected")

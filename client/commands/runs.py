@@ -283,6 +283,95 @@ async def cmd_resolve(client: Any, args: argparse.Namespace, config: Config, pro
     return await _decide(client, args, config, Decision(args.resolution), input)
 
 
+async def cmd_rerun(client: Any, args: argparse.Namespace, config: Config, progress: Progress) -> Output:
+    """A new run of a failed run's request, by you, linked to it both ways."""
+    import hashlib
+
+    from client.runs import handle_for, read_state
+    from contracts.request import RERUN_LABEL
+
+    earlier = await read_state(await handle_for(client, args.run))
+    run = earlier.workflow_id
+    if not earlier.phase.terminal:
+        raise OpsctlError(
+            ExitCode.INVALID_INPUT,
+            f"run {run} is still {earlier.phase.value}: it goes on",
+            hint=f"follow it with `opsctl watch {run}`, or stop it first with `opsctl cancel {run} --reason …`",
+        )
+    if earlier.mode is Mode.DRY_RUN:
+        raise OpsctlError(ExitCode.INVALID_INPUT, f"{run} is a dry run", hint="plan again with `opsctl plan -f DOC`")
+    if earlier.phase is Phase.SUCCEEDED:
+        raise OpsctlError(
+            ExitCode.INVALID_INPUT,
+            f"run {run} succeeded: a rerun is for a run that did not",
+            hint="to make the same change again, apply the document with a new metadata.idempotencyKey",
+        )
+    key = f"rerun-{hashlib.sha256(run.encode()).hexdigest()[:16]}"  # the same earlier run: the same rerun
+    labels = {**earlier.request.metadata.labels, RERUN_LABEL: run}
+    metadata = earlier.request.metadata.model_copy(
+        update={"idempotency_key": key, "requester": config.user, "labels": labels}
+    )
+    args.request = earlier.request.model_copy(update={"metadata": metadata})
+    args.emergency, args.reason = False, None
+    output = await cmd_apply(client, args, config, progress)
+    output.extra_json["rerun_of"] = run
+    return output
+
+
+async def cmd_watch(client: Any, args: argparse.Namespace, config: Config, progress: Progress) -> Output:
+    """Follow a run live; return when it ends or when a person must act (unless --until-approved)."""
+    from client.runs import handle_for, wait_for
+
+    handle = await handle_for(client, args.run)
+    until = _ended if args.until_approved else _settled_for_people
+    lines = _json_lines(progress) if args.format == "json" else _reporter(progress)
+    state = await wait_for(handle, until, timeout=args.timeout, on_change=lines, say=progress)
+    _still_running(state, until, args.timeout)
+    output = run_output(state, config.web_ui(handle.id), report=state.phase.terminal)
+    output.compact = args.format == "json"  # the last JSON line: the run as it stands
+    return output
+
+
+def _settled_for_people(state: RunState) -> bool:
+    """watch returns at the end, or as soon as a person must act."""
+    return _ended(state) or state.phase in _PEOPLE_ACT
+
+
+def _json_lines(progress: Progress) -> Callable[[RunState], None]:
+    """`watch -o json`: one JSON object per change, on stdout (progress itself stays off stdout)."""
+    import json
+
+    emit: Callable[[str], None] = getattr(progress, "emit", print)  # stdout: the result stream
+    seen: set[str] = set()
+
+    def report(state: RunState) -> None:
+        event = {
+            "event": "progress",
+            "workflow_id": state.workflow_id,
+            "phase": state.phase.value,
+            "step": state.progress.step,
+            "done": state.progress.done,
+            "total": state.progress.total,
+            "live": [activity.describe() for activity in state.live],
+            "next_action": state.next_action,
+        }
+        line = json.dumps(event, default=str)
+        if line not in seen:
+            seen.add(line)
+            emit(line)
+
+    return report
+
+
+async def cmd_note(client: Any, args: argparse.Namespace, config: Config, progress: Progress) -> Output:
+    text = args.text.strip()
+    if not text:
+        raise OpsctlError(
+            ExitCode.INVALID_INPUT, "the note is empty", hint=f'opsctl note {args.run} "what you saw or did"'
+        )
+    return await _decide(client, args, config, Decision.NOTE, DecisionInput(actor=config.user, comment=text))
+
+
 async def cmd_status(client: Any, args: argparse.Namespace, config: Config, progress: Progress) -> Output:
     from client.runs import handle_for, read_state
 
@@ -304,7 +393,13 @@ async def cmd_result(client: Any, args: argparse.Namespace, config: Config, prog
 async def cmd_list(client: Any, args: argparse.Namespace, config: Config, progress: Progress) -> Output:
     from contracts import search_attributes as sa
 
-    words = ((sa.PHASE, args.phase), (sa.KIND, args.kind), (sa.ENVIRONMENT, args.env), (sa.REQUESTER, args.requester))
+    words = (
+        (sa.PHASE, args.phase),
+        (sa.KIND, args.kind),
+        (sa.ENVIRONMENT, args.env),
+        (sa.REQUESTER, args.requester),
+        (sa.RERUN_OF, args.rerun_of),
+    )
     filters = [f"{attribute} = '{value}'" for attribute, value in words if value]
     if args.since:
         filters.append(f"StartTime >= '{args.since.isoformat()}'")
@@ -325,6 +420,7 @@ async def cmd_list(client: Any, args: argparse.Namespace, config: Config, progre
                 "requester": attributes.get(sa.REQUESTER, ""),
                 "emergency": bool(attributes.get(sa.EMERGENCY, False)),
                 "dry_run": attributes.get(sa.MODE) == Mode.DRY_RUN.value,
+                "rerun_of": attributes.get(sa.RERUN_OF, ""),
                 "started": execution.start_time.strftime("%Y-%m-%d %H:%M:%S"),
                 "plan_hash": attributes.get(sa.PLAN_HASH, ""),
             }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
@@ -95,3 +96,114 @@ async def test_plan_of_a_request_whose_run_waits_for_approval_exits_10(
     assert "awaiting_approval" == again.json()["existing_run"]["phase"]
     assert f"`opsctl status {run}`" in again.json()["note"]
     await opsctl(cli_env, "reject", run, "--reason", "test over", "--as", "bob")
+
+
+async def test_audit_reads_the_whole_story_from_the_history_and_exports_json_lines(
+    cli_env: dict[str, str], tmp_path: Path, stack: Stack
+) -> None:
+    document = rotation(tmp_path, stack, environment="prod")
+    applied = (await opsctl(cli_env, "apply", "-f", document, "-o", "json")).json()
+    run, plan_hash = applied["workflow_id"], applied["plan_hash"]
+    assert 6 == (await opsctl(cli_env, "approve", run, "--plan-hash", plan_hash)).code  # alice: four-eyes
+    noted = await opsctl(cli_env, "note", run, "paged the owner, go ahead", "--as", "carol")
+    assert 0 == noted.code, noted.stdout + noted.stderr
+    assert 0 == (await opsctl(cli_env, "approve", run, "--plan-hash", plan_hash, "--as", "bob")).code
+    assert 0 == (await opsctl(cli_env, "result", run, "--wait", "--timeout", "60")).code
+
+    export = tmp_path / "audit.jsonl"
+    audited = await opsctl(cli_env, "audit", run, "-o", "json", "--export", str(export))
+    assert 0 == audited.code, audited.stderr
+    trail = audited.json()
+    assert ("opsctl.audit/v1", run, "alice", plan_hash) == (
+        trail["schema_version"],
+        trail["workflow_id"],
+        trail["requester"],
+        trail["plan_hash"],
+    )
+    assert trail["closed"]
+    assert "succeeded" == trail["outcome"]["phase"]
+    kinds = [event["kind"] for event in trail["events"]]
+    assert ["requested", "policy", "planned"] == kinds[:3]
+    assert {"decision", "note", "step", "verified", "outcome"} <= set(kinds)
+    assert "outcome" == kinds[-1]
+    requested = trail["events"][0]
+    assert requested["details"]["signed"]
+    assert "RotateDbCredential" == requested["details"]["request"]["kind"]
+    decisions = [event for event in trail["events"] if event["kind"] == "decision"]
+    assert [("alice", "refused"), ("bob", "accepted")] == [(d["actor"], d["details"]["verdict"]) for d in decisions]
+    assert decisions[0]["details"]["reason"].startswith("four-eyes")
+    assert all(d["details"]["signed"] for d in decisions)
+    note = next(event for event in trail["events"] if event["kind"] == "note")
+    assert ("carol", True) == (note["actor"], note["details"]["accepted"])
+    steps = [event for event in trail["events"] if event["kind"] == "step"]
+    assert any("version_id" in str(step["details"]["result"]) for step in steps)  # the external id it made
+    assert all(step["details"]["duration_ms"] >= 0 for step in steps)
+
+    lines = export.read_text().splitlines()
+    assert len(trail["events"]) == len(lines)
+    assert [run] == list({json.loads(line)["workflow_id"] for line in lines})
+    text = await opsctl(cli_env, "audit", run)
+    assert "note by carol: paged the owner, go ahead" in text.stdout
+
+    closed = await opsctl(cli_env, "note", run, "too late")
+    assert 6 == closed.code  # a finished run's history is closed
+    explained = await opsctl(cli_env, "explain", run, "-o", "json")
+    assert 0 == explained.code
+    assert ["carol"] == [note.split(" at ")[0] for note in explained.json()["notes"]]
+    assert [f"opsctl audit {run}"] == [step["command"] for step in explained.json()["next"]]
+
+
+async def test_watch_returns_when_a_person_must_act_and_explain_names_the_commands(
+    cli_env: dict[str, str], tmp_path: Path, stack: Stack
+) -> None:
+    document = rotation(tmp_path, stack, environment="prod")
+    run = (await opsctl(cli_env, "apply", "-f", document, "-o", "json")).json()["workflow_id"]
+    watched = await opsctl(cli_env, "watch", run, "--timeout", "60")
+    assert 7 == watched.code, watched.stderr
+    assert "awaiting_approval" in watched.stdout
+    lines = await opsctl(cli_env, "watch", run, "--timeout", "60", "-o", "json")
+    assert 7 == lines.code
+    parsed = [json.loads(line) for line in lines.stdout.splitlines()]
+    assert "progress" == parsed[0]["event"]
+    assert "awaiting_approval" == parsed[-1]["phase"]
+    assert run == parsed[-1]["workflow_id"]
+
+    explained = (await opsctl(cli_env, "explain", run, "-o", "json")).json()
+    commands = [step["command"] for step in explained["next"]]
+    status = (await opsctl(cli_env, "status", run, "-o", "json")).json()
+    assert f"opsctl approve {run} --plan-hash {status['plan_hash']} --as APPROVER" == commands[0]
+    assert commands[1].startswith(f"opsctl reject {run} --reason")
+    assert explained["requested"].startswith("alice asked for RotateDbCredential in prod")
+    assert [] == explained["changed"]
+    await opsctl(cli_env, "reject", run, "--reason", "test over", "--as", "bob")
+
+
+async def test_rerun_starts_the_same_request_again_linked_both_ways(
+    cli_env: dict[str, str], tmp_path: Path, stack: Stack
+) -> None:
+    document = rotation(tmp_path, stack, environment="prod")
+    first = (await opsctl(cli_env, "apply", "-f", document, "-o", "json")).json()["workflow_id"]
+    running = await opsctl(cli_env, "rerun", first)
+    assert 2 == running.code
+    assert "still awaiting_approval" in running.stderr
+    assert 0 == (await opsctl(cli_env, "reject", first, "--reason", "wrong window", "--as", "bob")).code
+
+    rerun = await opsctl(cli_env, "rerun", first, "-o", "json")
+    assert 7 == rerun.code, rerun.stderr  # a normal run: prod waits for approval again
+    again = rerun.json()
+    assert first == again["rerun_of"]
+    second = again["workflow_id"]
+    assert second != first
+    assert first == again["request"]["metadata"]["labels"]["opsctl/rerun-of"]
+    twice = await opsctl(cli_env, "rerun", first, "-o", "json")
+    assert (second, True) == (twice.json()["workflow_id"], twice.json()["attached"])  # the same rerun
+    listed = await opsctl(cli_env, "list", "--rerun-of", first, "-o", "json")
+    assert [second] == [row["run_id"] for row in listed.json()["runs"]]
+    await opsctl(cli_env, "reject", second, "--reason", "test over", "--as", "bob")
+
+
+async def test_rerun_of_a_run_that_succeeded_is_refused(cli_env: dict[str, str], tmp_path: Path, stack: Stack) -> None:
+    run = (await opsctl(cli_env, "apply", "-f", rotation(tmp_path, stack), "--wait", "-o", "json")).json()
+    refused = await opsctl(cli_env, "rerun", run["workflow_id"])
+    assert 2 == refused.code
+    assert "new metadata.idempotencyKey" in refused.stderr
