@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, NamedTuple, TextIO
+from typing import Any, NamedTuple, NoReturn, TextIO
 
 from contracts.failures import ExitCode, OpsctlError
 
@@ -174,8 +174,24 @@ class _Version(argparse.Action):
         parser.exit()
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a "did you mean" for a misspelled command or choice (`opsctl aply` → apply)."""
+
+    def error(self, message: str) -> NoReturn:
+        import difflib
+        import re
+
+        invalid = re.search(r"invalid choice: '(.*)' \(choose from (.*)\)$", message)
+        if invalid:
+            choices = [choice.strip("'") for choice in invalid[2].split(", ")]
+            close = difflib.get_close_matches(invalid[1], choices, n=1)
+            if close:
+                message += f"; did you mean {close[0]!r}?"
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="opsctl",
         description=DESCRIPTION,
         epilog=EXIT_CODES,
@@ -285,7 +301,11 @@ def _arguments(name: str, parser: argparse.ArgumentParser) -> None:
     if name == "plan":
         parser.add_argument("--timeout", type=seconds, default=120, help=wait_help)
     if name == "apply":
-        parser.add_argument("--wait", action="store_true", help="wait for the run to end, showing progress")
+        parser.add_argument(
+            "--wait",
+            action="store_true",
+            help="wait for the run to end, showing progress; returns early when a person must act (exit 7, 8)",
+        )
         parser.add_argument("--timeout", type=seconds, default=3600, help=wait_help)
         parser.add_argument(
             "--emergency",
@@ -317,8 +337,11 @@ def _arguments(name: str, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--comment", default="", help="recorded with the approval")
     if name == "watch":
         parser.add_argument("--timeout", type=seconds, default=3600, help=wait_help)
+    if name in ("watch", "apply", "result", "rerun"):
         parser.add_argument(
-            "--until-approved", action="store_true", help="keep following while it awaits approval or review"
+            "--until-approved",
+            action="store_true",
+            help="keep waiting while the run awaits approval (a needs_review still returns, exit 8)",
         )
     if name == "rerun":
         parser.add_argument("--wait", action="store_true", help="wait for the new run to end, showing progress")

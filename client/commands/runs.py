@@ -40,7 +40,11 @@ def _check_filters(args: argparse.Namespace) -> None:
     filters = [("--phase", args.phase, [p.value for p in Phase]), ("--kind", args.kind, list(KINDS))]
     for flag, value, known in filters:
         if value and value not in known:
-            raise OpsctlError(ExitCode.INVALID_INPUT, f"{flag} {value!r} is not one of: {', '.join(known)}")
+            import difflib
+
+            close = difflib.get_close_matches(value, known, n=1)
+            guess = f"; did you mean {close[0]!r}?" if close else ""
+            raise OpsctlError(ExitCode.INVALID_INPUT, f"{flag} {value!r} is not one of: {', '.join(known)}{guess}")
 
 
 async def _with_client(
@@ -182,7 +186,7 @@ async def cmd_apply(client: Any, args: argparse.Namespace, config: Config, progr
     else:
         progress(f"attached to {handle.id}: this request was submitted before (same idempotency key or spec)")
     progress(f"Web UI: {config.web_ui(handle.id)}")
-    until = _ended if args.wait else _settled
+    until = _waiting(args) if args.wait else _settled
     state = await wait_for(handle, until, timeout=args.timeout, on_change=_reporter(progress), say=progress)
     if args.wait:  # without it, apply reports where the submitted run stands when the time is up
         _still_running(state, until, args.timeout)
@@ -323,7 +327,7 @@ async def cmd_watch(client: Any, args: argparse.Namespace, config: Config, progr
     from client.runs import handle_for, wait_for
 
     handle = await handle_for(client, args.run)
-    until = _ended if args.until_approved else _settled_for_people
+    until = _waiting(args)
     lines = _json_lines(progress) if args.format == "json" else _reporter(progress)
     state = await wait_for(handle, until, timeout=args.timeout, on_change=lines, say=progress)
     _still_running(state, until, args.timeout)
@@ -332,9 +336,12 @@ async def cmd_watch(client: Any, args: argparse.Namespace, config: Config, progr
     return output
 
 
-def _settled_for_people(state: RunState) -> bool:
-    """watch returns at the end, or as soon as a person must act."""
-    return _ended(state) or state.phase in _PEOPLE_ACT
+def _waiting(args: argparse.Namespace) -> Callable[[RunState], bool]:
+    """What a waiting command (--wait, watch) waits for: the end, or a person who must act — at once for a
+    review (exit 8), and for an approval unless --until-approved (then it waits on through it)."""
+    if getattr(args, "until_approved", False):
+        return lambda state: _ended(state) or state.phase is Phase.NEEDS_REVIEW
+    return lambda state: _ended(state) or state.phase in _PEOPLE_ACT
 
 
 def _json_lines(progress: Progress) -> Callable[[RunState], None]:
@@ -383,7 +390,7 @@ async def cmd_result(client: Any, args: argparse.Namespace, config: Config, prog
     from client.runs import handle_for, wait_for
 
     handle = await handle_for(client, args.run)
-    until = _ended if args.wait else (lambda _: True)
+    until = _waiting(args) if args.wait else (lambda _: True)
     reporter = _reporter(progress) if args.wait else lambda _: None
     state = await wait_for(handle, until, timeout=args.timeout, on_change=reporter, say=progress)
     _still_running(state, until, args.timeout)

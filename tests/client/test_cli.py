@@ -346,6 +346,7 @@ async def test_ctrl_c_exits_130_naming_the_run_that_goes_on(
         "-f",
         document(tmp_path, *seeded),
         "--wait",
+        "--until-approved",  # the run awaits approval: without this, apply returns there (exit 7)
         env=cli_env,
         cwd=ROOT,
         stdout=subprocess.PIPE,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from pathlib import Path
 
@@ -207,3 +208,19 @@ async def test_rerun_of_a_run_that_succeeded_is_refused(cli_env: dict[str, str],
     refused = await opsctl(cli_env, "rerun", run["workflow_id"])
     assert 2 == refused.code
     assert "new metadata.idempotencyKey" in refused.stderr
+
+
+async def test_waiting_commands_return_when_a_person_must_approve_unless_asked_to_wait_on(
+    cli_env: dict[str, str], tmp_path: Path, stack: Stack
+) -> None:
+    document = rotation(tmp_path, stack, environment="prod")
+    waited = await opsctl(cli_env, "apply", "-f", document, "--wait", "--timeout", "60", "-o", "json")
+    assert 7 == waited.code, waited.stderr
+    run = waited.json()
+    assert f"opsctl approve {run['workflow_id']} --plan-hash {run['plan_hash']}" in waited.stderr
+    assert 7 == (await opsctl(cli_env, "result", run["workflow_id"], "--wait", "--timeout", "60")).code
+    began = time.monotonic()
+    patient = await opsctl(cli_env, "result", run["workflow_id"], "--wait", "--until-approved", "--timeout", "3")
+    assert time.monotonic() - began >= 3  # it waited on through the approval phase
+    assert 7 == patient.code  # the wait ran out while it awaits approval: that phase's own code
+    await opsctl(cli_env, "reject", run["workflow_id"], "--reason", "test over", "--as", "bob")

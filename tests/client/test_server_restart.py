@@ -90,6 +90,7 @@ async def test_result_wait_rides_out_a_temporal_restart(
             "result",
             handle.id,
             "--wait",
+            "--until-approved",
             "--timeout",
             "120",
             env=env,

@@ -1,0 +1,31 @@
+"""A misspelled command, action or filter value gets a "did you mean", and exit 2."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from client.main import run
+
+
+@pytest.mark.parametrize(
+    ("argv", "suggestion"),
+    [
+        (["aply", "-f", "x"], "did you mean 'apply'?"),
+        (["dev", "stauts"], "did you mean 'status'?"),
+        (["config", "shwo"], "did you mean 'show'?"),
+        (["--as", "bob", "explian", "R"], "did you mean 'explain'?"),
+    ],
+)
+def test_a_misspelling_suggests_the_right_word(argv: list[str], suggestion: str) -> None:
+    stdout, stderr = io.StringIO(), io.StringIO()
+    assert 2 == run(argv, stdout=stdout, stderr=stderr)
+    assert suggestion in stderr.getvalue()
+    assert "" == stdout.getvalue()
+
+
+def test_nothing_close_suggests_nothing() -> None:
+    stderr = io.StringIO()
+    assert 2 == run(["zzzz"], stdout=io.StringIO(), stderr=stderr)
+    assert "did you mean" not in stderr.getvalue()
