@@ -69,6 +69,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "keys": ("keys", "your signing key: init creates it, show prints the public key to register"),
     "codec-server": ("codec_server", "decode encrypted payloads for the Web UI and `temporal workflow show`"),
     "dev": ("dev", "the embedded development stack: up, down, status"),
+    "completion": ("completion", 'print the shell completion script: eval "$(opsctl completion bash)" (or zsh)'),
     "demo": ("demo", "run the two-person credential rotation demo on the embedded stack"),
 }
 
@@ -389,6 +390,8 @@ def _arguments(name: str, parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
             "--local", action="store_true", help="show: read this machine's copy instead of asking the workers"
         )
+    if name == "completion":
+        parser.add_argument("shell", choices=["bash", "zsh"])
     if name == "config":
         parser.add_argument("action", choices=["show"], help="show: every value, and where it came from")
     if name == "keys":
@@ -422,6 +425,11 @@ def _arguments(name: str, parser: argparse.ArgumentParser) -> None:
 
 def run(argv: Sequence[str], stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
     """Parse, dispatch, print; return the exit code. Never raises for user errors."""
+    if argv[:1] == ["__complete"]:  # the completion script asking what may come next
+        from client.completion import candidates
+
+        print("\n".join(candidates(build_parser(), argv[1:])), file=stdout)
+        return 0
     try:
         # argparse prints usage, errors and --help to sys.stdout/sys.stderr: make those the streams given here.
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):

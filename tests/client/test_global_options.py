@@ -30,6 +30,7 @@ REQUIRED: dict[str, list[str]] = {
     "list": [],
     "dev": ["status"],
     "config": ["show"],
+    "completion": ["bash"],
     "policy": ["show", "prod"],
     "keys": ["show"],
     "codec-server": [],
