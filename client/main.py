@@ -448,7 +448,11 @@ def run(argv: Sequence[str], stdout: TextIO = sys.stdout, stderr: TextIO = sys.s
     fmt = args.format
     try:
         module = importlib.import_module(f"client.commands.{module_name}")
-        output = module.execute(args, _Progress(stderr, fmt, stdout))
+        progress = _Progress(stderr, fmt, stdout)
+        try:
+            output = module.execute(args, progress)
+        finally:
+            progress.close()
     except OpsctlError as exc:
         return _error(exc.exit_code, exc.message, exc.hint, fmt, stdout, stderr, kind=exc.kind)
     except KeyboardInterrupt:
@@ -545,6 +549,23 @@ class _Progress:
         self._stream = stream
         self._results = results
         self.fmt = fmt
+        self._bars: Any = None  # client.progress.Bars, once a long step reports progress on a terminal
+
+    def bar(self, key: str, label: str, done: float, total: float) -> bool:
+        """Show a step's progress as a live bar; False off a terminal (the caller prints a line instead)."""
+        if self.fmt != "text" or not _is_terminal(self._stream):
+            return False
+        if self._bars is None:
+            from client.progress import Bars
+
+            self._bars = Bars(self._stream)
+        self._bars.update(key, label, done, total)
+        return True
+
+    def close(self) -> None:
+        if self._bars is not None:
+            self._bars.close()
+            self._bars = None
 
     def emit(self, line: str) -> None:
         """A line of the result stream (`watch -o json` prints JSON lines as the run moves): stdout."""
@@ -555,9 +576,19 @@ class _Progress:
 
     def __call__(self, message: str) -> None:
         try:
+            if self._bars is not None:  # above the live bars
+                self._bars.print(message)
+                return
             print(message, file=self._stream, flush=True)
         except BrokenPipeError:
             _quiet(self._stream)
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # a closed or odd stream
+        return False
 
 
 def main() -> None:

@@ -58,8 +58,13 @@ async def _with_client(
 
 
 def _reporter(progress: Progress) -> Callable[[RunState], None]:
-    """Print each phase and each apply step once, in order, however coarse the polling is."""
+    """Print each phase and each apply step once, in order, however coarse the polling is; a long
+    step's heartbeats as a live bar on a terminal, else as lines with the time it has left."""
+    from client.progress import Eta
+
     said: set[str] = set()
+    eta = Eta()
+    bar: Callable[[str, str, float, float], bool] = getattr(progress, "bar", lambda *_: False)
 
     def report(state: RunState) -> None:
         events: list[tuple[datetime, int, int, str, str]] = []
@@ -94,6 +99,14 @@ def _reporter(progress: Progress) -> Callable[[RunState], None]:
                 progress(line)
         for activity in state.live:
             line = f"[{state.phase.value}] {activity.describe()}"
+            reading, of = activity.details.get("done"), activity.details.get("total")
+            if isinstance(reading, int | float) and isinstance(of, int | float) and of > 0:
+                seen_as = f"{activity.activity_type}#{activity.attempt}"
+                label = f"{activity.step or activity.activity_type} ({activity.details.get('unit', '')})"
+                if bar(seen_as, label, reading, of):
+                    continue
+                left = eta(seen_as, reading, of)
+                line += f" — about {_duration(left)} left" if left is not None else ""
             if line not in said:  # heartbeats change: print each new reading once
                 said.add(line)
                 progress(line)
