@@ -69,7 +69,10 @@ def default_next(state: RunState, ending: Ending) -> str:
     if ending.phase in (Phase.PLANNED, Phase.NO_CHANGES):
         return "nothing to do: the target is already as requested"
     if ending.phase is Phase.FAILED and ending.failure is not None:
-        return NEXT_ACTION.get(ending.failure.kind, "review the failure message")
+        advice = NEXT_ACTION.get(ending.failure.kind, "review the failure message")
+        if ending.failure.kind in (FailureKind.DEPENDENCY_UNAVAILABLE, FailureKind.CONFLICT):
+            advice += f": `opsctl rerun {state.workflow_id}`"
+        return advice
     return ""
 
 

@@ -20,8 +20,16 @@ with workflow.unsafe.imports_passed_through():
     from contracts.gate import still_needed
     from contracts.phases import Phase
     from contracts.policy import Policy
+    from contracts.run import RunState
 
-_RESUBMIT = "nothing was changed; submit the request again with a new idempotencyKey"
+
+def _resubmit(state: RunState, fixed: bool = False) -> str:
+    if fixed:
+        return (
+            "nothing was changed; fix the request and apply it with a new idempotencyKey "
+            f"(`opsctl rerun {state.workflow_id}` submits it as it was)"
+        )
+    return f"nothing was changed; submit it again with `opsctl rerun {state.workflow_id}`"
 
 
 def approval_timeout(record: RunRecord, policy: Policy) -> timedelta:
@@ -43,7 +51,8 @@ async def await_approval(record: RunRecord, policy: Policy) -> None:
         return (
             (f"approved by {approved}; " if approved else "")
             + f"needs {still_needed(policy, record.approvers())} (not {state.requester}): approve with "
-            f"`opsctl approve {state.workflow_id} --plan-hash {state.plan_hash}`, or reject with `opsctl reject`"
+            f"`opsctl approve {state.workflow_id} --plan-hash {state.plan_hash}`, or reject with "
+            f"`opsctl reject {state.workflow_id} --reason …`"
         )
 
     record.explain = needs
@@ -56,13 +65,11 @@ async def await_approval(record: RunRecord, policy: Policy) -> None:
     try:
         await workflow.wait_condition(decided, timeout=timeout, timeout_summary="approval deadline")
     except TimeoutError:
-        raise Stop(Ending(Phase.EXPIRED, next_action=_RESUBMIT)) from None
+        raise Stop(Ending(Phase.EXPIRED, next_action=_resubmit(state))) from None
     if record.cancel_request is not None:
         raise Stop(Ending(Phase.CANCELLED))
     if record.rejected:
-        raise Stop(
-            Ending(Phase.REJECTED, next_action=_RESUBMIT.replace("submit the request", "fix the request, submit it"))
-        )
+        raise Stop(Ending(Phase.REJECTED, next_action=_resubmit(state, fixed=True)))
 
 
 async def wait_for_window(record: RunRecord, policy: Policy) -> bool:
