@@ -198,7 +198,8 @@ def check_accepted(kind: str, api_version: str, at: date | datetime) -> list[str
     if found is None:
         return []
     if found.in_force(at):
-        raise DocumentError(found.refusal(), field="apiVersion", exit_code=ExitCode.VALIDATION_FAILED)
+        hint = f"submit what `opsctl convert -f DOC` prints: the same request as {found.successor}, the same run id"
+        raise DocumentError(found.refusal(), field="apiVersion", exit_code=ExitCode.VALIDATION_FAILED, hint=hint)
     return [found.warning()]
 
 

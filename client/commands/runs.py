@@ -26,7 +26,7 @@ def execute(args: argparse.Namespace, progress: Progress) -> Output:
     if args.command == "list":
         _check_filters(args)
     if args.command in ("plan", "apply"):  # a bad document is exit 2 or 3 even while Temporal is down
-        args.request = read_request(args.file, args.as_user, args.state_dir)
+        args.request = read_request(args.file, args.as_user, args.state_dir, warn=lambda w: progress(f"warning: {w}"))
     config = load_config(args.as_user, args.state_dir)
     command: Callable[..., Any] = globals()[f"cmd_{args.command}"]
     result: Output = asyncio.run(_with_client(command, args, config, progress))
