@@ -17,7 +17,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, model_validator
 from temporalio import activity
 
 from activities import heartbeats
@@ -25,7 +25,7 @@ from activities.aws import AwsSettings, call, classify_aws, make_client
 from activities.errors import classified
 from contracts.plan import Action, Plan, PlannedAction, Rollback
 from contracts.run import Check
-from contracts.sweep_volumes import SweepStaleVolumesSpec
+from contracts.sweep_volumes import SweepStaleVolumesSpec, SweepStaleVolumesSpecV1, VolumeSelector, upgrade
 
 RUN_TAG, VOLUME_TAG = "opsctl:run", "opsctl:volume"
 GONE = {"InvalidVolume.NotFound"}
@@ -36,16 +36,33 @@ FILTER_VALUES = 200
 class PlanSweepInput(BaseModel):
     spec: SweepStaleVolumesSpec
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_v1(cls, data: Any) -> Any:
+        # A plan step scheduled before opsctl/v2 (a run in flight across the upgrade) carries the
+        # v1 spec: it is read as its exact v2 equivalent, so it plans what it always planned.
+        spec = data.get("spec") if isinstance(data, dict) else None
+        if isinstance(spec, dict) and "selector" not in spec:
+            return {**data, "spec": upgrade(SweepStaleVolumesSpecV1.model_validate(spec))}
+        return data
+
 
 class DeleteBatchInput(BaseModel):
     workflow_id: str
     volume_ids: list[str]
     snapshot_first: bool
     concurrency: int
-    keep_tag: str = "keep"  # re-checked just before deleting: a batch may run hours after approval
+    # Re-checked just before deleting: a batch may run hours after approval. `keep_tag` is the
+    # first of `exclude_tags` (all of it for steps scheduled before opsctl/v2, which carry no list).
+    keep_tag: str = "keep"
+    exclude_tags: list[str] | None = None
     # The batch's volumes that existed when the workflow looked, before the step began (None:
     # histories from before that look): one of them gone now was deleted by an attempt of this step.
     present: list[str] | None = None
+
+    @property
+    def protected_by(self) -> list[str]:
+        return self.exclude_tags or [self.keep_tag]
 
 
 class DeleteBatchResult(BaseModel):
@@ -61,24 +78,31 @@ class VerifySweepInput(BaseModel):
     expected_snapshots: int  # snapshots this run made before deleting
 
 
-def classify_volume(volume: dict[str, Any], spec: SweepStaleVolumesSpec, now: datetime) -> str:
+def classify_volume(volume: dict[str, Any], selector: VolumeSelector, now: datetime) -> str:
     """Why a volume is skipped, or "" if it is a candidate. Reasons are stable texts: they group."""
     tags = {tag["Key"]: tag["Value"] for tag in volume.get("Tags", [])}
-    if spec.keep_tag in tags:
-        return f"has the '{spec.keep_tag}' tag"
+    kept = [key for key in selector.exclude_tags if key in tags]
+    if kept:
+        return f"has the '{kept[0]}' tag"
     if volume["State"] != "available":
         return f"state is {volume['State']} (attached or changing)"
-    if volume["CreateTime"] > now - timedelta(days=spec.older_than_days):
-        return f"created less than {spec.older_than_days} days ago"
+    if volume["CreateTime"] > now - timedelta(days=selector.older_than_days):
+        return f"created less than {selector.older_than_days} days ago"
     return ""
+
+
+def either(words: list[str]) -> str:
+    """'keep' · 'keep' or 'retain' · 'a', 'b' or 'c': one tag reads exactly as opsctl/v1's plans did."""
+    quoted = [f"'{word}'" for word in words]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
 
 
 class SweepVolumesActivities:
     def __init__(self, aws: AwsSettings) -> None:
         self._ec2 = make_client(aws, "ec2")
 
-    async def _volumes(self, spec: SweepStaleVolumesSpec) -> list[dict[str, Any]]:
-        filters = [{"Name": f"tag:{key}", "Values": [value]} for key, value in sorted(spec.tag_filters.items())]
+    async def _volumes(self, selector: VolumeSelector) -> list[dict[str, Any]]:
+        filters = [{"Name": f"tag:{key}", "Values": [value]} for key, value in sorted(selector.tags.items())]
 
         def every_page() -> list[dict[str, Any]]:
             pages = self._ec2.get_paginator("describe_volumes").paginate(
@@ -92,13 +116,15 @@ class SweepVolumesActivities:
     @classified(classify_aws)
     async def plan(self, input: PlanSweepInput) -> Plan:
         """Every volume in scope is either a candidate or skipped with its reason, in id order."""
-        spec = input.spec
+        spec, selector = input.spec, input.spec.selector
         now = datetime.now(UTC)
         groups: dict[str, list[str]] = {}
-        for volume in sorted(await self._volumes(spec), key=lambda v: str(v["VolumeId"])):
-            groups.setdefault(classify_volume(volume, spec, now), []).append(volume["VolumeId"])
+        for volume in sorted(await self._volumes(selector), key=lambda v: str(v["VolumeId"])):
+            groups.setdefault(classify_volume(volume, selector, now), []).append(volume["VolumeId"])
         candidates = groups.pop("", [])
-        scope = ", ".join(f"{k}={v}" for k, v in sorted(spec.tag_filters.items())) or "all volumes"
+        scope = ", ".join(f"{k}={v}" for k, v in sorted(selector.tags.items())) or "all volumes"
+        # The plan's texts are hashed: a v1 request plans, word for word, what it planned before v2.
+        protected = f"no {either(selector.exclude_tags)} tag"
         actions = []
         if candidates:
             actions.append(
@@ -106,7 +132,7 @@ class SweepVolumesActivities:
                     action=Action.DELETE,
                     resource_type="ec2:volume",
                     resource_id=f"{len(candidates)} volumes",  # hashed: its wording never changes
-                    reason=f"available, created more than {spec.older_than_days} days ago, no '{spec.keep_tag}' tag",
+                    reason=f"available, created more than {selector.older_than_days} days ago, {protected}",
                     reversible=spec.snapshot_first,
                     rollback=Rollback.RESTORE_FROM_SNAPSHOT if spec.snapshot_first else Rollback.NONE,
                     observed={"scope": scope, "snapshot_first": str(spec.snapshot_first).lower()},
@@ -145,10 +171,11 @@ class SweepVolumesActivities:
         async def sweep(volume_id: str) -> None:
             volume = now.get(volume_id)
             tags = {tag["Key"] for tag in (volume or {}).get("Tags", [])}
+            kept = [key for key in input.protected_by if key in tags]
             if volume is None:
                 outcome = "gone"
-            elif input.keep_tag in tags:
-                outcome = f"not deleted: tagged '{input.keep_tag}' since the plan was made"
+            elif kept:
+                outcome = f"not deleted: tagged '{kept[0]}' since the plan was made"
             elif volume["State"] != "available":
                 outcome = f"not deleted: {volume['State']} since the plan was made"
             else:

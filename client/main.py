@@ -49,7 +49,8 @@ exit codes:
 # command name → (module in client.commands, help line)
 COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("documents", "check a request document offline (no server needed)"),
-    "schema": ("documents", "print the JSON Schema of a kind's request document"),
+    "schema": ("documents", "list the kinds and their versions, or print a kind's JSON Schema or example"),
+    "convert": ("documents", "print a request document in its kind's latest version (the same request)"),
     "plan": ("runs", "dry run: compute the plan on the worker without changing anything"),
     "apply": ("runs", "submit a request (a repeated apply attaches to the same run)"),
     "approve": ("runs", "approve a run's plan, naming the plan hash you reviewed"),
@@ -295,10 +296,19 @@ def _arguments(name: str, parser: argparse.ArgumentParser) -> None:
     """Arguments per command, declared here so --help needs no command module."""
     doc = {"metavar": "DOC", "help": "request document, YAML or JSON ('-' for stdin)"}
     wait_help = "seconds to wait at most (default: %(default)s)"
-    if name in ("validate", "plan", "apply"):
+    if name in ("validate", "plan", "apply", "convert"):
         parser.add_argument("-f", "--file", required=True, **doc)
     if name == "schema":
-        parser.add_argument("kind", help="operation kind, e.g. RotateDbCredential")
+        parser.add_argument("kind", nargs="?", help="operation kind, e.g. RotateDbCredential (none: list the kinds)")
+        parser.add_argument(
+            "--version",
+            dest="api_version",
+            metavar="V",
+            help="the kind's apiVersion, e.g. opsctl/v1 (default: its latest)",
+        )
+        parser.add_argument(
+            "--example", action="store_true", help="print a commented example document instead of the schema"
+        )
     if name == "plan":
         parser.add_argument("--timeout", type=seconds, default=120, help=wait_help)
     if name == "apply":
@@ -471,7 +481,7 @@ def run(argv: Sequence[str], stdout: TextIO = sys.stdout, stderr: TextIO = sys.s
             return _error(
                 exc.exit_code,
                 str(exc),
-                "see `opsctl schema KIND` for the document's shape",
+                exc.hint or "see `opsctl schema KIND` for the document's shape",
                 fmt,
                 stdout,
                 stderr,

@@ -61,14 +61,21 @@ def run_output(state: RunState, web_ui: str, *, report: bool = True, all_sql: bo
 def _spec_line(state: RunState) -> str:
     """The spec in one line, as the document wrote it; long values are summarised (JSON has them whole)."""
 
+    def inner(value: object) -> str:
+        if isinstance(value, dict):
+            return "{" + ", ".join(f"{k}={inner(v)}" for k, v in value.items()) + "}"
+        if isinstance(value, list):
+            return "[" + ", ".join(inner(item) for item in value) + "]"
+        return str(value).lower() if isinstance(value, bool) else str(value)
+
     def short(value: object) -> str:
         if isinstance(value, list):
             names = [one_line(str(item.get("version", "")) if isinstance(item, dict) else str(item)) for item in value]
             named = [name for name in names if name]
             listed = ", ".join(named[:3]) + (", …" if len(named) > 3 else "")
             return f"{len(value):,}" + (f" ({listed})" if listed else "")
-        if isinstance(value, dict):
-            return one_line(", ".join(f"{k}={v}" for k, v in value.items()))
+        if isinstance(value, dict):  # nested ones too (a v2 sweep's selector): words, not Python reprs
+            return one_line(", ".join(f"{k}={inner(v)}" for k, v in value.items()))
         if isinstance(value, bool):
             return "yes" if value else "no"
         text = one_line(str(value))

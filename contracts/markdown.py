@@ -19,12 +19,13 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from contracts import kinds
 from contracts.gate import still_needed
 from contracts.migrate_schema import sql_by_version
 from contracts.phases import Phase
 from contracts.plan import Action, Plan, PlannedAction, Rollback
 from contracts.policy import Policy
-from contracts.request import Request
+from contracts.request import DocumentError, Request
 from contracts.run import DecisionRecord, Resource, RunState
 from contracts.words import plural, visible
 
@@ -38,12 +39,12 @@ PLAN_ROWS = 20  # plan actions shown in a table; `opsctl result` has them all
 LISTED_IDS = 5  # ids shown per grouped action
 LISTED = 20  # changed resources, warnings, decisions shown
 
-# What each kind acts on, from its spec (document form): the list line's "what".
+# What each kind acts on, from its spec (document form, latest version): the list line's "what".
 TARGETS = {
     "RotateDbCredential": "{role}@{database}",
     "CreateReadReplica": "replica of {sourceInstanceId}",
     "MigrateSchema": "{schemaName}@{database}",
-    "SweepStaleVolumes": "EBS volumes older than {olderThanDays} days",
+    "SweepStaleVolumes": "EBS volumes older than {selector[olderThanDays]} days",
     "BackfillTable": "{database}.{table}.{setColumn}",
 }
 
@@ -144,12 +145,27 @@ def target(request: Request) -> str:
     template = TARGETS.get(request.kind)
     if template is None:
         return ""
+    try:  # an older version's spec reads as its latest form, which the template names
+        spec = kinds.read_spec(request.kind, request.api_version, request.spec).model_dump(mode="json", by_alias=True)
+    except DocumentError:
+        spec = request.spec
 
-    class Spec(dict[str, Any]):
-        def __missing__(self, key: str) -> str:
+    class Missing:
+        def __getitem__(self, key: str) -> Missing:
+            return self
+
+        def __format__(self, spec: str) -> str:
             return "?"
 
-    return template.format_map(Spec(request.spec))
+    class Spec(dict[str, Any]):
+        def __missing__(self, key: str) -> Missing:
+            return Missing()
+
+        def __getitem__(self, key: str) -> Any:
+            value = super().__getitem__(key)
+            return Spec(value) if isinstance(value, dict) else value
+
+    return template.format_map(Spec(spec))
 
 
 def summary(request: Request) -> str:

@@ -17,7 +17,9 @@ from pydantic.alias_generators import to_camel
 
 from contracts.failures import ExitCode
 
-API_VERSION = "opsctl/v1"
+# Every apiVersion some kind has (`contracts.kinds` says which kind has which); v1 is every kind's first.
+API_VERSIONS = ("opsctl/v1", "opsctl/v2")
+API_VERSION = API_VERSIONS[0]
 
 
 class StrictModel(BaseModel):
@@ -54,15 +56,22 @@ RERUN_LABEL = "opsctl/rerun-of"  # metadata.labels: the run a rerun repeats (`op
 class Request(StrictModel):
     """A validated request. `spec` holds the kind's spec, normalised to document form."""
 
-    api_version: Literal["opsctl/v1"] = "opsctl/v1"
+    api_version: Literal["opsctl/v1", "opsctl/v2"] = "opsctl/v1"
     kind: str
     metadata: Metadata
     spec: dict[str, Any]
 
     def spec_hash(self) -> str:
-        """sha256 over kind, environment and spec: the default idempotency identity."""
+        """sha256 over kind, environment and spec: the default idempotency identity.
+
+        The spec is taken in the oldest version that says it (`contracts.kinds.identity_spec`):
+        a document and its conversion to a newer version are the same request, the same run.
+        """
+        from contracts.kinds import identity_spec  # the kinds table imports this module
+
+        spec = identity_spec(self.kind, self.api_version, self.spec)
         canonical = json.dumps(
-            {"kind": self.kind, "environment": self.metadata.environment, "spec": self.spec},
+            {"kind": self.kind, "environment": self.metadata.environment, "spec": spec},
             sort_keys=True,
             separators=(",", ":"),
         )
@@ -74,14 +83,18 @@ class Request(StrictModel):
 
 
 class DocumentError(Exception):
-    """A request document that cannot be used. `field` is a dotted path when one is known."""
+    """A request document that cannot be used. `field` is a dotted path when one is known;
+    `hint` says what to do about it, when the message alone does not."""
 
-    def __init__(self, message: str, field: str = "", exit_code: ExitCode = ExitCode.INVALID_INPUT):
+    def __init__(
+        self, message: str, field: str = "", exit_code: ExitCode = ExitCode.INVALID_INPUT, hint: str = ""
+    ) -> None:
         prefixed = field and not message.startswith(f"{field}:")
         super().__init__(f"{field}: {message}" if prefixed else message)
         self.field = field
         self.message = message
         self.exit_code = exit_code
+        self.hint = hint
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
@@ -90,14 +103,27 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) if str(part).isprintable() else repr(part) for part in loc)
 
 
-def describe_validation_error(error: ValidationError, prefix: str = "") -> DocumentError:
-    """Turn pydantic's report into one DocumentError naming every bad field."""
+def describe_validation_error(
+    error: ValidationError, prefix: str = "", model: type[BaseModel] | None = None
+) -> DocumentError:
+    """Turn pydantic's report into one DocumentError naming every bad field.
+
+    `model`: the model that was validated; an unknown field is then matched against the
+    fields it has at that place ("did you mean 'olderThanDays'?").
+    """
+    from contracts.suggest import unknown_field
+
     problems = []
     first_field = ""
     for item in error.errors():
         path = _field_path((prefix, *item["loc"]) if prefix else item["loc"])
         first_field = first_field or path
-        message = "unknown field" if item["type"] == "extra_forbidden" else item["msg"]
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            meant = unknown_field(model, item["loc"]) if model is not None else ""
+            parent = _field_path((prefix, *item["loc"][:-1]) if prefix else item["loc"][:-1])
+            meant = f"{parent}.{meant}" if meant and parent else meant
+            message = f"unknown field; did you mean {meant!r}?" if meant else "unknown field"
         problems.append(f"{path}: {message}")
     return DocumentError("; ".join(problems), field=first_field, exit_code=ExitCode.VALIDATION_FAILED)
 
@@ -235,6 +261,19 @@ def _strict_loader(aliases: bool) -> Any:
     return StrictLoader
 
 
+NOT_PLAIN_HINT = (
+    "documents are plain YAML or JSON: string keys, each once; no anchors, aliases, merge keys or custom tags"
+)
+
+
+def _syntax_hint(where: Any) -> str:
+    """'fix the YAML syntax at line 3, column 7': the place PyYAML points at (a mark, or an error holding one)."""
+    mark = getattr(where, "problem_mark", None) or getattr(where, "context_mark", None) or where
+    line, column = getattr(mark, "line", None), getattr(mark, "column", None)
+    at = f" at line {line + 1}, column {column + 1}" if isinstance(line, int) and isinstance(column, int) else ""
+    return f"fix the YAML syntax{at} (indentation, a missing ':' or closing bracket or quote); JSON is YAML too"
+
+
 def load_mapping(
     text: str,
     source: str = "document",
@@ -254,11 +293,14 @@ def load_mapping(
     try:
         loader = _strict_loader(aliases)(text)  # what yaml.load does, keeping the loader to say where
         data = loader.get_single_data()
-    except yaml.YAMLError as exc:
-        raise DocumentError(f"{source} is not valid YAML or JSON: {exc}") from exc
+    except (yaml.scanner.ScannerError, yaml.parser.ParserError, yaml.reader.ReaderError) as exc:
+        raise DocumentError(f"{source} has a YAML syntax error: {exc}", hint=_syntax_hint(exc)) from exc
+    except yaml.YAMLError as exc:  # well-formed, but something a document may not hold (the message says what)
+        raise DocumentError(f"{source} is not valid YAML or JSON: {exc}", hint=NOT_PLAIN_HINT) from exc
     except ValueError as exc:  # the scanner's escapes: "\U00110000" names no character
-        where = f"\n{loader.get_mark()}" if loader is not None else ""
-        raise DocumentError(f"{source} is not valid YAML or JSON: {exc}{where}") from None
+        mark = loader.get_mark() if loader is not None else None
+        where = f"\n{mark}" if mark is not None else ""
+        raise DocumentError(f"{source} has a YAML syntax error: {exc}{where}", hint=_syntax_hint(mark)) from None
     except RecursionError:
         raise DocumentError(f"{source} is nested too deeply to read") from None
     finally:
@@ -270,27 +312,58 @@ def load_mapping(
 
 
 def parse_request(data: dict[str, Any]) -> Request:
-    """Validate the envelope, then the spec against its kind's model."""
-    from contracts.kinds import spec_model  # the kinds table imports this module
+    """Validate the envelope, then the spec against its kind's model at the document's version.
+
+    The spec stays in the version the document wrote (what the requester signs and the run
+    records); `contracts.kinds.read_spec` converts it to the latest where a workflow reads it.
+    Whether a deprecated version is still accepted depends on the day: `kinds.check_accepted`.
+    """
+    from contracts import kinds  # the kinds table imports this module
+    from contracts.suggest import did_you_mean
 
     version = data.get("apiVersion")
-    if version != API_VERSION:
-        raise DocumentError(f"must be {API_VERSION!r}, got {_shown(version)}", field="apiVersion")
+    if version not in API_VERSIONS:
+        suggestion = did_you_mean(version, API_VERSIONS) if isinstance(version, str) else ""
+        raise DocumentError(
+            f"must be one of {', '.join(API_VERSIONS)}, got {_shown(version)}{suggestion}", field="apiVersion"
+        )
     kind = data.get("kind")
-    model = spec_model(kind) if isinstance(kind, str) else None
-    if model is None:
-        from contracts.kinds import KINDS
-
-        raise DocumentError(f"unknown kind {_shown(kind)}; known kinds: {', '.join(sorted(KINDS))}", field="kind")
+    if not isinstance(kind, str) or kind not in kinds.VERSIONS:
+        raise kinds.unknown_kind(kind)
+    if kinds.version(kind, version) is None:
+        raise kinds.unknown_version(kind, version)
     try:
         envelope = Request.model_validate(data)
     except ValidationError as exc:
-        raise describe_validation_error(exc) from exc
+        error = describe_validation_error(exc, model=Request)
+        error.hint = f"`opsctl schema {kind} --version {version}` shows the document's shape"
+        raise error from exc
     try:
-        spec = model.model_validate(envelope.spec)
-    except ValidationError as exc:
-        raise describe_validation_error(exc, prefix="spec") from exc
+        spec = kinds.validate_spec(kind, envelope.api_version, envelope.spec)
+    except DocumentError as exc:
+        exc.hint = _other_version_hint(kind, envelope.api_version, envelope.spec)
+        raise
     return envelope.model_copy(update={"spec": spec.model_dump(mode="json", by_alias=True)})
+
+
+def _other_version_hint(kind: str, api_version: str, spec: dict[str, Any]) -> str:
+    """A spec written for another version of its kind (the apiVersion changed, the spec did not) says so."""
+    from contracts import kinds
+
+    known = kinds.versions(kind)
+    for other in known:
+        if other != api_version:
+            try:
+                kinds.validate_spec(kind, other, spec)
+            except DocumentError:
+                continue
+            then = (
+                " (then `opsctl convert -f DOC` prints it as the newer one)"
+                if known.index(other) < known.index(api_version)
+                else ""
+            )
+            return f"the spec is a valid {kind} {other} spec: set apiVersion: {other}{then}"
+    return f"`opsctl schema {kind} --version {api_version}` shows the document's shape"
 
 
 def check_size(request: Request) -> None:

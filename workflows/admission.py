@@ -18,6 +18,7 @@ from workflows.ending import stop
 
 with workflow.unsafe.imports_passed_through():
     from activities.policy import PolicyActivities, ResolvePolicyInput
+    from contracts import kinds
     from contracts.failures import FailureKind
     from contracts.gate import judge_request
     from contracts.phases import Phase
@@ -25,6 +26,8 @@ with workflow.unsafe.imports_passed_through():
     from contracts.request import RERUN_LABEL, DocumentError, check_size
     from contracts.run import Mode, RunInput, RunSettings, RunState
 
+# Runs started before deprecated versions were judged here replay without that judgement.
+JUDGE_DEPRECATED_VERSIONS = "admission-judges-deprecated-versions"
 POLICY_TIMEOUT = timedelta(seconds=10)  # a local read of the worker's loaded policy set
 # A few tries, not forever: the answer is in memory, so failing to get it is not transient.
 POLICY_RETRY = RetryPolicy(maximum_attempts=3)
@@ -115,6 +118,7 @@ def admit(input: RunInput, state: RunState, settings: RunSettings) -> Policy:
         )
     if input.request.kind != info.workflow_type:
         raise stop(FailureKind.VALIDATION, f"a {input.request.kind} request cannot run as {info.workflow_type}")
+    _judge_version(input, state)
     try:  # the CLI checks this before starting; a raw `temporal workflow start` is checked here
         check_size(input.request)
     except DocumentError as exc:
@@ -142,3 +146,22 @@ def admit(input: RunInput, state: RunState, settings: RunSettings) -> Policy:
         raise stop(FailureKind.POLICY_DENIED, verdict.reason)
     state.requester_verified = verdict.signed
     return policy
+
+
+def _judge_version(input: RunInput, state: RunState) -> None:
+    """The kind must have the request's version, and a deprecated one must still be accepted.
+
+    Judged at the moment the request reached Temporal (as its signature is), not when a worker
+    got to it; a run admitted before the date goes on to its end, across continue-as-new too.
+    """
+    request = input.request
+    if kinds.version(request.kind, request.api_version) is None:
+        raise stop(FailureKind.VALIDATION, str(kinds.unknown_version(request.kind, request.api_version)))
+    if kinds.deprecation(request.kind, request.api_version) is None or not workflow.patched(JUDGE_DEPRECATED_VERSIONS):
+        return
+    try:
+        state.warnings.extend(
+            kinds.check_accepted(request.kind, request.api_version, workflow.info().workflow_start_time)
+        )
+    except DocumentError as exc:
+        raise stop(FailureKind.VALIDATION, str(exc)) from None

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, CancelledError
@@ -27,12 +27,12 @@ from workflows.ending import Ending, Stop, classify, default_next, stop
 from workflows.run_record import RunRecord
 
 with workflow.unsafe.imports_passed_through():
-    from contracts import markdown
+    from contracts import kinds, markdown
     from contracts.failures import NON_RETRYABLE_KINDS, FailureKind
     from contracts.phases import Phase
     from contracts.plan import Plan
     from contracts.policy import RETRY_WINDOW, Policy
-    from contracts.request import describe_validation_error
+    from contracts.request import DocumentError, Request
     from contracts.run import (
         Check,
         Continuation,
@@ -185,7 +185,7 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
 
     async def _run(self, input: RunInput) -> Ending:
         policy = admission.admit(input, self.record.state, self.settings)
-        spec = self._spec(input.request.spec)
+        spec = self._spec(input.request)
         self.record.enter(Phase.PLANNING)
         plan = await self._plan(spec, policy)
         if input.mode is Mode.DRY_RUN:
@@ -200,7 +200,7 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
 
     async def _resume(self) -> Ending:
         """A continued run: its plan was approved earlier in this chain; go on applying."""
-        spec = self._spec(self.record.state.request.spec)
+        spec = self._spec(self.record.state.request)
         assert self.record.state.plan is not None, "a run is only continued from apply"
         return await self._apply_and_verify(spec, self.record.state.plan, entered=True)
 
@@ -214,11 +214,15 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
         self.record.enter(Phase.VERIFYING)
         return await self._verify(spec)
 
-    def _spec(self, spec: dict[str, Any]) -> SpecT:
+    def _spec(self, request: Request) -> SpecT:
+        """The spec as the operation reads it: in its kind's latest version, whichever version the request used."""
         try:
-            return self.spec_model.model_validate(spec)
-        except ValidationError as exc:
-            raise stop(FailureKind.VALIDATION, str(describe_validation_error(exc, prefix="spec"))) from None
+            spec = kinds.read_spec(request.kind, request.api_version, request.spec)
+        except DocumentError as exc:
+            raise stop(FailureKind.VALIDATION, str(exc)) from None
+        if not isinstance(spec, self.spec_model):
+            raise TypeError(f"{type(self).__name__} reads {self.spec_model.__name__}, not {type(spec).__name__}")
+        return spec
 
     async def _plan(self, spec: SpecT, policy: Policy) -> Plan:
         plan = await self.plan(spec)
@@ -497,12 +501,12 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
         return Ending(Phase.CANCELLED, failure, "cancelled; some changes stand: review them (warnings, uncertain)")
 
     async def _diagnosis(self) -> str:
-        return (await self.diagnose(self._spec(self.record.state.request.spec), self._applied)).statement
+        return (await self.diagnose(self._spec(self.record.state.request), self._applied)).statement
 
     async def _still_broken(self) -> str:
         """At a partial ending: what the operation finds broken (a rotation: which password works),
         also in `uncertain`; '' when it has nothing to say (nothing it knows how to repair)."""
-        spec = self._spec(self.record.state.request.spec)
+        spec = self._spec(self.record.state.request)
         if not self.repair(spec, self._applied):
             return ""
         diagnosis = await self.diagnose(spec, self._applied)
@@ -524,7 +528,7 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
         if self.record.compensation_started:
             return False
         self.record.enter(Phase.COMPENSATING)
-        spec = self._spec(self.record.state.request.spec)
+        spec = self._spec(self.record.state.request)
         while True:
             try:
                 return await self.compensate(spec, self._applied)

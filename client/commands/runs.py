@@ -27,7 +27,7 @@ def execute(args: argparse.Namespace, progress: Progress) -> Output:
         _check_filters(args)
     config = config_for(args)
     if args.command in ("plan", "apply"):  # a bad document is exit 2 or 3 even while Temporal is down
-        args.request = read_request(args.file, config)
+        args.request = read_request(args.file, config, warn=lambda w: progress(f"warning: {w}"))
     command: Callable[..., Any] = globals()[f"cmd_{args.command}"]
     result: Output = asyncio.run(_with_client(command, args, config, progress))
     return result
@@ -127,6 +127,7 @@ async def cmd_plan(client: Any, args: argparse.Namespace, config: Config, progre
     request: Request = args.request
     existing = await _existing_run(client, request)
     if existing is not None:
+        _same_request(existing, request)
         return _planned_before(existing, config)
     handle, _ = await start_run(
         client, request, task_queue=config.task_queue, mode=Mode.DRY_RUN, keys=_keys(config, request, progress)
@@ -150,6 +151,17 @@ async def _existing_run(client: Any, request: Request) -> RunState | None:
 
     handle = await find_run(client, request.workflow_id())
     return None if handle is None else await read_state(handle)
+
+
+def _same_request(earlier: RunState, request: Request) -> None:
+    """An idempotency key only ever means one request: another spec under it is refused (exit 2)."""
+    if earlier.request.spec_hash() != request.spec_hash():
+        raise OpsctlError(
+            ExitCode.INVALID_INPUT,
+            f"idempotencyKey {request.metadata.idempotency_key!r} already names run {earlier.workflow_id}, "
+            "submitted with a different request (kind, environment or spec)",
+            hint="use a new idempotencyKey for a new request; the same key only ever means the same request",
+        )
 
 
 def _planned_before(state: RunState, config: Config) -> Output:
@@ -185,14 +197,7 @@ async def cmd_apply(client: Any, args: argparse.Namespace, config: Config, progr
     handle, new = await start_run(client, request, task_queue=config.task_queue, emergency=emergency, keys=keys)
     args.submitted = True
     if not new:
-        earlier = await wait_for(handle, lambda _: True, timeout=UNANSWERED_FOR)  # a busy worker: ask again
-        if earlier.request.spec_hash() != request.spec_hash():
-            raise OpsctlError(
-                ExitCode.INVALID_INPUT,
-                f"idempotencyKey {request.metadata.idempotency_key!r} already names run {handle.id}, "
-                "submitted with a different request (kind, environment or spec)",
-                hint="use a new idempotencyKey for a new request; the same key only ever means the same request",
-            )
+        _same_request(await wait_for(handle, lambda _: True, timeout=UNANSWERED_FOR), request)  # busy: ask again
     if new:
         how = " as an EMERGENCY (break-glass; a post-incident review follows)" if emergency else ""
         progress(f"submitted {handle.id} as {request.metadata.requester}{how}")

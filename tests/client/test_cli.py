@@ -54,7 +54,8 @@ async def test_validate_accepts_a_good_document_with_a_stable_json_shape(
 ) -> None:
     ran = await opsctl(cli_env, "validate", "-f", document(tmp_path, "app_user", "s"), "--format", "json")
     assert 0 == ran.code, ran.stderr
-    assert {"valid", "kind", "run_id", "environment", "requester", "spec"} == set(ran.json())
+    assert {"valid", "kind", "api_version", "run_id", "environment", "requester", "spec", "warnings"} == set(ran.json())
+    assert [] == ran.json()["warnings"]
     assert "alice" == ran.json()["requester"]
 
 

@@ -22,6 +22,7 @@ HISTORIES = ROOT / "tests" / "workflows" / "histories"
 DEV_EXAMPLES = {
     "rotate-db-credential-dev.yaml": ["rotation"],
     "sweep-stale-volumes.yaml": ["volumes", "30"],
+    "sweep-stale-volumes-v2.yaml": ["volumes", "30"],
     "create-read-replica-dev.yaml": ["rds-source", "orders-db"],
     "migrate-schema.yaml": [],
     "backfill-table.yaml": ["backfill-table"],

@@ -14,6 +14,7 @@ from client.main import COMMANDS, GLOBAL_OPTIONS, ConflictingOptions, parse, run
 REQUIRED: dict[str, list[str]] = {
     "validate": ["-f", "doc.yaml"],
     "schema": ["RotateDbCredential"],
+    "convert": ["-f", "doc.yaml"],
     "plan": ["-f", "doc.yaml"],
     "apply": ["-f", "doc.yaml"],
     "approve": ["RUN", "--plan-hash", "H"],

@@ -62,13 +62,27 @@ STATES = [
     state(Phase.REJECTED, next_action="", decisions=[decision("bob", True, "rejected")]),
     state(Phase.APPLYING),
     migration_run("SELECT 1;", []),
+    state(
+        Phase.AWAITING_APPROVAL,
+        request=request("SweepStaleVolumes").model_copy(
+            update={
+                "api_version": "opsctl/v2",
+                "spec": {"selector": {"olderThanDays": 30, "tags": {"team": "data"}, "excludeTags": ["keep", "x"]}},
+            }
+        ),
+    ),
 ]
 
 
-@pytest.mark.parametrize("run", STATES, ids=lambda run: run.phase.value)
+@pytest.mark.parametrize("run", STATES, ids=lambda run: f"{run.kind}-{run.phase.value}")
 def test_text_has_no_python_reprs(run: RunState) -> None:
     for text in (render_run(run, "ui"), render_status(run, "ui")):
         assert not re.search(r"\bNone\b|\{'|\[\d+ items\]|\(s\)|\bTrue\b|\bFalse\b", text), text
+
+
+def test_a_v2_sweep_s_selector_reads_as_words() -> None:
+    text = render_run(STATES[-1], "ui")
+    assert "selector: olderThanDays=30, tags={team=data}, excludeTags=[keep, x]" in text
 
 
 @pytest.mark.parametrize("phase", [Phase.NO_CHANGES, Phase.EXPIRED, Phase.REJECTED, Phase.SUCCEEDED])
@@ -93,6 +107,7 @@ def test_a_voided_approval_is_named_with_its_reason() -> None:
 
 async def test_opsctl_plan_of_the_example_migrations_shows_their_sql(cli_env: dict[str, str], tmp_path: Path) -> None:
     example = (ROOT / "examples" / "migrate-schema.yaml").read_text().replace("schemaName: shop", "schemaName: txt")
+    example = example.replace("idempotencyKey: dev-migrate-shop-1", "idempotencyKey: dev-migrate-txt-1")
     path = tmp_path / "migrate-schema.yaml"
     path.write_text(example)
     (tmp_path / "migrations").symlink_to(ROOT / "examples" / "migrations")

@@ -42,7 +42,8 @@ async def test_a_worker_killed_right_after_each_operation_s_side_effect_changes_
 
     assert [] == [(o.kind, o.problems) for o in outcomes if o.problems]
     assert all(o.struck for o in outcomes)
-    assert all(o.recovery_seconds is not None and o.recovery_seconds < 15 for o in outcomes), [
+    # Handed over by the 10 s heartbeat timeout, not the 60 s start-to-close one (a loaded CI machine adds seconds).
+    assert all(o.recovery_seconds is not None and o.recovery_seconds < 45 for o in outcomes), [
         (o.kind, o.recovery_seconds) for o in outcomes
     ]
 
