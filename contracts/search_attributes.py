@@ -12,6 +12,7 @@ PHASE = "OpsctlPhase"
 REQUESTER = "OpsctlRequester"
 PLAN_HASH = "OpsctlPlanHash"
 EMERGENCY = "OpsctlEmergency"
+DRIFT = "OpsctlDrift"  # a scheduled dry run whose plan has changes (`opsctl list --drift`)
 
 # name → Temporal's indexed value type, as `temporal operator search-attribute create --type` spells it
 SEARCH_ATTRIBUTES: dict[str, str] = {
@@ -21,4 +22,5 @@ SEARCH_ATTRIBUTES: dict[str, str] = {
     REQUESTER: "Keyword",
     PLAN_HASH: "Keyword",
     EMERGENCY: "Bool",
+    DRIFT: "Bool",
 }
