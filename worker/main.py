@@ -20,6 +20,7 @@ from activities.policy import PolicyActivities, load_policies
 from activities.postgres import Databases
 from activities.read_replica import ReadReplicaActivities
 from activities.rotate_credential import RotateCredentialActivities
+from activities.schedules import ScheduleActivities
 from activities.sweep_volumes import SweepVolumesActivities
 from encryption.keys import KeysError
 from worker.converter import data_converter
@@ -62,6 +63,7 @@ def build_activities(settings: WorkerSettings) -> list[Callable[..., Any]]:
     databases = Databases(settings.databases)
     return [
         *activity_methods(policy_activities(settings)),
+        *activity_methods(ScheduleActivities()),
         *activity_methods(RotateCredentialActivities(databases, settings.aws)),
         *activity_methods(SweepVolumesActivities(settings.aws)),
         *activity_methods(ReadReplicaActivities(settings.aws)),
