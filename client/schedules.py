@@ -164,7 +164,7 @@ async def create(
         raise OpsctlError(
             ExitCode.INVALID_INPUT,
             f"schedule {schedule_id} already exists ({existing.mode.value} {existing.spec}, requested by "
-            f"{existing.requester}), for another request or cadence",
+            f"{existing.requester}) with another request, cadence or mode",
             hint=f"delete it first (`opsctl schedule delete {schedule_id}`), or give this document another "
             "idempotencyKey",
         ) from None

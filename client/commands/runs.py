@@ -275,6 +275,8 @@ async def cmd_list(client: Any, args: argparse.Namespace, config: Config, progre
         for attribute, value in ((sa.PHASE, args.phase), (sa.KIND, args.kind), (sa.ENVIRONMENT, args.env))
         if value
     ]
+    if args.drift:  # scheduled dry runs whose plan had changes
+        filters.append(f"{sa.DRIFT} = true")
     query = " AND ".join([f"{sa.KIND} IS NOT NULL", *filters])
     rows = []
     async for execution in client.list_workflows(query, limit=args.limit):

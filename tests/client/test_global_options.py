@@ -23,6 +23,7 @@ REQUIRED: dict[str, list[str]] = {
     "status": ["RUN"],
     "result": ["RUN"],
     "list": [],
+    "schedule": ["list"],
     "dev": ["status"],
     "policy": ["show", "prod"],
     "keys": ["show"],
