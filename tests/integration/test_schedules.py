@@ -1,10 +1,14 @@
 """Scheduled runs on the real stack (Temporal dev server: the time-skipping one knows no schedules' search
 attributes): each fire is a normal run through the same gate, a schedule's signature counts only for runs
-that schedule started, a fire of the same time runs once, and a scheduled dry run is drift detection."""
+that schedule started, a fire of the same time runs once, and a scheduled dry run is drift detection.
+
+With OPSCTL_RECORD_HISTORIES=1 the drift test saves its runs' histories for the replay tests.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -24,6 +28,7 @@ from contracts.phases import Phase
 from contracts.request import Request, parse_request
 from contracts.run import Decision, DecisionInput, Mode, RunInput, RunState
 from contracts.schedules import Cadence, OnDrift, ScheduleGrant, every, fire_id
+from tests.client.test_examples import record
 from tests.identities import KEYRING
 from tests.integration.test_rotate_credential import can_login, rotation_request, secret_stages
 from tests.integration.test_sweep_volumes import existing, make_volumes
@@ -316,6 +321,9 @@ async def test_a_scheduled_dry_run_records_drift_and_submits_its_apply_for_appro
         lambda ids: clean.workflow_id in ids,
     )
     assert clean.workflow_id in not_drifting
+    if os.environ.get("OPSCTL_RECORD_HISTORIES"):  # the replay tests keep these paths deterministic
+        for run in (check, apply_run, second, clean.workflow_id):
+            await record(client, run)
 
 
 async def test_a_manual_plan_records_no_drift_and_a_run_cannot_pose_as_a_drift_apply(

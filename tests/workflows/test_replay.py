@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 from temporalio.client import WorkflowHistory
@@ -38,7 +39,7 @@ CONVERTERS = {"plain": DATA_CONVERTER, "encrypting": data_converter(parse_keys(n
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_a_committed_history_replays_without_nondeterminism(path: Path, converter: str) -> None:
     replayer = Replayer(workflows=WORKFLOWS, data_converter=CONVERTERS[converter])
-    workflow_id = path.stem.split("@")[0]  # the signatures in a history are bound to its workflow id
+    workflow_id = unquote(path.stem.split("@")[0])  # the signatures in a history are bound to its workflow id
     history = WorkflowHistory.from_json(workflow_id, path.read_text())
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
