@@ -30,7 +30,7 @@ DRIFT_APPLY_SUFFIX = "-apply"  # a drifting dry run's apply is `<dry run's id>-a
 MAX_EVERY_SECONDS = 366 * 24 * 3600
 
 _UNITS = {"w": 7 * 24 * 3600, "d": 24 * 3600, "h": 3600, "m": 60, "s": 1}
-_EVERY = re.compile(r"^(?:\d+[wdhms])+$")
+_EVERY = re.compile(r"^(?:[0-9]+[wdhms])+$")
 
 
 class OnDrift(StrEnum):
@@ -81,16 +81,24 @@ def is_drift_apply_of(schedule_id: str, workflow_id: str) -> bool:
 # ---- every ------------------------------------------------------------------------------
 
 
+def _clip(text: str, limit: int = 60) -> str:
+    """What a caller typed, for a message: quoted, and cut short."""
+    return repr(text if len(text) <= limit else f"{text[:limit]}…")
+
+
 def parse_every(text: str) -> int:
     """`30d`, `12h`, `1h30m`, `90s`, `2w` → seconds; ValueError saying what is wrong."""
     compact = text.strip().lower()
     if not _EVERY.match(compact):
-        raise ValueError(f"--every {text!r}: write a duration such as 30d, 12h, 1h30m or 90s (units w d h m s)")
-    seconds = sum(int(number) * _UNITS[unit] for number, unit in re.findall(r"(\d+)([wdhms])", compact))
+        raise ValueError(f"--every {_clip(text)}: write a duration such as 30d, 12h, 1h30m or 90s (units w d h m s)")
+    found = re.findall(r"([0-9]+)([wdhms])", compact)
+    if any(len(number) > 9 for number, _ in found):
+        raise ValueError(f"--every {_clip(text)}: at most 366d (a schedule's signature lasts a year at most)")
+    seconds = sum(int(number) * _UNITS[unit] for number, unit in found)
     if seconds < 1:
-        raise ValueError(f"--every {text!r}: the interval must be at least 1s")
+        raise ValueError(f"--every {_clip(text)}: the interval must be at least 1s")
     if seconds > MAX_EVERY_SECONDS:
-        raise ValueError(f"--every {text!r}: at most 366d (a schedule's signature lasts a year at most)")
+        raise ValueError(f"--every {_clip(text)}: at most 366d (a schedule's signature lasts a year at most)")
     return seconds
 
 
@@ -135,12 +143,16 @@ Ranges = tuple[tuple[int, int, int], ...]  # (start, end, step), each inclusive,
 def _number(field: str, token: str, low: int, high: int, expression: str) -> int:
     value = _NAMES.get(field, {}).get(token.lower())
     if value is None:
-        if not token.isdigit():
-            raise ValueError(f"--cron {expression!r}: {token!r} is not a value of the {_words(field)} field")
+        if not (token.isascii() and token.isdigit()):
+            raise ValueError(
+                f"--cron {_clip(expression)}: {_clip(token, 20)} is not a value of the {_words(field)} field"
+            )
+        if len(token) > 4:
+            raise ValueError(f"--cron {_clip(expression)}: {_clip(token, 20)} is outside the {_words(field)} field")
         value = int(token)
     top = 7 if field == "day_of_week" else high  # cron writes Sunday as 0 or 7
     if not low <= value <= top:
-        raise ValueError(f"--cron {expression!r}: {token} is outside the {_words(field)} field ({low}-{high})")
+        raise ValueError(f"--cron {_clip(expression)}: {token} is outside the {_words(field)} field ({low}-{high})")
     return value
 
 
@@ -152,8 +164,8 @@ def _field_values(field: str, text: str, low: int, high: int, expression: str) -
     values: set[int] = set()
     for item in text.split(","):
         body, slash, step_text = item.partition("/")
-        if slash and (not step_text.isdigit() or int(step_text) == 0):
-            raise ValueError(f"--cron {expression!r}: the step in {item!r} must be a positive number")
+        if slash and (not (step_text.isascii() and step_text.isdigit()) or len(step_text) > 4 or int(step_text) == 0):
+            raise ValueError(f"--cron {_clip(expression)}: the step in {_clip(item, 20)} must be a positive number")
         step = int(step_text or 1)
         if body == "*":
             start, end = low, high
@@ -161,12 +173,12 @@ def _field_values(field: str, text: str, low: int, high: int, expression: str) -
             first, _, last = body.partition("-")
             start, end = (_number(field, token, low, high, expression) for token in (first, last))
             if end < start:
-                raise ValueError(f"--cron {expression!r}: the range {body!r} runs backwards")
+                raise ValueError(f"--cron {_clip(expression)}: the range {_clip(body, 20)} runs backwards")
         elif body:
             start = _number(field, body, low, high, expression)
             end = high if slash else start  # `10/5`: from 10 to the field's end, every 5
         else:
-            raise ValueError(f"--cron {expression!r}: an empty item in the {_words(field)} field")
+            raise ValueError(f"--cron {_clip(expression)}: an empty item in the {_words(field)} field")
         values.update(low if value > high else value for value in range(start, end + 1, step))  # Sunday 7 is 0
     return frozenset(values)
 
@@ -197,7 +209,7 @@ def cron(expression: str) -> Cadence:
     fields = text.split()
     if len(fields) != len(CRON_FIELDS):
         raise ValueError(
-            f"--cron {expression!r}: give 5 fields (minute hour day-of-month month day-of-week, in UTC), "
+            f"--cron {_clip(expression)}: give 5 fields (minute hour day-of-month month day-of-week, in UTC), "
             "e.g. '0 3 * * 1' (Mondays 03:00), or @hourly, @daily, @weekly, @monthly, @yearly"
         )
     calendar: dict[str, Ranges] = {}
@@ -209,7 +221,7 @@ def cron(expression: str) -> Cadence:
         _expand(calendar["day_of_week"]) != full["day_of_week"]
     ):
         raise ValueError(
-            f"--cron {expression!r}: restrict the day of the month or the day of the week, not both "
+            f"--cron {_clip(expression)}: restrict the day of the month or the day of the week, not both "
             "(cron fires on either, Temporal only on days that match both)"
         )
     return Cadence(calendar=calendar)

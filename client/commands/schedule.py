@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from client.commands.documents import read_request
 from client.config import Config, load_config
 from client.render import Output, table
-from contracts.failures import ExitCode, FailureKind, OpsctlError
+from contracts.failures import ExitCode, OpsctlError
 from contracts.run import Mode
 from contracts.schedules import Cadence, OnDrift, cron, every, format_every
 
@@ -61,9 +61,10 @@ def _prepare(args: argparse.Namespace, config: Config, progress: Progress) -> _C
     keys = config.keyring()
     requester = request.metadata.requester or ""
     if keys.path(requester) is None and policy.require_signatures:
-        # An apply would be refused by the worker once; a schedule would be refused at every fire.
+        # An apply would be refused by the worker once; a schedule would be refused at every fire. A missing
+        # key is this machine's configuration (exit 2, as a missing payload key is), found before anything starts.
         raise OpsctlError(
-            FailureKind.POLICY_DENIED,
+            ExitCode.INVALID_INPUT,
             f"no key for {requester}: {policy.environment} requires signed requests, and every run of an "
             "unsigned schedule would be refused",
             hint="create your key with `opsctl keys init` and register `opsctl keys show` in the policy file",

@@ -152,11 +152,11 @@ def test_schedule_create_validates_the_document_like_validate(tmp_path: Path, te
 def test_schedule_create_refuses_a_schedule_whose_runs_would_all_be_refused_unsigned(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """No key for the requester where signatures are required (prod): exit 6 at once, not at every fire."""
+    """No key for the requester where signatures are required (prod): exit 2 at once, not a refusal at every fire."""
     monkeypatch.setenv("OPSCTL_KEYS_DIR", str(tmp_path / "no-keys"))
     monkeypatch.setenv("OPSCTL_USER", "mallory")
     exit_code, output, _ = offline(["schedule", "create", "-f", rotation_document(tmp_path, "r", "s"), "--every", "1h"])
-    assert 6 == exit_code
+    assert 2 == exit_code
     assert "no key for mallory: prod requires signed requests" in output["error"]["message"]
 
 
