@@ -193,7 +193,16 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
         policy = admission.admit(input, self.record.state, self.settings, started)
         spec = self._spec(input.request.spec)
         self.record.enter(Phase.PLANNING)
-        plan = await self._plan(spec, policy)
+        try:
+            plan = await self._plan(spec, policy)
+        except Stop:
+            planned = self.record.state.plan
+            if started is not None and input.mode is Mode.DRY_RUN and planned is not None:
+                # Planned, and refused (larger than the policy allows): drift all the same, never submitted.
+                await scheduled.record_drift(
+                    input, self.record.state, planned, started, self._publish, self.warn, submit=False
+                )
+            raise
         if input.mode is Mode.DRY_RUN:
             if started is None:
                 return Ending(Phase.PLANNED)

@@ -112,8 +112,12 @@ async def record_drift(
     started: ScheduleStart,
     publish: Callable[[dict[str, Any]], None],
     warn: Callable[[str], None],
+    submit: bool = True,
 ) -> str:
-    """A scheduled dry run's plan, read as drift: mark it, submit the apply if the schedule asks. The next action."""
+    """A scheduled dry run's plan, read as drift: mark it, submit the apply if the schedule asks. The next action.
+
+    `submit=False`: a plan the policy refused (too many deletions) is drift too, but its apply would be refused.
+    """
     grant, scheduled = input.schedule, state.scheduled
     assert grant is not None, "a scheduled run"
     assert scheduled is not None, "admitted as a scheduled run"
@@ -126,7 +130,7 @@ async def record_drift(
         return "no drift: the target is as the request asks"
     changes = sum(step.count for step in plan.actions if step.action is not Action.NOOP)
     found = f"drift: the plan has {plural(changes, 'change')}"
-    if grant.on_drift is OnDrift.RECORD:
+    if grant.on_drift is OnDrift.RECORD or not submit:
         return f"{found}; review it (`opsctl result {state.workflow_id}`), then apply it with `opsctl apply -f DOC`"
     if started.open_applies:
         scheduled.submitted = started.open_applies[0]

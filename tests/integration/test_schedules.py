@@ -12,9 +12,11 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import yaml
 from temporalio.client import Client, ScheduleBackfill, ScheduleIntervalSpec, ScheduleUpdate, ScheduleUpdateInput
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
@@ -29,9 +31,11 @@ from contracts.request import Request, parse_request
 from contracts.run import Decision, DecisionInput, Mode, RunInput, RunState
 from contracts.schedules import Cadence, OnDrift, ScheduleGrant, every, fire_id
 from tests.client.test_examples import record
-from tests.identities import KEYRING
+from tests.identities import KEYRING, policy_document
 from tests.integration.test_rotate_credential import can_login, rotation_request, secret_stages
 from tests.integration.test_sweep_volumes import existing, make_volumes
+from worker.main import build_worker
+from worker.settings import WorkerSettings
 
 T = TypeVar("T")
 HOUR = every("1h")  # never fires by itself during a test: fires come from trigger and backfill
@@ -324,6 +328,38 @@ async def test_a_scheduled_dry_run_records_drift_and_submits_its_apply_for_appro
     if os.environ.get("OPSCTL_RECORD_HISTORIES"):  # the replay tests keep these paths deterministic
         for run in (check, apply_run, second, clean.workflow_id):
             await record(client, run)
+
+
+async def test_a_check_whose_plan_is_larger_than_the_policy_allows_is_drift_that_is_never_submitted(
+    stack: Stack, client: Client, worker_settings: WorkerSettings, made: list[str], tmp_path: Path
+) -> None:
+    """The plan deletes more than prod's blast radius: the check fails (policy_denied, as any dry run would)
+    and is marked as drift, but submits no apply: that apply would be refused the same way."""
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(yaml.safe_dump(policy_document(prod={"requiredApprovals": 1, "maxDeletions": 1})))
+    queue = f"blast-{uuid.uuid4().hex[:6]}"
+    settings = worker_settings.model_copy(
+        update={
+            "policy_file": str(policy_file),
+            "temporal": worker_settings.temporal.model_copy(update={"task_queue": queue}),
+        }
+    )
+    scope = uuid.uuid4().hex[:8]
+    make_volumes(stack, scope, 2)
+    async with build_worker(client, settings):
+        schedule_id = await create(
+            client, queue, made, sweep_request(scope), mode=Mode.DRY_RUN, on_drift=OnDrift.SUBMIT
+        )
+        check, refused = await fired(client, schedule_id)
+    assert refused.failure is not None
+    assert (Phase.FAILED, FailureKind.POLICY_DENIED) == (refused.phase, refused.failure.kind)
+    assert "the plan deletes 2 resources; prod allows 1 per run" in refused.failure.message
+    assert refused.scheduled is not None
+    assert (True, "") == (refused.scheduled.drift, refused.scheduled.submitted)
+    assert check in await eventually(
+        lambda: _ids(client, f"{sa.DRIFT} = true AND WorkflowId = '{check}'"), lambda ids: check in ids
+    )
+    assert not await _exists(client, f"{check}-apply")
 
 
 async def test_a_manual_plan_records_no_drift_and_a_run_cannot_pose_as_a_drift_apply(
