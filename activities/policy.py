@@ -24,7 +24,8 @@ class ResolvePolicyInput(BaseModel):
     run_id: str = ""
 
 
-_SAFE_ID = re.compile(r"^[A-Za-z0-9._@-]{1,255}$")  # what opsctl's run ids are made of; safe in a visibility query
+# What opsctl's run ids are made of (a schedule's fire adds its time: `…-2026-01-01T03:00:00Z`); safe in a query.
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._@:-]{1,255}$")
 
 
 def load_policies(path: str) -> tuple[PolicySet, str]:

@@ -120,17 +120,21 @@ class Keyring:
         private = self.private_key(identity)
         return public_key_of(private) if private is not None else None
 
-    def sign_request(self, input: RunInput, run_id: str, now: float | None = None) -> RunInput:
+    def sign_request(
+        self, input: RunInput, run_id: str, now: float | None = None, lifetime: int = SIGNATURE_LIFETIME
+    ) -> RunInput:
         """The requester's signature over the whole input, if they have a key (else it goes unsigned).
 
+        `run_id` is what the signature names: the workflow id, or a schedule's scope (`ScheduleGrant.scope`).
         `now` (epoch seconds) defaults to this machine's clock; tests on a time-skipping server pass its own.
+        `lifetime`: seconds the signature is good for (a schedule's lasts as long as its policy allows).
         """
         from contracts.signing import sign
 
         private = self.private_key(input.request.metadata.requester or "")
         if private is None:
             return input
-        attempt, expires = uuid.uuid4().hex, int(now or time.time()) + SIGNATURE_LIFETIME
+        attempt, expires = uuid.uuid4().hex, int(now or time.time()) + lifetime
         signature = sign(private, input.signature_payload(run_id, attempt, expires))
         return input.model_copy(
             update={"signature": RequestSignature(attempt_id=attempt, expires_at=expires, signature=signature)}

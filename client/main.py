@@ -66,6 +66,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "explain": ("audit", "what was requested, what changed, what is uncertain, what to run next"),
     "rerun": ("runs", "start a new run of a failed run's request, linked to it"),
     "config": ("config", "show the resolved configuration and the layer each value came from"),
+    "schedule": ("schedule", "recurring runs on Temporal Schedules: create, list, pause, resume, trigger, delete"),
     "policy": ("policy", "show the policies runs obey, or check a policy file offline"),
     "keys": ("keys", "your signing key: init creates it, show prints the public key to register"),
     "codec-server": ("codec_server", "decode encrypted payloads for the Web UI and `temporal workflow show`"),
@@ -386,6 +387,7 @@ def _arguments(name: str, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--requester", type=word, help="runs this person requested")
         parser.add_argument("--since", type=since, help="runs started since: 30m, 12h, 7d, 2w, or a UTC date or time")
         parser.add_argument("--emergency", action="store_true", help="only break-glass runs")
+        parser.add_argument("--drift", action="store_true", help="only scheduled dry runs that found drift")
         parser.add_argument("--rerun-of", type=word, metavar="RUN", help="the reruns of this run (`opsctl rerun`)")
         parser.add_argument(
             "--dry-runs", action="store_true", help="include dry runs (`opsctl plan`), hidden otherwise"
@@ -393,6 +395,22 @@ def _arguments(name: str, parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
             "--limit", type=count, default=20, help="at most this many runs, 1-1000 (default: %(default)s)"
         )
+    if name == "schedule":
+        parser.add_argument("action", choices=["create", "list", "pause", "resume", "trigger", "delete"])
+        parser.add_argument("schedule", nargs="?", metavar="ID", help="pause, resume, trigger, delete: the schedule")
+        parser.add_argument("-f", "--file", metavar="DOC", help="create: the request document, run on every fire")
+        cadence = parser.add_mutually_exclusive_group()
+        cadence.add_argument("--every", metavar="DURATION", help="create: fire every DURATION (30d, 12h, 1h30m, 90s)")
+        cadence.add_argument("--cron", metavar="EXPR", help="create: fire on a 5-field cron expression, in UTC")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="create: each fire is a dry run; changes in its plan are drift"
+        )
+        parser.add_argument(
+            "--on-drift",
+            choices=["record", "submit"],
+            help="create --dry-run: record the drift (default), or also submit the apply for approval",
+        )
+        parser.add_argument("--reason", default="", help="pause, resume: why (kept as the schedule's note)")
     if name == "policy":
         parser.add_argument("action", choices=["show", "check"])
         parser.add_argument("environment", nargs="?", metavar="ENV", help="show: one environment (default: all)")

@@ -244,6 +244,22 @@ def _waits(state: RunState) -> list[str]:
     return lines
 
 
+def _scheduled(state: RunState) -> list[str]:
+    """Which schedule started the run (verified by the workflow), and what its dry run found."""
+    scheduled = state.scheduled
+    if scheduled is None:
+        return []
+    fired = f", fired for {scheduled.scheduled_at:%Y-%m-%d %H:%M:%S} UTC" if scheduled.scheduled_at else ""
+    if scheduled.drift_of:
+        return [f"Scheduled   the apply of the drift {scheduled.drift_of} found (schedule {scheduled.schedule_id})"]
+    lines = [f"Scheduled   by schedule {scheduled.schedule_id} ({scheduled.cadence}){fired}"]
+    if state.mode.value == "dry_run" and state.phase.terminal and state.plan is not None:
+        found = "yes" if scheduled.drift else "none"
+        submitted = f"; apply run {scheduled.submitted}" if scheduled.submitted else ""
+        lines.append(f"Drift       {found}{submitted}")
+    return lines
+
+
 def render_status(state: RunState, web_ui: str) -> str:
     lines = [
         f"Run         {state.workflow_id}",
@@ -254,6 +270,7 @@ def render_status(state: RunState, web_ui: str) -> str:
             else ""
         ),
     ]
+    lines += _scheduled(state)
     lines += _waits(state)
     cancel = state.cancel_request
     if cancel is not None and not state.phase.terminal:
@@ -297,6 +314,7 @@ def render_run(state: RunState, web_ui: str, all_sql: bool = False) -> str:
         f"{state.kind} run {state.workflow_id}: {state.phase.value}",
         "",
         f"Requested   by {state.requester} in {state.environment} ({state.mode.value}): {_spec_line(state)}",
+        *_scheduled(state),
         *_waits(state),
         *render_plan(state, all_sql),
         *render_decisions(state),

@@ -40,8 +40,12 @@ def check_identity(
     expires_at: int,
     now: datetime,
     seen_attempts: set[str],
+    max_age_seconds: int | None = None,
 ) -> Verdict:
-    """Is this decision really `actor`'s, fresh and used once? Accepted means: judge what it decides."""
+    """Is this decision really `actor`'s, fresh and used once? Accepted means: judge what it decides.
+
+    `max_age_seconds`: how far ahead its expiry may lie (default: the policy's decisionMaxAgeSeconds).
+    """
     if attempt_id and attempt_id in seen_attempts:
         return refuse(f"replayed: attempt {attempt_id} was used before and counts once")
     if not signature:
@@ -60,8 +64,9 @@ def check_identity(
     left = expires_at - int(now.timestamp())
     if left <= 0:
         return refuse(f"expired: the signature's validity ended {-left} s before it was judged; sign it again")
-    if left > policy.decision_max_age_seconds:
-        return refuse(f"the signature's expiry is too far ahead: at most {policy.decision_max_age_seconds} s")
+    longest = policy.decision_max_age_seconds if max_age_seconds is None else max_age_seconds
+    if left > longest:
+        return refuse(f"the signature's expiry is too far ahead: at most {longest} s")
     if not verify(key, payload, signature):
         other = next((name for name, k in policy.identities.items() if k != key and verify(k, payload, signature)), "")
         if other:
@@ -184,8 +189,12 @@ def judge_request(
     expires_at: int,
     emergency: str,
     now: datetime,
+    max_age_seconds: int | None = None,
 ) -> Verdict:
-    """May this request start here? Its signature names the requester; break-glass needs the policy's leave."""
+    """May this request start here? Its signature names the requester; break-glass needs the policy's leave.
+
+    `max_age_seconds`: a schedule's request is signed for longer (the policy's scheduleMaxAgeSeconds).
+    """
     identity = check_identity(
         policy,
         actor=requester,
@@ -195,6 +204,7 @@ def judge_request(
         expires_at=expires_at,
         now=now,
         seen_attempts=set(),
+        max_age_seconds=max_age_seconds,
     )
     if not identity.accepted:
         return identity.model_copy(update={"reason": f"the request's signature: {identity.reason}"})

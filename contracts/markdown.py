@@ -236,6 +236,8 @@ def current_details(state: RunState, policy: Policy | None) -> str:
     ]
     if state.emergency:
         lines += ["", f"**Emergency (break-glass)**: applied without prior approval: {plain(state.emergency)}"]
+    if state.scheduled is not None:
+        lines += ["", _scheduled(state)]
     lines += _voided(state.decisions)
     phase = state.phase
     if phase is Phase.AWAITING_APPROVAL:
@@ -259,6 +261,17 @@ def current_details(state: RunState, policy: Policy | None) -> str:
     lines += _refusals(state.decisions, state.decisions_not_kept)
     lines += ["", PROVENANCE]
     return fit("\n".join(lines), DETAILS_BYTES, f"`opsctl result {state.workflow_id}` shows all")
+
+
+def _scheduled(state: RunState) -> str:
+    scheduled = state.scheduled
+    assert scheduled is not None
+    if scheduled.drift_of:
+        return f"**Scheduled**: the apply of the drift that {inline(scheduled.drift_of)} found"
+    line = f"**Scheduled** by {inline(scheduled.schedule_id)} ({plain(scheduled.cadence)})"
+    if scheduled.submitted:
+        line += f"; its drift's apply: {inline(scheduled.submitted)}"
+    return line
 
 
 def _awaiting_approval(state: RunState, policy: Policy | None) -> list[str]:

@@ -97,6 +97,9 @@ class Policy(StrictModel):
     require_signatures: bool = True
     approval_timeout_seconds: int = Field(default=24 * 3600, gt=0)
     decision_max_age_seconds: int = Field(default=3600, gt=0, description="longest validity of a signed decision")
+    schedule_max_age_seconds: int = Field(
+        default=_YEAR, gt=0, description="longest validity of a schedule's signed request (`opsctl schedule create`)"
+    )
     max_deletions: int = Field(default=100, ge=0, description="blast radius: resources one run may delete")
     retry_window_seconds: int = Field(
         default=RETRY_WINDOW, ge=1, description="how long a step's transient failures are retried before review"
@@ -170,6 +173,8 @@ class EnvironmentRules(StrictModel):
     approval_timeout_seconds: int = Field(default=24 * 3600, gt=0, le=_YEAR)
     # opsctl signs for SIGNATURE_LIFETIME (10 minutes): a shorter limit would refuse every decision.
     decision_max_age_seconds: int = Field(default=3600, ge=SIGNATURE_LIFETIME, le=24 * 3600)
+    # A schedule's request is signed once for all its runs: at most this long, then it is created again.
+    schedule_max_age_seconds: int = Field(default=_YEAR, ge=24 * 3600, le=_YEAR)
     max_deletions: int = Field(default=100, ge=0)
     # Long enough to ride out a restart or a failover of PostgreSQL or AWS; then an operator decides.
     retry_window_seconds: int = Field(default=RETRY_WINDOW, ge=1, le=24 * 3600)

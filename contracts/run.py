@@ -17,6 +17,7 @@ from contracts.phases import Phase, exit_code_for_phase
 from contracts.plan import Plan
 from contracts.policy import Policy
 from contracts.request import Request
+from contracts.schedules import ScheduledRun, ScheduleGrant
 from contracts.signing import decision_payload, request_payload
 
 RESULT_SCHEMA = "opsctl.run/v1"
@@ -49,16 +50,22 @@ class RunInput(BaseModel):
     mode: Mode = Mode.APPLY
     emergency: str = Field(default="", description="break-glass: apply without prior approval, for this reason")
     signature: RequestSignature | None = None
+    # A schedule's runs: what the requester signed for the schedule (`contracts.schedules`). The signature
+    # then names the schedule, and the workflow checks that the schedule really started the run.
+    schedule: ScheduleGrant | None = None
     # Set only by continue-as-new (the workflow checks that it continues a run of its own).
     continuation: Continuation | None = None
 
     def signed_body(self) -> dict[str, Any]:
-        return {
+        body = {
             "request": self.request.model_dump(mode="json", by_alias=True),
             "mode": self.mode.value,
             "emergency": self.emergency,
             "requester": self.request.metadata.requester or "",
         }
+        if self.schedule is not None:  # only then: a run's signature from before schedules covers the same bytes
+            body["schedule"] = self.schedule.model_dump(mode="json")
+        return body
 
     def signature_payload(self, run_id: str, attempt_id: str, expires_at: int) -> bytes:
         return request_payload(run_id=run_id, request=self.signed_body(), attempt_id=attempt_id, expires_at=expires_at)
@@ -260,6 +267,7 @@ class RunState(BaseModel):
     next_action: str = ""
     phase_times: dict[str, datetime] = {}
     continued: int = 0  # how many times this run continued as new to keep its history small
+    scheduled: ScheduledRun | None = None  # started by a schedule (verified), or a drift's apply
     live: list[LiveActivity] = []  # running steps, from their heartbeats (set by the client)
 
     @property

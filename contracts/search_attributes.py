@@ -14,6 +14,7 @@ PLAN_HASH = "OpsctlPlanHash"
 EMERGENCY = "OpsctlEmergency"
 RERUN_OF = "OpsctlRerunOf"  # the run an `opsctl rerun` repeats: `opsctl list --rerun-of RUN` finds its reruns
 MODE = "OpsctlMode"  # apply or dry_run: `opsctl list` hides dry runs unless asked
+DRIFT = "OpsctlDrift"  # a scheduled dry run whose plan has changes (`opsctl list --drift`)
 
 # name → Temporal's indexed value type, as `temporal operator search-attribute create --type` spells it
 SEARCH_ATTRIBUTES: dict[str, str] = {
@@ -25,4 +26,5 @@ SEARCH_ATTRIBUTES: dict[str, str] = {
     EMERGENCY: "Bool",
     MODE: "Keyword",
     RERUN_OF: "Keyword",
+    DRIFT: "Bool",
 }

@@ -13,6 +13,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.worker import Interceptor, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.backfill_table import BackfillActivities
 from activities.migrate_schema import MigrateSchemaActivities
@@ -20,6 +21,7 @@ from activities.policy import PolicyActivities, load_policies
 from activities.postgres import Databases
 from activities.read_replica import ReadReplicaActivities
 from activities.rotate_credential import RotateCredentialActivities
+from activities.schedules import ScheduleActivities
 from activities.sweep_volumes import SweepVolumesActivities
 from encryption.keys import KeysError
 from worker.converter import data_converter
@@ -37,6 +39,13 @@ WORKFLOWS = [RotateDbCredential, SweepStaleVolumes, CreateReadReplica, BackfillT
 
 
 HEARTBEAT_THROTTLE = timedelta(seconds=5)
+
+# The contracts (and the activities' input models, the codec) are data and pure functions: the sandbox
+# shares the worker's one copy instead of importing its own, also when a contract imports lazily inside
+# a method a workflow calls (two copies of a spec model would not be the same class).
+WORKFLOW_RUNNER = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules("contracts", "activities", "encryption")
+)
 
 
 def activity_methods(instance: object) -> list[Callable[..., Any]]:
@@ -63,6 +72,7 @@ def build_activities(settings: WorkerSettings) -> list[Callable[..., Any]]:
     databases = Databases(settings.databases)
     return [
         *activity_methods(policy_activities(settings)),
+        *activity_methods(ScheduleActivities()),
         *activity_methods(RotateCredentialActivities(databases, settings.aws)),
         *activity_methods(SweepVolumesActivities(settings.aws)),
         *activity_methods(ReadReplicaActivities(settings.aws)),
@@ -87,6 +97,7 @@ def build_worker(client: Client, settings: WorkerSettings, interceptors: Sequenc
         client,
         task_queue=settings.temporal.task_queue,
         workflows=WORKFLOWS,
+        workflow_runner=WORKFLOW_RUNNER,
         activities=build_activities(settings),
         interceptors=interceptors,
         # Heartbeats carry checkpoints and live progress: send them often, not every ~48 s.

@@ -14,10 +14,12 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, FailureError
 
+from workflows import scheduled
 from workflows.ending import stop
 
 with workflow.unsafe.imports_passed_through():
     from activities.policy import PolicyActivities, ResolvePolicyInput
+    from activities.schedules import ScheduleStart
     from contracts import kinds
     from contracts.failures import FailureKind
     from contracts.gate import judge_request
@@ -85,8 +87,11 @@ def initial_state(input: RunInput) -> RunState:
     )
 
 
-def admit(input: RunInput, state: RunState, settings: RunSettings) -> Policy:
-    """The policy this run obeys, once its input passed every check; else `Stop` with the reason."""
+def admit(input: RunInput, state: RunState, settings: RunSettings, started: ScheduleStart | None = None) -> Policy:
+    """The policy this run obeys, once its input passed every check; else `Stop` with the reason.
+
+    `started`: for an input naming a schedule, what Temporal says about that schedule and this run.
+    """
     if input.model_extra:
         names = ", ".join(sorted(input.model_extra))
         raise stop(
@@ -128,12 +133,20 @@ def admit(input: RunInput, state: RunState, settings: RunSettings) -> Policy:
         raise stop(
             FailureKind.VALIDATION, f"no policy for environment {state.environment!r} in {settings.policy_source}"
         )
+    # A manual run's signature names its workflow id; a schedule's names the schedule, and counts only
+    # for runs the schedule started (`workflows.scheduled`), for as long as the policy lets schedules last.
+    scope, as_signed, max_age = state.workflow_id, input, None
+    if input.schedule is not None:
+        if started is None:
+            raise stop(FailureKind.POLICY_DENIED, "a scheduled request whose schedule could not be checked")
+        scope, as_signed = scheduled.admit(input, state, started)
+        max_age = policy.schedule_max_age_seconds
     signed = input.signature
     attempt, expires, signature = (signed.attempt_id, signed.expires_at, signed.signature) if signed else ("", 0, "")
     verdict = judge_request(
         policy,
         requester=state.requester,
-        payload=input.signature_payload(state.workflow_id, attempt, expires),
+        payload=as_signed.signature_payload(scope, attempt, expires),
         signature=signature,
         attempt_id=attempt,
         expires_at=expires,
@@ -141,6 +154,7 @@ def admit(input: RunInput, state: RunState, settings: RunSettings) -> Policy:
         # When the request reached Temporal, not when a worker got to it: a worker that was
         # down for a while must not turn a valid request into an expired one.
         now=info.workflow_start_time,
+        max_age_seconds=max_age,
     )
     if not verdict.accepted:
         raise stop(FailureKind.POLICY_DENIED, verdict.reason)

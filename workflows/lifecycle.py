@@ -21,7 +21,7 @@ from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, CancelledError
 from temporalio.workflow import ActivityCancellationType
 
-from workflows import admission, gate
+from workflows import admission, gate, scheduled
 from workflows.decisions import DecisionHandlers
 from workflows.ending import Ending, Stop, classify, default_next, stop
 from workflows.run_record import RunRecord
@@ -184,12 +184,33 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
         return await self.finish(ending)
 
     async def _run(self, input: RunInput) -> Ending:
-        policy = admission.admit(input, self.record.state, self.settings)
+        # A schedule's run (or a drift's apply): what Temporal says about the schedule, before admission.
+        started = (
+            await scheduled.find_start(input)
+            if input.schedule is not None and workflow.patched(scheduled.SCHEDULED_RUNS)
+            else None
+        )
+        policy = admission.admit(input, self.record.state, self.settings, started)
         spec = self._spec(input.request)
         self.record.enter(Phase.PLANNING)
-        plan = await self._plan(spec, policy)
+        try:
+            plan = await self._plan(spec, policy)
+        except Stop:
+            planned = self.record.state.plan
+            if started is not None and input.mode is Mode.DRY_RUN and planned is not None:
+                # Planned, and refused (larger than the policy allows): drift all the same, never submitted.
+                await scheduled.record_drift(
+                    input, self.record.state, planned, started, self._publish, self.warn, submit=False
+                )
+            raise
         if input.mode is Mode.DRY_RUN:
-            return Ending(Phase.PLANNED)
+            if started is None:
+                return Ending(Phase.PLANNED)
+            # A schedule's dry run is drift detection: mark it, and submit the apply if the schedule asks.
+            next_action = await scheduled.record_drift(
+                input, self.record.state, plan, started, self._publish, self.warn
+            )
+            return Ending(Phase.PLANNED, next_action=next_action)
         if not plan.has_changes:
             return Ending(Phase.NO_CHANGES)
         if self.record.state.emergency:

@@ -144,6 +144,7 @@ def render(policy: Policy, source: str) -> str:
         f"  signatures    {signatures if policy.require_signatures else 'not required'}",
         f"  deadline      approve within {_seconds(policy.approval_timeout_seconds)}",
         f"  blast radius  at most {policy.max_deletions} deletions per run",
+        f"  schedules     a schedule's signed request is good for at most {_seconds(policy.schedule_max_age_seconds)}",
         f"  freeze        {'; '.join(freeze) if freeze else 'none'}",
         "  break-glass   "
         + (f"allowed; reviewed within {_seconds(glass.review_within_seconds)}" if glass.allowed else "not allowed"),

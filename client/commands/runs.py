@@ -430,8 +430,10 @@ async def cmd_list(client: Any, args: argparse.Namespace, config: Config, progre
         filters.append(f"StartTime >= '{args.since.isoformat()}'")
     if args.emergency:
         filters.append(f"{sa.EMERGENCY} = true")
-    if not args.dry_runs:  # a run started before OpsctlMode existed has none: it was an apply or a dry run
+    if not (args.dry_runs or args.drift):  # drift is found by dry runs; a run from before OpsctlMode has none
         filters.append(f"({sa.MODE} IS NULL OR {sa.MODE} != '{Mode.DRY_RUN.value}')")
+    if args.drift:  # scheduled dry runs whose plan had changes
+        filters.append(f"{sa.DRIFT} = true")
     query = " AND ".join([f"{sa.KIND} IS NOT NULL", *filters])
     rows = []
     async for execution in client.list_workflows(query, limit=args.limit):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from urllib.parse import quote
 
 import pytest
 from temporalio.client import Client
@@ -58,9 +59,11 @@ async def test_a_dev_example_runs_as_its_comment_says(
 async def record(client: Client, workflow_id: str) -> None:
     """Save every run of the chain (continue-as-new included) as replayable JSON.
 
-    Named `<workflow id>@<run>.json`: a replay needs the workflow id, which signatures cover.
+    Named `<workflow id>@<run>.json`: a replay needs the workflow id, which signatures cover (a schedule's
+    fire has colons in its id: they are written %3A, which no file system refuses).
     """
     async for execution in client.list_workflows(f"WorkflowId = '{workflow_id}'"):
         handle = client.get_workflow_handle(workflow_id, run_id=execution.run_id)
         history = await handle.fetch_history()
-        (HISTORIES / f"{workflow_id}@{execution.run_id[-8:]}.json").write_text(history.to_json())
+        name = quote(workflow_id, safe="")
+        (HISTORIES / f"{name}@{execution.run_id[-8:]}.json").write_text(history.to_json())

@@ -29,6 +29,7 @@ REQUIRED: dict[str, list[str]] = {
     "rerun": ["RUN"],
     "result": ["RUN"],
     "list": [],
+    "schedule": ["list"],
     "dev": ["status"],
     "config": ["show"],
     "completion": ["bash"],

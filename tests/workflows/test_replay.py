@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 from temporalio.client import WorkflowHistory
@@ -17,7 +18,7 @@ from temporalio.worker import Replayer
 
 from encryption.keys import new_key_entry, parse_keys
 from worker.converter import DATA_CONVERTER, data_converter
-from worker.main import WORKFLOWS
+from worker.main import WORKFLOW_RUNNER, WORKFLOWS
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
@@ -37,8 +38,8 @@ CONVERTERS = {"plain": DATA_CONVERTER, "encrypting": data_converter(parse_keys(n
 @pytest.mark.parametrize("converter", list(CONVERTERS))
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_a_committed_history_replays_without_nondeterminism(path: Path, converter: str) -> None:
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=CONVERTERS[converter])
-    workflow_id = path.stem.split("@")[0]  # the signatures in a history are bound to its workflow id
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=CONVERTERS[converter], workflow_runner=WORKFLOW_RUNNER)
+    workflow_id = unquote(path.stem.split("@")[0])  # the signatures in a history are bound to its workflow id
     history = WorkflowHistory.from_json(workflow_id, path.read_text())
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
