@@ -118,6 +118,7 @@ def load_config(
 ) -> Config:
     """Resolve every layer; an unknown key, a wrong type or a missing $OPSCTL_CONFIG is exit 2."""
     here = (cwd or Path.cwd()).absolute()
+    IGNORED.clear()
     given = {"as_user": as_user, "state_dir": state_dir, "address": address, "namespace": namespace}
     flags = Layer("flag", {FLAGS[dest]: value for dest, value in given.items() if value})
     files = [_repository_layer(here), _user_layer()]
@@ -127,14 +128,31 @@ def load_config(
     stack = _stack_layer(state)
     layers = [*above, stack, Layer("default", _defaults())]  # highest first
     values = _merge(layers)
+    _check_address(
+        values["temporal_address"],
+        next(layer.origin("temporal_address") for layer in layers if "temporal_address" in layer.values),
+    )
     origins = {key: next(layer.origin(key) for layer in layers if key in layer.values) for key in values}
     origins["state_dir"] = state_origin
     return Config(
         **{key: value for key, value in values.items() if key != "state_dir"},
         state_dir=state,
         origins=origins,
-        files={layer.name: layer.source for layer in files if layer is not None},
+        files={layer.name: layer.source for layer in files if layer is not None}
+        | ({"ignored": "; ".join(IGNORED)} if IGNORED else {}),
     )
+
+
+def _check_address(address: str, origin: str) -> None:
+    """host:port with a port from 1 to 65535: anything else fails here (exit 2), not inside the SDK."""
+    host, _, port = address.rpartition(":")
+    valid = host.strip("[]") and " " not in host and port.isdigit() and 1 <= int(port) <= 65535
+    if not valid:
+        raise OpsctlError(
+            ExitCode.INVALID_INPUT,
+            f"temporal_address {address!r} from {origin} is not HOST:PORT",
+            hint="e.g. 127.0.0.1:7233 or temporal.internal:7233",
+        )
 
 
 def config_for(args: Any) -> Config:
@@ -160,15 +178,49 @@ def _defaults() -> dict[str, str]:
     }
 
 
+# Keys that may be empty on purpose ('': none): `OPSCTL_CODEC_KEYS_FILE=` turns the stack's keys off.
+OPTIONAL_KEYS = ("policy_file", "codec_keys_file", "codec_key_id", "codec_token_file")
+
+
 def _environment() -> dict[str, str]:
-    """OPSCTL_<KEY> for the keys only: other OPSCTL_ variables (OPSCTL_DEBUG, …) are not configuration."""
-    return {key: os.environ[f"OPSCTL_{key.upper()}"] for key in KEYS if os.environ.get(f"OPSCTL_{key.upper()}")}
+    """OPSCTL_<KEY> for the keys only: other OPSCTL_ variables (OPSCTL_DEBUG, …) are not configuration.
+    An empty value counts as unset, except for the optional keys, where it means none."""
+    values = {key: os.environ.get(f"OPSCTL_{key.upper()}") for key in KEYS}
+    return {key: value for key, value in values.items() if value or (value == "" and key in OPTIONAL_KEYS)}
+
+
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
+def _is_file(path: Path) -> bool:
+    """A regular file we may look at (a folder we may not enter counts as nothing there)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
+def _trusted(path: Path, *, shared_ok: bool = False) -> bool:
+    """Found upward, a file or folder is only believed if it is yours (or root's) and not writable by
+    everyone (as git's safe.directory): a shared /tmp must not hand you its Temporal address or keys.
+    `shared_ok`: a folder like /tmp itself (root's, sticky) may hold your file."""
+    try:
+        status = path.stat()
+    except OSError:
+        return False
+    return status.st_uid in (os.getuid(), 0) and (shared_ok or not status.st_mode & 0o002)
+
+
+IGNORED: list[str] = []  # files and folders found upward but not believed (`config show` names them)
 
 
 def _repository_layer(here: Path) -> Layer | None:
     for folder in (here, *here.parents):
         path = folder / REPOSITORY_FILE
-        if path.is_file():
+        if _is_file(path):
+            if not (_trusted(path) and _trusted(folder, shared_ok=True)):
+                IGNORED.append(f"{path} (not yours, or writable by everyone)")
+                continue
             return Layer("repository", _read_file(path), str(path))
     return None
 
@@ -178,7 +230,11 @@ def _user_layer() -> Layer | None:
     if named == "":  # set and empty: no user file, on purpose
         return None
     path = Path(named or USER_FILE).expanduser()
-    if not path.exists():
+    try:
+        exists = path.exists()
+    except OSError:  # a folder on the way we may not enter: as if it were not there
+        exists = False
+    if not exists:
         if named is None:
             return None
         raise OpsctlError(
@@ -192,7 +248,13 @@ def _user_layer() -> Layer | None:
 def _read_file(path: Path) -> dict[str, Any]:
     """A config file's keys, checked one by one so an error names the key and the file."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        if not path.is_file():  # a folder, a FIFO, a device: never read (a FIFO would wait forever)
+            raise OSError(0, "not a regular file")
+        with path.open("rb") as file:
+            raw = file.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise OSError(0, f"larger than {MAX_CONFIG_BYTES // 1024} KiB")
+        data = tomllib.loads(raw.decode("utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise OpsctlError(ExitCode.INVALID_INPUT, f"config file {path} is unreadable: {reason}") from exc
@@ -212,7 +274,10 @@ def _read_file(path: Path) -> dict[str, Any]:
                 hint=f'write it quoted: {key} = "…"',
             )
     # A relative path in a file means next to that file, wherever opsctl runs from.
-    return {key: str(path.parent / value) if key in PATH_KEYS and value else value for key, value in data.items()}
+    return {
+        key: str(path.parent / Path(value).expanduser()) if key in PATH_KEYS and value else value
+        for key, value in data.items()
+    }
 
 
 def _toml_type(value: Any) -> str:
@@ -226,8 +291,11 @@ def _state_dir(layers: list[Layer], here: Path) -> tuple[Path, str]:
         if layer.values.get("state_dir"):
             return Path(layer.values["state_dir"]), layer.origin("state_dir")
     for folder in (here, *here.parents):
-        if (folder / STATE_FOLDER / "stack.json").is_file():
-            found = folder / STATE_FOLDER
+        found = folder / STATE_FOLDER
+        if _is_file(found / "stack.json") and folder != here and not _trusted(found):
+            IGNORED.append(f"{found} (not yours, or writable by everyone)")
+            continue
+        if _is_file(found / "stack.json"):
             return (Path(STATE_FOLDER) if folder == here else found), f"found upward from {here}"
     return Path(STATE_FOLDER), f"default (no {STATE_FOLDER}/ with a stack in {here} or above)"
 

@@ -16,5 +16,8 @@ def execute(args: argparse.Namespace, progress: Callable[[str], None]) -> Output
     rows = [{"key": key, "value": values[key], "from": config.origins[key]} for key in KEYS]
     files = {layer: config.files.get(layer) for layer in ("repository", "user")}
     read = [f"{layer} file: {path or 'none'}" for layer, path in files.items()]
+    if config.files.get("ignored"):
+        files["ignored"] = config.files["ignored"]
+        read.append(f"ignored: {config.files['ignored']}")
     data = {"config": {row["key"]: {"value": row["value"], "from": row["from"]} for row in rows}, "files": files}
     return Output(data, "\n".join([table(rows, ["key", "value", "from"]), "", *read]))

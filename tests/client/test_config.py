@@ -138,3 +138,67 @@ def test_config_show_lists_every_key_with_its_layer(home: Path, monkeypatch: pyt
     assert {"value": "bob", "from": "flag --as"} == config["user"]
     assert {"value": "q", "from": "environment OPSCTL_TASK_QUEUE"} == config["task_queue"]
     assert {"repository": None, "user": None} == data["files"]
+
+
+def test_a_stack_folder_writable_by_everyone_is_not_believed(home: Path) -> None:
+    shared = home / "repo" / ".opsctl"
+    write(shared / "stack.json", json.dumps({"ports": {"temporal": 7999}}))
+    write(shared / "codec-keys", "k1:AAAA\n")
+    shared.chmod(0o777)
+    config = load_config()
+    assert "127.0.0.1:7233" == config.temporal_address  # not the shared folder's
+    assert "" == config.codec_keys_file
+    assert f"{shared} (not yours, or writable by everyone)" in config.files["ignored"]
+
+
+def test_a_repository_file_writable_by_everyone_is_not_read(home: Path) -> None:
+    path = write(home / "repo" / ".opsctl.toml", 'temporal_address = "evil:7233"\n')
+    path.chmod(0o666)
+    config = load_config()
+    assert "127.0.0.1:7233" == config.temporal_address
+    assert str(path) in config.files["ignored"]
+    _, data, _ = show()
+    assert str(path) in str(data["files"]["ignored"])  # type: ignore[index]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "huge", "folder"])
+def test_a_config_that_is_no_regular_small_file_is_exit_2(
+    home: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    import os
+
+    path = home / "odd.toml"
+    if kind == "fifo":
+        os.mkfifo(path)  # reading it would wait forever
+    elif kind == "huge":
+        path.write_bytes(b"# " + b"x" * (2 * 1024 * 1024))
+    else:
+        path.mkdir()
+    monkeypatch.setenv("OPSCTL_CONFIG", str(path))
+    code, data, _ = show()
+    assert 2 == code
+    assert f"config file {path} is unreadable" in data["error"]["message"]  # type: ignore[index]
+
+
+def test_a_home_relative_path_in_a_file_is_expanded(home: Path) -> None:
+    write(home / "repo" / ".opsctl.toml", 'policy_file = "~/policy.yaml"\n')
+    assert str(home / "home" / "policy.yaml") == load_config().policy_file
+
+
+def test_an_empty_optional_variable_turns_the_stack_s_file_off(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(home / "repo" / ".opsctl" / "stack.json", json.dumps({"ports": {"temporal": 7999}}))
+    write(home / "repo" / ".opsctl" / "codec-keys", "k1:AAAA\n")
+    assert load_config().codec_keys_file.endswith("codec-keys")
+    monkeypatch.setenv("OPSCTL_CODEC_KEYS_FILE", "")
+    assert ("", "environment OPSCTL_CODEC_KEYS_FILE") == (
+        load_config().codec_keys_file,
+        load_config().origins["codec_keys_file"],
+    )
+
+
+@pytest.mark.parametrize("address", [":::", ":7233", "127.0.0.1:99999", "a b:1", "host"])
+def test_an_address_that_is_not_host_port_is_exit_2(home: Path, address: str) -> None:
+    code, data, stderr = show("--address", address)
+    assert 2 == code
+    assert f"temporal_address {address!r} from flag --address is not HOST:PORT" == data["error"]["message"]  # type: ignore[index]
+    assert "Traceback" not in stderr
