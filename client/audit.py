@@ -25,16 +25,28 @@ _E = EventType
 
 
 async def read_trail(client: Client, workflow_id: str, state: RunState | None = None) -> AuditTrail:
-    """Every run of the workflow id, oldest first, read event by event. `state`: an open run's current
-    state (its query), for the verdicts of decisions sent by signal, which only the run's record holds."""
-    runs = [execution async for execution in client.list_workflows(f"WorkflowId = '{_quoted(workflow_id)}'")]
-    runs.sort(key=lambda execution: execution.start_time)
+    """The run opsctl started under this id — its first execution and every continue-as-new after it —
+    read event by event. A later execution that reused the id (a raw `temporal workflow start` after the
+    run closed) is not this run: it is named in `other_executions`, never mixed in.
+
+    `state`: an open run's current state (its query), for the verdicts of decisions sent by signal,
+    which only the run's record holds (a closed run's result holds them)."""
+    executions = [e async for e in client.list_workflows(f"WorkflowId = '{_quoted(workflow_id)}'")]
+    executions.sort(key=lambda execution: execution.start_time)
     reader = _Reader(client.data_converter, workflow_id)
-    for execution in runs:
-        history = await client.get_workflow_handle(workflow_id, run_id=execution.run_id).fetch_history()
-        await reader.read(execution.run_id, history.events)
+    run = executions[0].run_id if executions else (await client.get_workflow_handle(workflow_id).describe()).run_id
+    chain: list[str] = []
+    while run and run not in chain:
+        chain.append(run)
+        history = await client.get_workflow_handle(workflow_id, run_id=run).fetch_history()
+        await reader.read(run, history.events)
+        last = history.events[-1] if history.events else None
+        run = ""
+        if last is not None and last.event_type == _E.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+            run = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+    reader.trail.other_executions = [e.run_id for e in executions if e.run_id not in chain]
     if state is not None and not reader.trail.closed:
-        reader.fill_open_verdicts(state)
+        reader.settle(state)
     return reader.trail
 
 
@@ -48,7 +60,7 @@ class _Reader:
         self.trail = AuditTrail(workflow_id=workflow_id)
         self._scheduled: dict[int, tuple[str, str, datetime]] = {}  # event id → (activity type, summary, time)
         self._updates: dict[str, tuple[str, dict[str, Any]]] = {}  # update id → (name, input)
-        self._signals: list[AuditEvent] = []  # decisions by signal: their verdicts come from the run's state
+        self._signals: list[int] = []  # positions of decisions sent by signal: verdicts from the run's record
 
     async def read(self, run: str, events: Sequence[HistoryEvent]) -> None:
         for event in events:
@@ -60,9 +72,13 @@ class _Reader:
         return event.event_time.ToDatetime().replace(tzinfo=UTC)
 
     async def _values(self, payloads: Payloads) -> list[Any]:
+        """Decoded payloads; one a caller sent that cannot be decoded is named, never fatal to the audit."""
         if not payloads.payloads:
             return []
-        return list(await self._converter.decode(payloads.payloads))
+        try:
+            return list(await self._converter.decode(payloads.payloads))
+        except Exception as exc:  # any encoding, any bytes: a raw signal may carry anything
+            return [Undecodable(f"{type(exc).__name__}: {str(exc)[:200]}")]
 
     async def _failure(self, failure: Failure) -> dict[str, str]:
         decoded = await self._converter.decode_failure(failure)
@@ -114,7 +130,7 @@ class _Reader:
             signaled = event.workflow_execution_signaled_event_attributes
             values = await self._values(signaled.input)
             entry = _decision_sent(signaled.signal_name, values[0] if values else {}, at, "signal")
-            self._signals.append(entry)
+            self._signals.append(len(self.trail.events))  # where `read` puts it
             return entry
         if kind == _E.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
             new_run = event.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
@@ -196,8 +212,8 @@ class _Reader:
                 summary=f"{name}: {changes} change(s), plan hash {self.trail.plan_hash[:12]}…",
                 details={**timing, "plan_hash": self.trail.plan_hash, "plan": result},
             )
-        if step.endswith(".verify") and isinstance(result, dict):
-            checks = result.get("checks") or []
+        if step.endswith(".verify") and isinstance(result, dict | list):
+            checks = (result.get("checks") or []) if isinstance(result, dict) else result
             passed = sum(1 for check in checks if isinstance(check, dict) and check.get("passed"))
             return AuditEvent(
                 at=at,
@@ -247,11 +263,7 @@ class _Reader:
         if state is None:
             return AuditEvent(at=at, kind=AuditKind.OUTCOME, summary="the run completed without a result")
         self.trail.plan_hash = state.plan_hash or self.trail.plan_hash
-        by_attempt = {decision.attempt_id: decision.model_dump(mode="json") for decision in state.decisions}
-        for index, entry in enumerate(self.trail.events):  # decisions sent by signal: their verdicts are in the state
-            if entry in self._signals:
-                record = by_attempt.get(str(entry.details.get("attempt_id", "")))
-                self.trail.events[index] = _with_verdict(entry, record) if record else entry
+        self.settle(state)
         self.trail.outcome = {
             "phase": state.phase.value,
             "exit_code": int(state.exit_code()),
@@ -264,13 +276,35 @@ class _Reader:
             words += f": {state.failure.kind.value}: {state.failure.message}"
         return AuditEvent(at=at, kind=AuditKind.OUTCOME, summary=words, details=self.trail.outcome)
 
-    def fill_open_verdicts(self, state: RunState) -> None:
-        """An open run: signal-sent decisions take their verdicts from the run's current state (a query)."""
-        by_attempt = {decision.attempt_id: decision.model_dump(mode="json") for decision in state.decisions}
+    def settle(self, state: RunState) -> None:
+        """What only the run's record (its result, or an open run's query) knows: whether the worker
+        verified the request's signature, and the verdicts of decisions sent by signal.
+
+        Signal verdicts are matched in the order the run took them, by actor — never by an id the
+        caller chose. A verdict the record no longer keeps (past its limit) is said to be so."""
         for index, entry in enumerate(self.trail.events):
-            record = by_attempt.get(str(entry.details.get("attempt_id", "")))
-            if entry in self._signals and record:
-                self.trail.events[index] = _with_verdict(entry, record)
+            if entry.kind is AuditKind.REQUESTED:
+                verified = "signature verified" if state.requester_verified else "signature NOT verified"
+                self.trail.events[index] = entry.model_copy(
+                    update={
+                        "summary": f"{entry.summary} ({verified})",
+                        "details": {**entry.details, "requester_verified": state.requester_verified},
+                    }
+                )
+        records = [decision for decision in state.decisions if decision.via == "signal"]
+        taken = 0
+        for index in self._signals:
+            entry = self.trail.events[index]
+            match = next(
+                (i for i in range(taken, len(records)) if records[i].actor == entry.actor[:100]),
+                None,
+            )
+            if match is None:
+                note = "verdict not kept in the run's record (it keeps a bounded number of refused attempts)"
+                self.trail.events[index] = entry.model_copy(update={"summary": f"{entry.summary}: {note}"})
+                continue
+            taken = match + 1
+            self.trail.events[index] = _with_verdict(entry, records[match].model_dump(mode="json"))
 
 
 _STEP_ENDINGS = {
@@ -286,9 +320,21 @@ _RUN_ENDINGS = {
 }
 
 
+class Undecodable(str):
+    """A payload a caller sent that this client cannot decode (its text says why)."""
+
+
 def _decision_sent(name: str, sent: Any, at: datetime, via: str) -> AuditEvent:
     """Every signal and update is a decision attempt (an unknown name too: the run refuses and records it)."""
-    sent = sent if isinstance(sent, dict) else {}
+    if not isinstance(sent, dict):
+        shown = f"undecodable input ({sent})" if isinstance(sent, Undecodable) else "input that is not an object"
+        return AuditEvent(
+            at=at,
+            kind=AuditKind.DECISION,
+            actor="unknown",
+            summary=f"{name[:60]!r} with {shown}",
+            details={"decision": name[:60], "via": via, "verdict": "unknown", "input": str(sent)[:200]},
+        )
     actor = str(sent.get("actor", "?"))
     if name == "note":
         return AuditEvent(
@@ -320,9 +366,14 @@ def _decision_sent(name: str, sent: Any, at: datetime, via: str) -> AuditEvent:
 
 def _with_verdict(entry: AuditEvent, record: dict[str, Any]) -> AuditEvent:
     if entry.kind is AuditKind.NOTE:
-        verified = "signed" if record.get("signed") else "unsigned"
+        verdict = "accepted" if record.get("accepted") else "REFUSED"
+        signed = "signature verified" if record.get("signed") else "no verified signature"
+        reason = "" if record.get("accepted") else f" — {record.get('reason', '')}"
         return entry.model_copy(
-            update={"summary": f"{entry.summary} ({verified})", "details": {**entry.details, **record}}
+            update={
+                "summary": f"{entry.summary} ({verdict}{reason}; {signed})",
+                "details": {**entry.details, **record, "verdict": verdict.lower()},
+            }
         )
     verdict = "accepted" if record.get("accepted") else "refused"
     signature = "signature verified" if record.get("signed") else "no verified signature"

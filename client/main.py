@@ -239,6 +239,13 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
+def identity(text: str) -> str:
+    """A --requester: an identity as the policy names them (letters, digits, '_', '-', '.', '@', '+')."""
+    if not text or not all(c.isascii() and (c.isalnum() or c in "_-.@+") for c in text):
+        raise argparse.ArgumentTypeError(f"{text!r}: use letters, digits, '_', '-', '.', '@' or '+'")
+    return text
+
+
 def word(text: str) -> str:
     """A filter value for the list query: letters, digits, '_', '-', '.' (no quoting to get wrong)."""
     if not text or not all(c.isascii() and (c.isalnum() or c in "_-.") for c in text):
@@ -271,8 +278,11 @@ def since(text: str) -> datetime:
     from datetime import UTC, timedelta
 
     number, unit = text[:-1], text[-1:]
-    if unit in _UNITS and number.isdigit() and int(number) <= 10 * 365:
-        return datetime.now(UTC) - timedelta(seconds=int(number) * _UNITS[unit])
+    if unit in _UNITS and number.isdigit():
+        ago = int(number) * _UNITS[unit]
+        if ago > 10 * 366 * 86400:
+            raise argparse.ArgumentTypeError(f"{text!r}: at most ten years ago")
+        return datetime.now(UTC) - timedelta(seconds=ago)
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -384,7 +394,7 @@ def _arguments(name: str, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--phase", type=word, help="e.g. awaiting_approval, needs_review, succeeded")
         parser.add_argument("--kind", type=word, help="e.g. RotateDbCredential")
         parser.add_argument("--env", type=word, help="environment, e.g. prod")
-        parser.add_argument("--requester", type=word, help="runs this person requested")
+        parser.add_argument("--requester", type=identity, help="runs this person requested")
         parser.add_argument("--since", type=since, help="runs started since: 30m, 12h, 7d, 2w, or a UTC date or time")
         parser.add_argument("--emergency", action="store_true", help="only break-glass runs")
         parser.add_argument("--drift", action="store_true", help="only scheduled dry runs that found drift")
@@ -482,10 +492,10 @@ def run(argv: Sequence[str], stdout: TextIO = sys.stdout, stderr: TextIO = sys.s
         finally:
             progress.close()
     except OpsctlError as exc:
-        return _error(exc.exit_code, exc.message, exc.hint, fmt, stdout, stderr, kind=exc.kind)
+        return _error(exc.exit_code, exc.message, exc.hint, fmt, stdout, stderr, kind=exc.kind, lines=_streams(args))
     except KeyboardInterrupt:
         message, hint = _interrupted(args)
-        return _error(ExitCode.INTERRUPTED, message, hint, fmt, stdout, stderr)
+        return _error(ExitCode.INTERRUPTED, message, hint, fmt, stdout, stderr, lines=_streams(args))
     except Exception as exc:
         from temporalio.service import RPCError  # only imported when something already failed
 
@@ -494,7 +504,7 @@ def run(argv: Sequence[str], stdout: TextIO = sys.stdout, stderr: TextIO = sys.s
         if isinstance(exc, RPCError):
             hint = "check the address, the namespace and that the server is healthy"
             message = f"Temporal refused the request: {exc.message}"
-            return _error(ExitCode.DEPENDENCY_FAILURE, message, hint, fmt, stdout, stderr)
+            return _error(ExitCode.DEPENDENCY_FAILURE, message, hint, fmt, stdout, stderr, lines=_streams(args))
         if isinstance(exc, DocumentError):
             return _error(
                 exc.exit_code,
@@ -548,7 +558,22 @@ def _interrupted(args: argparse.Namespace) -> tuple[str, str]:
     return "interrupted", "nothing of this command goes on"
 
 
-def _error(code: ExitCode, message: str, hint: str, fmt: str, stdout: TextIO, stderr: TextIO, **extra: Any) -> int:
+def _streams(args: argparse.Namespace) -> bool:
+    """Commands whose JSON is a stream of lines (`watch -o json`): an error is one more line."""
+    return bool(args.command == "watch")
+
+
+def _error(
+    code: ExitCode,
+    message: str,
+    hint: str,
+    fmt: str,
+    stdout: TextIO,
+    stderr: TextIO,
+    *,
+    lines: bool = False,
+    **extra: Any,
+) -> int:
     try:
         print(f"error: {message}", file=stderr)
         if hint:
@@ -563,7 +588,7 @@ def _error(code: ExitCode, message: str, hint: str, fmt: str, stdout: TextIO, st
             **{k: (v.value if hasattr(v, "value") else v) for k, v in extra.items() if v},
         }
         try:
-            print(json.dumps({"error": error, "exit_code": int(code)}, indent=2), file=stdout)
+            print(json.dumps({"error": error, "exit_code": int(code)}, indent=None if lines else 2), file=stdout)
             stdout.flush()
         except BrokenPipeError:
             _quiet(stdout)

@@ -52,3 +52,4 @@ class AuditTrail(BaseModel):
     closed: bool = False  # False: the run goes on, later events will follow
     outcome: dict[str, Any] | None = None  # phase, exit_code, failure, once the run closed
     events: list[AuditEvent] = []
+    other_executions: list[str] = []  # later executions that reused the id: not this run, not read

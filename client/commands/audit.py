@@ -33,9 +33,17 @@ async def _state(args: argparse.Namespace, config: Config) -> tuple[Any, RunStat
 
 
 async def cmd_audit(args: argparse.Namespace, config: Config) -> Output:
+    """The history is enough: a run nobody answers for (no worker, a raw start) is audited all the same."""
     from client.audit import read_trail
+    from client.runs import connect, handle_for, read_state
 
-    client, state = await _state(args, config)
+    client = await connect(config)
+    handle = await handle_for(client, args.run)
+    state: RunState | None = None
+    try:
+        state = await read_state(handle)  # an open run's signal verdicts; a closed run's are in its result
+    except OpsctlError:
+        state = None
     trail = await read_trail(client, args.run, state)
     if args.export:
         _export(Path(args.export), trail.workflow_id, [event.model_dump(mode="json") for event in trail.events])
@@ -56,6 +64,11 @@ async def cmd_audit(args: argparse.Namespace, config: Config) -> Output:
         f"{trail.workflow_id}` shows the same events)\n"
     )
     text = head + "\n" + table(rows, ["at", "what", "who", "summary"])
+    if trail.other_executions:
+        text += (
+            f"\n\nnot read: {len(trail.other_executions)} later execution(s) of this id that this run did not start "
+            f"({', '.join(trail.other_executions)})"
+        )
     if args.export:
         text += f"\n\nexported {len(trail.events)} events to {args.export} (JSON Lines)"
     return Output(trail.model_dump(mode="json"), text)
@@ -161,7 +174,7 @@ def next_steps(state: RunState) -> list[dict[str, str]]:
             },
             note,
         ]
-    if phase is Phase.SUCCEEDED or (phase is Phase.PLANNED):
+    if phase in (Phase.SUCCEEDED, Phase.NO_CHANGES, Phase.PLANNED):
         return [audit]
     return [
         {

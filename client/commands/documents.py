@@ -60,6 +60,12 @@ def read_request(path: str, config: Config, warn: Callable[[str], None] | None =
         base = Path.cwd() if path == "-" else Path(path).parent
         data = {**data, "spec": read_local_files(data["spec"], base)}
     request = parse_request(data)
+    reserved = [label for label in request.metadata.labels if label.startswith("opsctl/")]
+    if reserved:
+        raise DocumentError(
+            f"{reserved[0]!r}: labels under opsctl/ are set by opsctl itself (opsctl/rerun-of: `opsctl rerun`)",
+            field="metadata.labels",
+        )
     for warning in kinds.check_accepted(request.kind, request.api_version, now()):
         if warn is not None:
             warn(warning)

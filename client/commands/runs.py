@@ -322,11 +322,18 @@ async def cmd_rerun(client: Any, args: argparse.Namespace, config: Config, progr
         )
     if earlier.mode is Mode.DRY_RUN:
         raise OpsctlError(ExitCode.INVALID_INPUT, f"{run} is a dry run", hint="plan again with `opsctl plan -f DOC`")
-    if earlier.phase is Phase.SUCCEEDED:
+    if earlier.phase in (Phase.SUCCEEDED, Phase.NO_CHANGES):
         raise OpsctlError(
             ExitCode.INVALID_INPUT,
-            f"run {run} succeeded: a rerun is for a run that did not",
+            f"run {run} ended {earlier.phase.value}: a rerun is for a run that did not succeed",
             hint="to make the same change again, apply the document with a new metadata.idempotencyKey",
+        )
+    if not earlier.requester_verified:  # e.g. a raw `temporal workflow start` that reused the id
+        raise OpsctlError(
+            ExitCode.INVALID_INPUT,
+            f"run {run}'s request was not verified as signed by its requester ({earlier.requester}): "
+            "a rerun signs it as yours, so it only repeats verified requests",
+            hint="read it with `opsctl audit` and apply the document yourself if it is what you want",
         )
     key = f"rerun-{hashlib.sha256(run.encode()).hexdigest()[:16]}"  # the same earlier run: the same rerun
     labels = {**earlier.request.metadata.labels, RERUN_LABEL: run}

@@ -8,6 +8,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+from temporalio.api.common.v1 import Payload, Payloads, WorkflowExecution
+from temporalio.api.workflowservice.v1 import SignalWorkflowExecutionRequest
+from temporalio.client import Client
 
 from client.devstack import Stack, seed_role
 from tests.client.conftest import opsctl
@@ -224,3 +227,97 @@ async def test_waiting_commands_return_when_a_person_must_approve_unless_asked_t
     assert time.monotonic() - began >= 3  # it waited on through the approval phase
     assert 7 == patient.code  # the wait ran out while it awaits approval: that phase's own code
     await opsctl(cli_env, "reject", run["workflow_id"], "--reason", "test over", "--as", "bob")
+
+
+async def test_audit_gives_each_signal_its_verdict_and_survives_payloads_it_cannot_decode(
+    client: Client, cli_env: dict[str, str], tmp_path: Path, stack: Stack
+) -> None:
+    document = rotation(tmp_path, stack, environment="prod")
+    run = (await opsctl(cli_env, "apply", "-f", document, "-o", "json")).json()["workflow_id"]
+    handle = client.get_workflow_handle(run)
+    await handle.signal("reject", {"actor": "mallory", "comment": "unsigned, in prod"})
+    await handle.signal("note", {"actor": "alice", "comment": "I am alice and I approve"})
+    await handle.signal("launch_missiles", {"actor": "eve"})
+    for encoding, data in ((b"foo/bar", b"x"), (b"json/plain", b"\xff\xfe"), (b"binary/encrypted", b"garbage")):
+        await client.workflow_service.signal_workflow_execution(
+            SignalWorkflowExecutionRequest(
+                namespace="default",
+                workflow_execution=WorkflowExecution(workflow_id=run),
+                signal_name="approve",
+                input=Payloads(payloads=[Payload(metadata={"encoding": encoding}, data=data)]),
+                identity="raw",
+            )
+        )
+    await opsctl(cli_env, "status", run)  # the run has taken them all once it answers
+
+    open_trail = await opsctl(cli_env, "audit", run, "-o", "json")
+    assert 0 == open_trail.code, open_trail.stderr
+    decisions = [e for e in open_trail.json()["events"] if e["kind"] in ("decision", "note")]
+    assert ("mallory", "refused") == (decisions[0]["actor"], decisions[0]["details"]["verdict"])
+    assert decisions[0]["details"]["reason"].startswith("unsigned")
+    assert ("alice", "refused") == (decisions[1]["actor"], decisions[1]["details"]["verdict"])  # no signature
+    assert "REFUSED" in decisions[1]["summary"]
+    assert ("eve", "refused") == (decisions[2]["actor"], decisions[2]["details"]["verdict"])
+    assert 3 == sum("undecodable input" in e["summary"] for e in decisions[3:])
+    requested = open_trail.json()["events"][0]
+    assert requested["details"]["requester_verified"]
+    await opsctl(cli_env, "reject", run, "--reason", "test over", "--as", "bob")
+    closed = (await opsctl(cli_env, "audit", run, "-o", "json")).json()
+    assert ["refused", "refused", "refused"] == [
+        e["details"]["verdict"] for e in closed["events"] if e["kind"] in ("decision", "note")
+    ][:3]
+
+
+async def test_audit_reads_only_the_run_not_a_later_execution_that_reused_its_id(
+    client: Client, cli_env: dict[str, str], tmp_path: Path, stack: Stack
+) -> None:
+    applied = await opsctl(cli_env, "apply", "-f", rotation(tmp_path, stack), "--wait", "-o", "json")
+    run = applied.json()
+    forged = await client.start_workflow(
+        "RotateDbCredential",
+        {"request": {**run["request"], "metadata": {"environment": "dev", "requester": "carol"}}},
+        id=run["workflow_id"],
+        task_queue=cli_env["OPSCTL_TASK_QUEUE"],
+    )
+    trail = (await opsctl(cli_env, "audit", run["workflow_id"], "-o", "json")).json()
+    assert ("alice", "succeeded") == (trail["requester"], trail["outcome"]["phase"])
+    assert [forged.result_run_id] == trail["other_executions"]
+    assert all(e["run"] != forged.result_run_id for e in trail["events"])
+
+
+async def test_rerun_refuses_a_request_its_requester_did_not_sign(
+    client: Client, cli_env: dict[str, str], tmp_path: Path, stack: Stack
+) -> None:
+    """A raw start (no signature) that failed: a rerun would sign someone's request as yours."""
+    applied = await opsctl(cli_env, "plan", "-f", rotation(tmp_path, stack), "-o", "json")
+    request = applied.json()["request"]
+    raw = await client.start_workflow(
+        "RotateDbCredential",
+        {"request": {**request, "metadata": {"environment": "qa-nowhere", "requester": "alice"}}},
+        id=f"raw-{uuid.uuid4().hex[:8]}",
+        task_queue=cli_env["OPSCTL_TASK_QUEUE"],
+    )
+    ended = await opsctl(cli_env, "result", raw.id, "--wait", "--timeout", "60", "-o", "json")
+    assert "failed" == ended.json()["phase"]
+    refused = await opsctl(cli_env, "rerun", raw.id)
+    assert 2 == refused.code
+    assert "was not verified as signed by its requester" in refused.stderr
+
+
+async def test_a_document_may_not_set_opsctl_labels(cli_env: dict[str, str], tmp_path: Path, stack: Stack) -> None:
+    path = Path(rotation(tmp_path, stack))
+    path.write_text(path.read_text().replace("metadata:\n", "metadata:\n  labels: {opsctl/rerun-of: X}\n"))
+    ran = await opsctl(cli_env, "validate", "-f", str(path))
+    assert 2 == ran.code
+    assert "labels under opsctl/ are set by opsctl itself" in ran.stderr
+
+
+async def test_list_takes_email_like_requesters_and_long_durations(cli_env: dict[str, str]) -> None:
+    assert 0 == (await opsctl(cli_env, "list", "--requester", "alice@example.com", "--since", "3651m")).code
+    assert 2 == (await opsctl(cli_env, "list", "--since", "3700w")).code
+
+
+async def test_watch_json_is_json_lines_even_when_it_fails(cli_env: dict[str, str]) -> None:
+    ran = await opsctl({**cli_env, "OPSCTL_TEMPORAL_ADDRESS": "127.0.0.1:1"}, "watch", "R", "-o", "json")
+    assert 4 == ran.code
+    assert [4] == [json.loads(line)["exit_code"] for line in ran.stdout.splitlines()]
