@@ -34,19 +34,6 @@ compdef _opsctl opsctl
 """
 
 SCRIPTS = {"bash": BASH, "zsh": ZSH}
-_RUN_COMMANDS = {
-    "approve",
-    "reject",
-    "cancel",
-    "resolve",
-    "status",
-    "result",
-    "note",
-    "watch",
-    "audit",
-    "explain",
-    "rerun",
-}
 
 
 def candidates(parser: argparse.ArgumentParser, words: Sequence[str]) -> list[str]:
@@ -80,7 +67,7 @@ def candidates(parser: argparse.ArgumentParser, words: Sequence[str]) -> list[st
         from contracts.kinds import KINDS
 
         return [kind for kind in KINDS if kind.startswith(current)]
-    if command in _RUN_COMMANDS:
+    if positional and positional[0].dest == "run":  # a RUN argument: the recent runs
         return [run for run in _recent_runs() if run.startswith(current)]
     return []
 

@@ -76,6 +76,22 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# Commands about one run: they take RUN (a workflow id) first.
+RUN_COMMANDS = (
+    "approve",
+    "reject",
+    "cancel",
+    "resolve",
+    "status",
+    "result",
+    "note",
+    "watch",
+    "audit",
+    "explain",
+    "rerun",
+)
+
+
 class GlobalOption(NamedTuple):
     """An option accepted before and after the command: `opsctl --as bob approve R` == `opsctl approve R --as bob`."""
 
@@ -340,19 +356,7 @@ def _arguments(name: str, parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
             "--full", action="store_true", help="show every line of SQL (long migrations are folded otherwise)"
         )
-    if name in (
-        "approve",
-        "reject",
-        "cancel",
-        "resolve",
-        "status",
-        "result",
-        "note",
-        "watch",
-        "audit",
-        "explain",
-        "rerun",
-    ):
+    if name in RUN_COMMANDS:
         parser.add_argument("run", metavar="RUN", type=run_id, help="the run's id (workflow id)")
     if name == "approve":
         parser.add_argument("--plan-hash", required=True, help="the plan hash you reviewed (from plan/status)")
