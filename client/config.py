@@ -312,16 +312,21 @@ def _stack_layer(state_dir: Path) -> Layer:
     recorded = stack.get("ports")
     ports: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
     values: dict[str, str] = {}
-    if ports.get("temporal"):
-        values["temporal_address"] = f"127.0.0.1:{ports['temporal']}"
-    if ports.get("ui"):
-        values["ui_url"] = f"http://127.0.0.1:{ports['ui']}"
+    temporal, ui = _port(ports.get("temporal")), _port(ports.get("ui"))  # a garbled record tells nothing
+    if temporal:
+        values["temporal_address"] = f"127.0.0.1:{temporal}"
+    if ui:
+        values["ui_url"] = f"http://127.0.0.1:{ui}"
     for key, name in (("policy_file", "policy.yaml"), ("codec_keys_file", STACK_CODEC_KEYS)):
         if (state_dir / name).exists():
             values[key] = str(state_dir / name)
     if (state_dir / STACK_CODEC_TOKEN).exists():
         values["codec_token_file"] = str(state_dir / STACK_CODEC_TOKEN)
     return Layer("stack", values, str(record))
+
+
+def _port(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535 else None
 
 
 # ---- merging: pydantic-settings, one source per layer ----
