@@ -44,9 +44,14 @@ async def read_trail(client: Client, workflow_id: str, state: RunState | None = 
         run = ""
         if last is not None and last.event_type == _E.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
             run = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
-    reader.trail.other_executions = [e.run_id for e in executions if e.run_id not in chain]
+    reader.trail.other_executions = [e.run_id for e in executions if e.run_id not in chain and ":note:" not in e.id]
     if state is not None and not reader.trail.closed:
         reader.settle(state)
+    from client.runs import notes_after  # notes made after the run ended: their own workflows
+
+    for record in await notes_after(client, workflow_id):
+        entry = _decision_sent("note", {"actor": record.actor, "comment": record.comment}, record.at, "note")
+        reader.trail.events.append(_with_verdict(entry, record.model_dump(mode="json")))
     return reader.trail
 
 

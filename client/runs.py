@@ -254,6 +254,51 @@ async def find_run(client: Client, run: str) -> WorkflowHandle[Any, RunState] | 
     return handle
 
 
+async def note_after(
+    client: Client, state: RunState, input: DecisionInput, *, keys: Keyring, task_queue: str, timeout: float = 15.0
+) -> DecisionRecord:
+    """A note on a run that has ended: its own small workflow, whose result is the worker's verdict."""
+    from contracts.run import NOTE_WORKFLOW
+
+    input = keys.sign_decision(state.decision_scope, Decision.NOTE, input)
+    try:
+        record: DecisionRecord = await client.execute_workflow(
+            NOTE_WORKFLOW,
+            input,
+            id=f"{state.workflow_id}:note:{input.attempt_id}",
+            task_queue=task_queue,
+            result_type=DecisionRecord,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            execution_timeout=timedelta(seconds=60),
+            rpc_timeout=timedelta(seconds=timeout),
+        )
+        return record
+    except (RPCError, RPCTimeoutOrCancelledError, FailureError) as exc:
+        raise OpsctlError(
+            ExitCode.DEPENDENCY_FAILURE,
+            f"the note was not recorded: {exc}",
+            hint="a note is recorded by a worker: is one polling its task queue? `opsctl dev status`",
+        ) from exc
+
+
+async def notes_after(client: Client, workflow_id: str) -> list[DecisionRecord]:
+    """The notes kept for a run after it ended (their own workflows), oldest first."""
+    from contracts.run import NOTE_WORKFLOW
+
+    prefix = f"{workflow_id}:note:".replace("\\", "\\\\").replace("'", "\\'")
+    query = f"WorkflowType = '{NOTE_WORKFLOW}' AND WorkflowId STARTS_WITH '{prefix}'"
+    records = []
+    async for execution in client.list_workflows(query, limit=200):
+        if execution.status is not WorkflowExecutionStatus.COMPLETED:
+            continue
+        handle = client.get_workflow_handle(execution.id, run_id=execution.run_id, result_type=DecisionRecord)
+        try:
+            records.append(await handle.result())
+        except Exception:  # noqa: S112 - a note that cannot be read is no note
+            continue
+    return sorted(records, key=lambda record: record.at)
+
+
 async def decide(
     handle: WorkflowHandle[Any, RunState],
     decision: Decision,

@@ -106,6 +106,9 @@ class Continuation(BaseModel):
     applied: dict[str, Any] = {}  # the operation's `applied_model`, dumped
 
 
+NOTE_WORKFLOW = "OpsctlNote"  # a note on a run that has ended: its own workflow, `<run>:note:<attempt id>`
+
+
 class Decision(StrEnum):
     APPROVE = "approve"
     REJECT = "reject"

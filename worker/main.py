@@ -17,6 +17,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.backfill_table import BackfillActivities
 from activities.migrate_schema import MigrateSchemaActivities
+from activities.notes import NoteActivities
 from activities.policy import PolicyActivities, load_policies
 from activities.postgres import Databases
 from activities.read_replica import ReadReplicaActivities
@@ -33,9 +34,18 @@ from workflows.migrate_schema import MigrateSchema
 from workflows.policy_probe import PolicyProbe
 from workflows.read_replica import CreateReadReplica
 from workflows.rotate_credential import RotateDbCredential
+from workflows.run_note import RunNote
 from workflows.sweep_volumes import SweepStaleVolumes
 
-WORKFLOWS = [RotateDbCredential, SweepStaleVolumes, CreateReadReplica, BackfillTable, MigrateSchema, PolicyProbe]
+WORKFLOWS = [
+    RotateDbCredential,
+    SweepStaleVolumes,
+    CreateReadReplica,
+    BackfillTable,
+    MigrateSchema,
+    PolicyProbe,
+    RunNote,
+]
 
 
 HEARTBEAT_THROTTLE = timedelta(seconds=5)
@@ -73,6 +83,7 @@ def build_activities(settings: WorkerSettings) -> list[Callable[..., Any]]:
     return [
         *activity_methods(policy_activities(settings)),
         *activity_methods(ScheduleActivities()),
+        *activity_methods(NoteActivities()),
         *activity_methods(RotateCredentialActivities(databases, settings.aws)),
         *activity_methods(SweepVolumesActivities(settings.aws)),
         *activity_methods(ReadReplicaActivities(settings.aws)),

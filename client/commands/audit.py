@@ -13,7 +13,7 @@ from client.config import Config, config_for
 from client.render import Output, one_line, table
 from contracts.failures import ExitCode, OpsctlError
 from contracts.phases import Phase
-from contracts.run import Decision, RunState
+from contracts.run import Decision, DecisionRecord, RunState
 
 Progress = Callable[[str], None]
 
@@ -84,8 +84,13 @@ def _export(path: Path, workflow_id: str, events: list[dict[str, Any]]) -> None:
 
 
 async def cmd_explain(args: argparse.Namespace, config: Config) -> Output:
-    _, state = await _state(args, config)
+    from client.runs import notes_after
+
+    client, state = await _state(args, config)
     answers = explain(state)
+    answers["notes"] += [
+        _note_line(record) for record in await notes_after(client, state.workflow_id) if record.accepted
+    ]
     lines = [
         f"{state.workflow_id}: {state.phase.value}",
         "",
@@ -121,11 +126,7 @@ def explain(state: RunState) -> dict[str, Any]:
     uncertain = list(state.uncertain)
     if state.failure and state.phase is not Phase.SUCCEEDED:
         uncertain.append(f"the run failed ({state.failure.kind.value}): {state.failure.message}")
-    notes = [
-        f"{d.actor} at {d.at:%Y-%m-%d %H:%M} UTC: {d.comment}"
-        for d in state.decisions
-        if d.decision is Decision.NOTE and d.accepted
-    ]
+    notes = [_note_line(d) for d in state.decisions if d.decision is Decision.NOTE and d.accepted]
     return {
         "requested": requested,
         "changed": changed,
@@ -133,6 +134,11 @@ def explain(state: RunState) -> dict[str, Any]:
         "next": next_steps(state),
         "notes": notes,
     }
+
+
+def _note_line(record: DecisionRecord) -> str:
+    unsigned = "" if record.signed else " (unsigned)"
+    return f"{record.actor}{unsigned} at {record.at:%Y-%m-%d %H:%M} UTC: {record.comment}"
 
 
 def next_steps(state: RunState) -> list[dict[str, str]]:

@@ -396,12 +396,26 @@ def _json_lines(progress: Progress) -> Callable[[RunState], None]:
 
 
 async def cmd_note(client: Any, args: argparse.Namespace, config: Config, progress: Progress) -> Output:
+    """A note goes into the run's own history while it runs; after it ended, into a note of its own."""
+    from client.runs import handle_for, note_after, read_state
+
     text = args.text.strip()
     if not text:
         raise OpsctlError(
             ExitCode.INVALID_INPUT, "the note is empty", hint=f'opsctl note {args.run} "what you saw or did"'
         )
-    return await _decide(client, args, config, Decision.NOTE, DecisionInput(actor=config.user, comment=text))
+    input = DecisionInput(actor=config.user, comment=text)
+    state = await read_state(await handle_for(client, args.run))
+    if not state.phase.terminal:
+        return await _decide(client, args, config, Decision.NOTE, input)
+    record = await note_after(client, state, input, keys=config.keyring(), task_queue=config.task_queue)
+    verdict = "accepted" if record.accepted else "REFUSED"
+    said = f"note by {record.actor}: {verdict} — {record.reason} (kept with run {state.workflow_id}, which has ended)"
+    return Output(
+        {"decision": record.model_dump(mode="json"), "run": state.workflow_id},
+        said,
+        ExitCode.SUCCESS if record.accepted else ExitCode.DENIED,
+    )
 
 
 async def cmd_status(client: Any, args: argparse.Namespace, config: Config, progress: Progress) -> Output:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from pathlib import Path
@@ -14,6 +15,7 @@ from temporalio.client import Client
 
 from client.devstack import Stack, seed_role
 from tests.client.conftest import opsctl
+from tests.client.test_examples import record
 
 
 def rotation(tmp_path: Path, stack: Stack, environment: str = "dev", requester: str = "") -> str:
@@ -103,7 +105,7 @@ async def test_plan_of_a_request_whose_run_waits_for_approval_exits_10(
 
 
 async def test_audit_reads_the_whole_story_from_the_history_and_exports_json_lines(
-    cli_env: dict[str, str], tmp_path: Path, stack: Stack
+    client: Client, cli_env: dict[str, str], tmp_path: Path, stack: Stack
 ) -> None:
     document = rotation(tmp_path, stack, environment="prod")
     applied = (await opsctl(cli_env, "apply", "-f", document, "-o", "json")).json()
@@ -149,11 +151,21 @@ async def test_audit_reads_the_whole_story_from_the_history_and_exports_json_lin
     text = await opsctl(cli_env, "audit", run)
     assert "note by carol: paged the owner, go ahead" in text.stdout
 
-    closed = await opsctl(cli_env, "note", run, "too late")
-    assert 6 == closed.code  # a finished run's history is closed
+    after = await opsctl(cli_env, "note", run, "rotated at 14:02, app pods restarted", "-o", "json")
+    assert 0 == after.code, after.stdout + after.stderr  # its own small history: the run's is closed
+    assert after.json()["decision"]["signed"]
+    if os.environ.get("OPSCTL_RECORD_HISTORIES"):  # the replay tests keep the note workflow's path
+        await record(client, f"{run}:note:{after.json()['decision']['attempt_id']}")
+    forged = await opsctl(cli_env, "note", run, "I am alice", "--as", "mallory", "-o", "json")
+    assert 6 == forged.code  # no key for mallory in prod: refused, and kept as refused
+    assert forged.json()["decision"]["reason"].startswith("unsigned")
     explained = await opsctl(cli_env, "explain", run, "-o", "json")
     assert 0 == explained.code
-    assert ["carol"] == [note.split(" at ")[0] for note in explained.json()["notes"]]
+    assert ["carol", "alice"] == [note.split(" at ")[0] for note in explained.json()["notes"]]
+    trail = (await opsctl(cli_env, "audit", run, "-o", "json")).json()
+    late = [e for e in trail["events"] if e["kind"] == "note" and e["details"]["via"] == "note"]
+    assert [("alice", "accepted"), ("mallory", "refused")] == [(e["actor"], e["details"]["verdict"]) for e in late]
+    assert [] == trail["other_executions"]
     assert [f"opsctl audit {run}"] == [step["command"] for step in explained.json()["next"]]
 
 
