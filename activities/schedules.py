@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 from pydantic import BaseModel
@@ -21,7 +22,8 @@ from temporalio.client import ScheduleActionExecutionStartWorkflow
 from temporalio.service import RPCError, RPCStatusCode
 
 from contracts import search_attributes as sa
-from contracts.schedules import SCHEDULE_ID_PATTERN, describe_spec, is_drift_apply_of
+from contracts.run import SHORTEST_WORKFLOW_TIMEOUT_DAYS
+from contracts.schedules import DRIFT_APPLY_SUFFIX, SCHEDULE_ID_PATTERN, describe_spec, is_drift_apply_of
 
 # The scheduler records a run it started right after the start returns: give it this long to show.
 LISTED_WITHIN = 10.0
@@ -32,6 +34,8 @@ class FindScheduleStartInput(BaseModel):
     workflow_id: str  # the execution the schedule must have started: this run, or a drift apply's parent
     run_id: str
     open_applies: bool = False  # also list the drift applies of this schedule that are still open
+    kind: str = ""  # the run's kind: an open apply must be a workflow of this type
+    fire: bool = False  # a fire of the schedule (not a drift's apply): it must not run alongside another
 
 
 class ScheduleStart(BaseModel):
@@ -43,6 +47,19 @@ class ScheduleStart(BaseModel):
     scheduled_at: datetime | None = None  # the fire's nominal time
     drift_attribute: bool = False  # the namespace has OpsctlDrift: the run may set it
     open_applies: list[str] = []  # drift applies of this schedule still running
+
+
+def _action_refused(described: Any) -> str:
+    """A schedule whose action sets a workflow timeout could kill an approved run in the middle of its apply."""
+    action, shortest = described.schedule.action, timedelta(days=SHORTEST_WORKFLOW_TIMEOUT_DAYS)
+    timeouts = [
+        name
+        for name in ("execution_timeout", "run_timeout")
+        if getattr(action, name, None) and getattr(action, name) < shortest  # None or 0: none
+    ]
+    if timeouts:
+        return f"the schedule's action sets {' and '.join(timeouts)}: a timeout could stop a run mid-apply"
+    return ""
 
 
 class ScheduleActivities:
@@ -72,6 +89,14 @@ class ScheduleActivities:
                 if isinstance(result.action, ScheduleActionExecutionStartWorkflow)
             }
             if me in running or me in recent:
+                others = sorted(workflow_id for workflow_id, _ in running - {me})
+                refused = _action_refused(described) or (
+                    f"another run of schedule {input.schedule_id} is open ({others[0]}): its runs never overlap"
+                    if input.fire and others
+                    else ""
+                )
+                if refused:
+                    return ScheduleStart(started=False, reason=refused)
                 break
             if loop.time() >= deadline:
                 return ScheduleStart(
@@ -106,9 +131,16 @@ class ScheduleActivities:
         return True
 
     async def _open_applies(self, input: FindScheduleStartInput) -> list[str]:
+        """Drift applies of this schedule still open: of its kind, children of one of its fires (the server
+        sets a child's parent; an id that merely looks like an apply's proves nothing)."""
         query = f"WorkflowId STARTS_WITH '{input.schedule_id}-' AND ExecutionStatus = 'Running'"
         found = []
-        async for execution in activity.client().list_workflows(query, limit=100):
-            if is_drift_apply_of(input.schedule_id, execution.id):
+        async for execution in activity.client().list_workflows(query, limit=1000):
+            parent = execution.parent_id or ""
+            if (
+                is_drift_apply_of(input.schedule_id, execution.id)
+                and execution.workflow_type == input.kind
+                and execution.id == f"{parent}{DRIFT_APPLY_SUFFIX}"
+            ):
                 found.append(execution.id)
         return sorted(found)

@@ -206,7 +206,21 @@ class _Parser(argparse.ArgumentParser):
             close = difflib.get_close_matches(invalid[1], choices, n=1)
             if close:
                 message += f"; did you mean {close[0]!r}?"
+        _REFUSED.append(f"{self.prog}: {message}")
         super().error(message)
+
+
+_REFUSED: list[str] = []  # what argparse refused, for the JSON error when --format json was asked for
+
+
+def _asked_for_json(argv: Sequence[str]) -> bool:
+    """Did argv ask for JSON (however spelled), although argparse could not parse it?"""
+    words = list(argv)
+    pairs = zip(words, [*words[1:], ""], strict=True)
+    return any(
+        word in ("--format=json", "-ojson", "-o=json") or (word in ("--format", "-o") and following == "json")
+        for word, following in pairs
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -467,6 +481,7 @@ def _arguments(name: str, parser: argparse.ArgumentParser) -> None:
 
 def run(argv: Sequence[str], stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
     """Parse, dispatch, print; return the exit code. Never raises for user errors."""
+    _REFUSED.clear()
     if argv[:1] == ["__complete"]:  # the completion script asking what may come next
         from client.completion import candidates
 
@@ -477,7 +492,12 @@ def run(argv: Sequence[str], stdout: TextIO = sys.stdout, stderr: TextIO = sys.s
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             args = parse(argv)
     except SystemExit as exc:  # argparse has printed usage (or --help) already
-        return int(exc.code or 0) if exc.code in (0, None) else int(ExitCode.INVALID_INPUT)
+        if exc.code in (0, None):
+            return 0
+        if _REFUSED and _asked_for_json(argv):  # stdout stays parseable: the error as JSON too
+            hint = "`opsctl --help` lists the commands; `opsctl COMMAND --help` what each takes"
+            _json_error(ExitCode.INVALID_INPUT, _REFUSED[-1], hint, stdout)
+        return int(ExitCode.INVALID_INPUT)
     except ConflictingOptions as exc:
         # When --format itself conflicts, answer in JSON if any use asked for it: stdout stays parseable.
         fmt = "json" if "json" in exc.given["format"] else "text"
@@ -586,17 +606,21 @@ def _error(
     except BrokenPipeError:  # nobody reads stderr any more: the exit code still says what happened
         _quiet(stderr)
     if fmt == "json":
-        error = {
-            "message": message,
-            "hint": hint,
-            **{k: (v.value if hasattr(v, "value") else v) for k, v in extra.items() if v},
-        }
-        try:
-            print(json.dumps({"error": error, "exit_code": int(code)}, indent=None if lines else 2), file=stdout)
-            stdout.flush()
-        except BrokenPipeError:
-            _quiet(stdout)
+        _json_error(code, message, hint, stdout, lines=lines, **extra)
     return int(code)
+
+
+def _json_error(code: ExitCode, message: str, hint: str, stdout: TextIO, *, lines: bool = False, **extra: Any) -> None:
+    error = {
+        "message": message,
+        "hint": hint,
+        **{k: (v.value if hasattr(v, "value") else v) for k, v in extra.items() if v},
+    }
+    try:
+        print(json.dumps({"error": error, "exit_code": int(code)}, indent=None if lines else 2), file=stdout)
+        stdout.flush()
+    except BrokenPipeError:
+        _quiet(stdout)
 
 
 class _Progress:

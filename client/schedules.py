@@ -59,6 +59,7 @@ class ScheduleMemo(BaseModel):
     cadence: str  # as signed
     spec_hash: str  # the request's: the same document makes the same schedule
     signed_until: datetime | None = None  # None: unsigned (environments that do not require signatures)
+    api_version: str = ""  # the request's contract version ('': written before versions were recorded, v1)
 
 
 class LastRun(BaseModel):
@@ -138,6 +139,7 @@ async def create(
         on_drift=on_drift if mode is Mode.DRY_RUN else None,
         cadence=cadence.text,
         spec_hash=request.spec_hash(),
+        api_version=request.api_version,
         signed_until=signed_until,
     )
     action = ScheduleActionStartWorkflow(
@@ -159,8 +161,17 @@ async def create(
         await client.create_schedule(schedule_id, schedule, memo={MEMO_KEY: memo.model_dump(mode="json")})
     except ScheduleAlreadyRunningError:
         existing, recorded = await _described(client, schedule_id, web_ui)
-        if recorded.model_copy(update={"signed_until": None}) == memo.model_copy(update={"signed_until": None}):
+        ignored = {"signed_until": None, "api_version": ""}
+        same = recorded.model_copy(update=ignored) == memo.model_copy(update=ignored)
+        if same and (recorded.api_version or "opsctl/v1") == request.api_version and not existing.problem:
             return existing, False
+        if same:  # the same request, but its runs would be refused, or it was written in another version
+            why = existing.problem or f"it holds the request as {recorded.api_version or 'opsctl/v1'}"
+            raise OpsctlError(
+                ExitCode.INVALID_INPUT,
+                f"schedule {schedule_id} already exists for this request, but {why}",
+                hint=f"delete it (`opsctl schedule delete {schedule_id}`) and create it again",
+            ) from None
         raise OpsctlError(
             ExitCode.INVALID_INPUT,
             f"schedule {schedule_id} already exists ({existing.mode.value} {existing.spec}, requested by "
@@ -187,12 +198,20 @@ async def _guarded(schedule_id: str, call: Awaitable[T]) -> T:
 
 async def _memo(handle: ScheduleHandle, schedule_id: str) -> ScheduleMemo:
     described = await _guarded(schedule_id, handle.describe())
-    return _read_memo(schedule_id, await described.memo())
+    return _read_memo(schedule_id, await _memo_field(described))
+
+
+async def _memo_field(described: Any) -> Any:
+    """opsctl's memo field only, decoded alone: another application's fields may be in any encoding."""
+    try:
+        return await described.memo_value(MEMO_KEY, None)
+    except Exception:  # undecodable (another codec, garbage): not an opsctl schedule
+        return None
 
 
 def _read_memo(schedule_id: str, memo: Any) -> ScheduleMemo:
     try:
-        return ScheduleMemo.model_validate(memo.get(MEMO_KEY))
+        return ScheduleMemo.model_validate(memo)
     except ValidationError:
         raise OpsctlError(
             ExitCode.INVALID_INPUT,
@@ -257,7 +276,7 @@ async def _described(
     client: Client, schedule_id: str, web_ui: Callable[[str], str]
 ) -> tuple[ScheduleView, ScheduleMemo]:
     described = await _guarded(schedule_id, client.get_schedule_handle(schedule_id).describe())
-    memo = _read_memo(schedule_id, await described.memo())
+    memo = _read_memo(schedule_id, await _memo_field(described))
     raw = described.raw_description.schedule
     spec = describe_spec(
         MessageToDict(raw.spec, preserving_proto_field_name=True),
@@ -280,7 +299,7 @@ async def list_all(client: Client, web_ui: Callable[[str], str]) -> list[Schedul
     """opsctl's schedules (those with its memo), by id. Temporal's list is eventually consistent."""
     views = []
     async for entry in await client.list_schedules():
-        memo = (await entry.memo()).get(MEMO_KEY)
+        memo = await _memo_field(entry)
         if memo is None or entry.info is None or entry.schedule is None:
             continue
         try:

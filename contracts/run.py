@@ -106,6 +106,9 @@ class Continuation(BaseModel):
     applied: dict[str, Any] = {}  # the operation's `applied_model`, dumped
 
 
+# A workflow timeout shorter than this could end a run wherever it stands (mid-apply, nothing undone):
+# such runs are refused. (Temporal's test server gives every workflow ten years.)
+SHORTEST_WORKFLOW_TIMEOUT_DAYS = 366
 NOTE_WORKFLOW = "OpsctlNote"  # a note on a run that has ended: its own workflow, `<run>:note:<attempt id>`
 
 

@@ -26,8 +26,10 @@ with workflow.unsafe.imports_passed_through():
     from contracts.phases import Phase
     from contracts.policy import Policy
     from contracts.request import RERUN_LABEL, DocumentError, check_size
-    from contracts.run import Mode, RunInput, RunSettings, RunState
+    from contracts.run import SHORTEST_WORKFLOW_TIMEOUT_DAYS, Mode, RunInput, RunSettings, RunState
 
+# Runs started with a workflow timeout before they were refused replay as they ran.
+REFUSE_WORKFLOW_TIMEOUTS = "admission-refuses-workflow-timeouts"
 # Runs started before deprecated versions were judged here replay without that judgement.
 JUDGE_DEPRECATED_VERSIONS = "admission-judges-deprecated-versions"
 POLICY_TIMEOUT = timedelta(seconds=10)  # a local read of the worker's loaded policy set
@@ -102,6 +104,14 @@ def admit(input: RunInput, state: RunState, settings: RunSettings, started: Sche
     if input.continuation is not None:
         raise stop(FailureKind.VALIDATION, "a continuation is only accepted from this run's own continue-as-new")
     info = workflow.info()
+    shortest = timedelta(days=SHORTEST_WORKFLOW_TIMEOUT_DAYS)
+    timeouts = [t for t in (info.execution_timeout, info.run_timeout) if t and t < shortest]  # 0: none
+    if timeouts and workflow.patched(REFUSE_WORKFLOW_TIMEOUTS):
+        raise stop(
+            FailureKind.VALIDATION,
+            f"this run was started with a workflow timeout ({min(timeouts)}): Temporal would end it wherever it "
+            "stands, with nothing undone; opsctl runs have none (their steps have their own)",
+        )
     if info.cron_schedule or info.retry_policy is not None:
         raise stop(
             FailureKind.VALIDATION,

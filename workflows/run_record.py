@@ -167,6 +167,8 @@ class RunRecord:
                 sa.EMERGENCY: bool(self.state.emergency),
                 sa.MODE: self.state.mode.value,
                 sa.RERUN_OF: self.state.rerun_of,
+                # Set by this run alone: a caller's start-time value never stands (a refused run is no drift).
+                sa.DRIFT: bool(self.state.scheduled and self.state.scheduled.drift),
             }
         )
 

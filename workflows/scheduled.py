@@ -13,7 +13,6 @@ Everything else — policy, four-eyes, approvals, freeze windows — is the same
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -51,7 +50,12 @@ async def find_start(input: RunInput) -> ScheduleStart:
         return await workflow.execute_local_activity_method(
             ScheduleActivities.find_schedule_start,
             FindScheduleStartInput(
-                schedule_id=grant.schedule_id, workflow_id=workflow_id, run_id=run_id, open_applies=submits
+                schedule_id=grant.schedule_id,
+                workflow_id=workflow_id,
+                run_id=run_id,
+                open_applies=submits,
+                kind=input.request.kind,
+                fire=parent is None,
             ),
             start_to_close_timeout=FIND_TIMEOUT,
             retry_policy=FIND_RETRY,
@@ -136,6 +140,11 @@ async def record_drift(
         scheduled.submitted = started.open_applies[0]
         return f"{found}; apply run {scheduled.submitted}, submitted by an earlier check, is still open"
     scheduled.submitted = await _submit_apply(input)
+    if not scheduled.submitted:
+        return (
+            f"{found}; nothing submitted: an execution named {workflow.info().workflow_id}{DRIFT_APPLY_SUFFIX} "
+            "exists that this check did not start — look at it before applying anything"
+        )
     return (
         f"{found}; apply run {scheduled.submitted} is submitted, as the schedule asks, and goes through "
         f"{state.environment}'s approval like any apply: `opsctl status {scheduled.submitted}`"
@@ -147,7 +156,7 @@ async def _submit_apply(input: RunInput) -> str:
     info = workflow.info()
     run_id = f"{info.workflow_id}{DRIFT_APPLY_SUFFIX}"
     apply = RunInput(request=input.request, mode=Mode.APPLY, signature=input.signature, schedule=input.schedule)
-    with contextlib.suppress(WorkflowAlreadyStartedError):  # submitted before: this dry run's id runs once
+    try:
         await workflow.start_child_workflow(
             input.request.kind,
             apply,
@@ -158,4 +167,6 @@ async def _submit_apply(input: RunInput) -> str:
             static_summary=markdown.summary(input.request),
             static_details=markdown.request_details(input.request),
         )
+    except WorkflowAlreadyStartedError:  # this check starts it once: an execution of that id is someone else's
+        return ""
     return run_id

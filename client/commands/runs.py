@@ -454,7 +454,7 @@ async def cmd_list(client: Any, args: argparse.Namespace, config: Config, progre
     if not (args.dry_runs or args.drift):  # drift is found by dry runs; a run from before OpsctlMode has none
         filters.append(f"({sa.MODE} IS NULL OR {sa.MODE} != '{Mode.DRY_RUN.value}')")
     if args.drift:  # scheduled dry runs whose plan had changes
-        filters.append(f"{sa.DRIFT} = true")
+        filters += [f"{sa.DRIFT} = true", f"{sa.MODE} = '{Mode.DRY_RUN.value}'"]
     query = " AND ".join([f"{sa.KIND} IS NOT NULL", *filters])
     rows = []
     async for execution in client.list_workflows(query, limit=args.limit):

@@ -29,3 +29,14 @@ def test_nothing_close_suggests_nothing() -> None:
     stderr = io.StringIO()
     assert 2 == run(["zzzz"], stdout=io.StringIO(), stderr=stderr)
     assert "did you mean" not in stderr.getvalue()
+
+
+@pytest.mark.parametrize("argv", [["-o", "json", "aply"], ["aply", "--format=json"], ["schedule", "creat", "-ojson"]])
+def test_an_argument_error_in_json_mode_is_json_on_stdout(argv: list[str]) -> None:
+    import json
+
+    stdout = io.StringIO()
+    assert 2 == run(argv, stdout=stdout, stderr=io.StringIO())
+    error = json.loads(stdout.getvalue())
+    assert 2 == error["exit_code"]
+    assert "invalid choice" in error["error"]["message"]

@@ -17,7 +17,14 @@ from typing import Any, TypeVar
 
 import pytest
 import yaml
-from temporalio.client import Client, ScheduleBackfill, ScheduleIntervalSpec, ScheduleUpdate, ScheduleUpdateInput
+from temporalio.client import (
+    Client,
+    ScheduleBackfill,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+)
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -130,7 +137,7 @@ async def test_a_scheduled_prod_apply_waits_for_a_second_person_like_any_apply(
     run, waiting = await fired(client, schedule_id)
 
     assert run.startswith(f"{schedule_id}-20")
-    assert Phase.AWAITING_APPROVAL == waiting.phase
+    assert Phase.AWAITING_APPROVAL == waiting.phase, waiting.failure
     assert waiting.requester_verified, "the schedule's signature verified for the schedule's run"
     assert waiting.scheduled is not None
     assert (schedule_id, "every 1h", "") == (
@@ -292,7 +299,7 @@ async def test_a_scheduled_dry_run_records_drift_and_submits_its_apply_for_appro
     assert apply_run in drifted.next_action
 
     waiting = await settled(client, apply_run)
-    assert Phase.AWAITING_APPROVAL == waiting.phase
+    assert Phase.AWAITING_APPROVAL == waiting.phase, waiting.failure
     assert ("alice", True, Mode.APPLY) == (waiting.requester, waiting.requester_verified, waiting.mode)
     assert waiting.scheduled is not None
     assert check == waiting.scheduled.drift_of
@@ -365,7 +372,7 @@ async def test_a_check_whose_plan_is_larger_than_the_policy_allows_is_drift_that
 async def test_a_manual_plan_records_no_drift_and_a_run_cannot_pose_as_a_drift_apply(
     stack: Stack, client: Client, task_queue: str
 ) -> None:
-    """`opsctl plan` stays what it was (no OpsctlDrift); a hand-made input naming a schedule that does not
+    """`opsctl plan` records no drift (OpsctlDrift false); a hand-made input naming a schedule that does not
     exist is refused."""
     scope = uuid.uuid4().hex[:8]
     make_volumes(stack, scope, 1)
@@ -374,7 +381,8 @@ async def test_a_manual_plan_records_no_drift_and_a_run_cannot_pose_as_a_drift_a
     planned = await handle.result()
     assert (Phase.PLANNED, None) == (planned.phase, planned.scheduled)
     described = await handle.describe()
-    assert sa.DRIFT not in {key.name for key, _ in described.typed_search_attributes}
+    # Every run sets OpsctlDrift itself (a caller's start-time value never stands): a manual plan, false.
+    assert False is {key.name: value for key, value in described.typed_search_attributes}[sa.DRIFT]
 
     grant = ScheduleGrant(schedule_id=f"nope-{scope}", cadence="every 1h")
     forged = KEYRING.sign_request(RunInput(request=request, schedule=grant), grant.scope, lifetime=LIFETIME)
@@ -387,3 +395,107 @@ async def test_a_manual_plan_records_no_drift_and_a_run_cannot_pose_as_a_drift_a
 
 async def _ids(client: Client, query: str) -> set[str]:
     return {execution.id async for execution in client.list_workflows(query)}
+
+
+async def test_a_schedule_edited_to_time_its_runs_out_or_triggered_alongside_has_its_runs_refused(
+    stack: Stack, client: Client, task_queue: str, made: list[str]
+) -> None:
+    """A workflow timeout would stop an approved run mid-apply; an overlap override would run two at once."""
+    request, _, _ = rotation(stack)
+    schedule_id = await create(client, task_queue, made, request)
+    handle = client.get_schedule_handle(schedule_id)
+    first, waiting = await fired(client, schedule_id)
+    assert Phase.AWAITING_APPROVAL == waiting.phase
+    await asyncio.sleep(1.1)  # a fire a second later: its own id
+    await handle.trigger(overlap=ScheduleOverlapPolicy.ALLOW_ALL)
+    alongside = await eventually(
+        lambda: _ids(client, f"WorkflowId STARTS_WITH '{schedule_id}-'"), lambda ids: len(ids) >= 2
+    )
+    (second,) = alongside - {first}
+    refused = await settled(client, second)
+    assert refused.failure is not None
+    assert f"another run of schedule {schedule_id} is open ({first})" in refused.failure.message
+    await decide(
+        client.get_workflow_handle(first, result_type=RunState),
+        Decision.REJECT,
+        DecisionInput(actor="bob", comment="test over"),
+        keys=KEYRING,
+    )
+
+    def with_a_timeout(update: ScheduleUpdateInput) -> ScheduleUpdate:
+        schedule = update.description.schedule
+        action: Any = schedule.action
+        action.execution_timeout = timedelta(seconds=30)
+        return ScheduleUpdate(schedule=schedule)
+
+    await handle.update(with_a_timeout)
+    await asyncio.sleep(1.1)
+    _, timed = await fired(client, schedule_id)
+    assert timed.failure is not None
+    assert "started with a workflow timeout (0:00:30)" in timed.failure.message
+    assert "planning" not in timed.phase_times
+
+
+async def test_a_raw_start_with_a_workflow_timeout_is_refused_before_planning(
+    stack: Stack, client: Client, task_queue: str
+) -> None:
+    request, _, _ = rotation(stack, "dev")
+    run_id = f"timeout-{uuid.uuid4().hex[:8]}"
+    input = KEYRING.sign_request(RunInput(request=request), run_id)
+    refused: RunState = await client.execute_workflow(
+        request.kind,
+        input,
+        id=run_id,
+        task_queue=task_queue,
+        result_type=RunState,
+        execution_timeout=timedelta(minutes=10),
+    )
+    assert refused.failure is not None
+    assert "started with a workflow timeout (0:10:00)" in refused.failure.message
+    assert "planning" not in refused.phase_times
+
+
+async def test_a_workflow_named_like_a_drift_apply_does_not_block_drift(
+    stack: Stack, client: Client, task_queue: str, made: list[str]
+) -> None:
+    scope = uuid.uuid4().hex[:8]
+    make_volumes(stack, scope, 1)
+    schedule_id = await create(
+        client, task_queue, made, sweep_request(scope), mode=Mode.DRY_RUN, on_drift=OnDrift.SUBMIT
+    )
+    decoy = await client.start_workflow("Nothing", id=f"{schedule_id}-2000-01-01T00:00:00Z-apply", task_queue="nowhere")
+    try:
+        check, drifted = await fired(client, schedule_id)
+        assert drifted.scheduled is not None
+        assert f"{check}-apply" == drifted.scheduled.submitted  # submitted: the decoy is nobody's apply
+        await decide(
+            client.get_workflow_handle(f"{check}-apply", result_type=RunState),
+            Decision.REJECT,
+            DecisionInput(actor="bob", comment="test over"),
+            keys=KEYRING,
+        )
+    finally:
+        await decoy.terminate()
+
+
+async def test_a_memo_field_in_an_encoding_nobody_here_reads_is_no_opsctl_schedule() -> None:
+    """Another application's schedule (its memo under another codec) never breaks `schedule list`."""
+    from temporalio.api.common.v1 import Payload
+
+    odd = Payload(metadata={"encoding": b"binary/other-app-encrypted"}, data=b"\x00")
+    assert None is await schedules._memo_field(_WithMemo({"opsctl": odd}))
+
+
+class _WithMemo:
+    """A described schedule whose memo field is in an encoding this client cannot decode."""
+
+    def __init__(self, fields: dict[str, object]) -> None:
+        self.fields = fields
+
+    async def memo_value(self, key: str, default: object) -> object:
+        from temporalio.converter import DataConverter
+
+        payload = self.fields.get(key)
+        if payload is None:
+            return default
+        return DataConverter.default.payload_converter.from_payload(payload)  # type: ignore[arg-type]
