@@ -147,15 +147,15 @@ def _known_version(kind: str, api_version: str) -> None:
 def schema(kind: str | None, api_version: str | None, example: bool, progress: Callable[[str], None]) -> Output:
     """No kind: the kinds and their versions. A kind: its JSON Schema, or (--example) a commented example."""
     if kind is None:
-        if api_version or example:
+        if api_version is not None or example:
             raise OpsctlError(
                 ExitCode.INVALID_INPUT,
-                f"{'--version' if api_version else '--example'} needs a KIND",
+                f"{'--version' if api_version is not None else '--example'} needs a KIND",
                 hint="`opsctl schema` lists the kinds",
             )
         return schema_listing()
     _known_kind(kind)
-    version = api_version or kinds.latest(kind)
+    version = kinds.latest(kind) if api_version is None else api_version  # "": a version nobody has (exit 2)
     _known_version(kind, version)
     deprecated = kinds.deprecation(kind, version)
     if deprecated is not None:
