@@ -23,7 +23,7 @@ $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
 test: $(STAMP) $(CHROMIUM)  ## the whole suite: unit, workflow, integration on the real stack, CLI contract, Web UI in Chromium
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2  # two workers (2 cores), each with its own stack on free ports
 
 check: lint typecheck
 
