@@ -290,6 +290,9 @@ class _Reader:
         for index, entry in enumerate(self.trail.events):
             if entry.kind is AuditKind.REQUESTED:
                 verified = "signature verified" if state.requester_verified else "signature NOT verified"
+                if not entry.details.get("signed"):  # "(unsigned)" says it already
+                    verified = "unsigned"
+                    entry = entry.model_copy(update={"summary": entry.summary.removesuffix(" (unsigned)")})
                 self.trail.events[index] = entry.model_copy(
                     update={
                         "summary": f"{entry.summary} ({verified})",
