@@ -6,6 +6,7 @@ encrypted run is read with your keys) and names what each event means.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -17,21 +18,24 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 from temporalio.converter import DataConverter
 
+from client.runs import notes_after, quoted, read_state
 from contracts.audit import AuditEvent, AuditKind, AuditTrail
+from contracts.failures import OpsctlError
 from contracts.plan import Plan
 from contracts.run import RunState
 
 _E = EventType
 
 
-async def read_trail(client: Client, workflow_id: str, state: RunState | None = None) -> AuditTrail:
+async def read_trail(client: Client, workflow_id: str) -> AuditTrail:
     """The run opsctl started under this id — its first execution and every continue-as-new after it —
     read event by event. A later execution that reused the id (a raw `temporal workflow start` after the
     run closed) is not this run: it is named in `other_executions`, never mixed in.
 
-    `state`: an open run's current state (its query), for the verdicts of decisions sent by signal,
-    which only the run's record holds (a closed run's result holds them)."""
-    executions = [e async for e in client.list_workflows(f"WorkflowId = '{_quoted(workflow_id)}'")]
+    The verdicts of decisions sent by signal are only in the run's record: a closed run's result (in
+    its history), an open run's state (its query, asked only then; a run nobody answers for is audited
+    without them)."""
+    executions = [e async for e in client.list_workflows(f"WorkflowId = '{quoted(workflow_id)}'")]
     executions.sort(key=lambda execution: execution.start_time)
     reader = _Reader(client.data_converter, workflow_id)
     run = executions[0].run_id if executions else (await client.get_workflow_handle(workflow_id).describe()).run_id
@@ -44,19 +48,14 @@ async def read_trail(client: Client, workflow_id: str, state: RunState | None = 
         run = ""
         if last is not None and last.event_type == _E.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
             run = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
-    reader.trail.other_executions = [e.run_id for e in executions if e.run_id not in chain and ":note:" not in e.id]
-    if state is not None and not reader.trail.closed:
-        reader.settle(state)
-    from client.runs import notes_after  # notes made after the run ended: their own workflows
-
-    for record in await notes_after(client, workflow_id):
+    reader.trail.other_executions = [e.run_id for e in executions if e.run_id not in chain]
+    if not reader.trail.closed:
+        with contextlib.suppress(OpsctlError):
+            reader.settle(await read_state(client.get_workflow_handle(workflow_id, result_type=RunState)))
+    for record in await notes_after(client, workflow_id):  # notes made after the run ended: their own workflows
         entry = _decision_sent("note", {"actor": record.actor, "comment": record.comment}, record.at, "note")
         reader.trail.events.append(_with_verdict(entry, record.model_dump(mode="json")))
     return reader.trail
-
-
-def _quoted(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("'", "\\'")
 
 
 class _Reader:
@@ -290,12 +289,10 @@ class _Reader:
         for index, entry in enumerate(self.trail.events):
             if entry.kind is AuditKind.REQUESTED:
                 verified = "signature verified" if state.requester_verified else "signature NOT verified"
-                if not entry.details.get("signed"):  # "(unsigned)" says it already
-                    verified = "unsigned"
-                    entry = entry.model_copy(update={"summary": entry.summary.removesuffix(" (unsigned)")})
+                summary = f"{entry.summary} ({verified})" if entry.details.get("signed") else entry.summary
                 self.trail.events[index] = entry.model_copy(
                     update={
-                        "summary": f"{entry.summary} ({verified})",
+                        "summary": summary,
                         "details": {**entry.details, "requester_verified": state.requester_verified},
                     }
                 )

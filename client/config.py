@@ -12,7 +12,6 @@ token files are referenced by path: keys and tokens themselves never go into a c
 
 from __future__ import annotations
 
-import difflib
 import getpass
 import json
 import os
@@ -53,9 +52,14 @@ KEYS: dict[str, str] = {
     "codec_token_file": "the codec server's bearer token file",
 }
 PATH_KEYS = ("state_dir", "policy_file", "codec_keys_file", "codec_token_file")
-# flag → key; the flags are global options (client.main.GLOBAL_OPTIONS), their dests are these names.
-FLAGS = {"as_user": "user", "address": "temporal_address", "namespace": "namespace", "state_dir": "state_dir"}
-FLAG_NAMES = {"user": "--as", "temporal_address": "--address", "namespace": "--namespace", "state_dir": "--state-dir"}
+# The global options that are configuration (client.main.GLOBAL_OPTIONS): dest → (key, flag).
+FLAGS = {
+    "as_user": ("user", "--as"),
+    "address": ("temporal_address", "--address"),
+    "namespace": ("namespace", "--namespace"),
+    "state_dir": ("state_dir", "--state-dir"),
+}
+FLAG_NAMES = {key: flag for key, flag in FLAGS.values()}
 
 
 @dataclass(frozen=True)
@@ -118,28 +122,24 @@ def load_config(
 ) -> Config:
     """Resolve every layer; an unknown key, a wrong type or a missing $OPSCTL_CONFIG is exit 2."""
     here = (cwd or Path.cwd()).absolute()
-    IGNORED.clear()
+    ignored: list[str] = []  # found upward but not believed (`config show` names them)
     given = {"as_user": as_user, "state_dir": state_dir, "address": address, "namespace": namespace}
-    flags = Layer("flag", {FLAGS[dest]: value for dest, value in given.items() if value})
-    files = [_repository_layer(here), _user_layer()]
+    flags = Layer("flag", {FLAGS[dest][0]: value for dest, value in given.items() if value})
+    files = [_repository_layer(here, ignored), _user_layer()]
     environment = Layer("environment", _environment(), "OPSCTL_")
     above = [layer for layer in (flags, environment, *reversed(files)) if layer is not None]
-    state, state_origin = _state_dir(above, here)
-    stack = _stack_layer(state)
-    layers = [*above, stack, Layer("default", _defaults())]  # highest first
+    state, state_origin = _state_dir(above, here, ignored)
+    layers = [*above, _stack_layer(state), Layer("default", _defaults())]  # highest first
     values = _merge(layers)
-    _check_address(
-        values["temporal_address"],
-        next(layer.origin("temporal_address") for layer in layers if "temporal_address" in layer.values),
-    )
     origins = {key: next(layer.origin(key) for layer in layers if key in layer.values) for key in values}
     origins["state_dir"] = state_origin
+    _check_address(values["temporal_address"], origins["temporal_address"])
     return Config(
         **{key: value for key, value in values.items() if key != "state_dir"},
         state_dir=state,
         origins=origins,
         files={layer.name: layer.source for layer in files if layer is not None}
-        | ({"ignored": "; ".join(IGNORED)} if IGNORED else {}),
+        | ({"ignored": "; ".join(ignored)} if ignored else {}),
     )
 
 
@@ -211,15 +211,12 @@ def _trusted(path: Path, *, shared_ok: bool = False) -> bool:
     return status.st_uid in (os.getuid(), 0) and (shared_ok or not status.st_mode & 0o002)
 
 
-IGNORED: list[str] = []  # files and folders found upward but not believed (`config show` names them)
-
-
-def _repository_layer(here: Path) -> Layer | None:
+def _repository_layer(here: Path, ignored: list[str]) -> Layer | None:
     for folder in (here, *here.parents):
         path = folder / REPOSITORY_FILE
         if _is_file(path):
             if not (_trusted(path) and _trusted(folder, shared_ok=True)):
-                IGNORED.append(f"{path} (not yours, or writable by everyone)")
+                ignored.append(f"{path} (not yours, or writable by everyone)")
                 continue
             return Layer("repository", _read_file(path), str(path))
     return None
@@ -260,8 +257,10 @@ def _read_file(path: Path) -> dict[str, Any]:
         raise OpsctlError(ExitCode.INVALID_INPUT, f"config file {path} is unreadable: {reason}") from exc
     for key, value in data.items():
         if key not in KEYS:
-            close = difflib.get_close_matches(key, KEYS, n=1)
-            guess = f" (did you mean {close[0]!r}?)" if close else ""
+            from contracts.suggest import closest  # pydantic: only when a key is wrong
+
+            close = closest(key, KEYS)
+            guess = f" (did you mean {close!r}?)" if close else ""
             raise OpsctlError(
                 ExitCode.INVALID_INPUT,
                 f"unknown key {key!r} in config file {path}{guess}",
@@ -285,7 +284,7 @@ def _toml_type(value: Any) -> str:
     return next((name for kind, name in names.items() if isinstance(value, kind)), "a date or time")
 
 
-def _state_dir(layers: list[Layer], here: Path) -> tuple[Path, str]:
+def _state_dir(layers: list[Layer], here: Path, ignored: list[str]) -> tuple[Path, str]:
     """The state folder: a layer that names it, else the nearest `.opsctl/` upward with a stack, else ./.opsctl."""
     for layer in layers:
         if layer.values.get("state_dir"):
@@ -293,7 +292,7 @@ def _state_dir(layers: list[Layer], here: Path) -> tuple[Path, str]:
     for folder in (here, *here.parents):
         found = folder / STATE_FOLDER
         if _is_file(found / "stack.json") and folder != here and not _trusted(found):
-            IGNORED.append(f"{found} (not yours, or writable by everyone)")
+            ignored.append(f"{found} (not yours, or writable by everyone)")
             continue
         if _is_file(found / "stack.json"):
             return (Path(STATE_FOLDER) if folder == here else found), f"found upward from {here}"
@@ -317,11 +316,14 @@ def _stack_layer(state_dir: Path) -> Layer:
         values["temporal_address"] = f"127.0.0.1:{temporal}"
     if ui:
         values["ui_url"] = f"http://127.0.0.1:{ui}"
-    for key, name in (("policy_file", "policy.yaml"), ("codec_keys_file", STACK_CODEC_KEYS)):
+    written = (
+        ("policy_file", "policy.yaml"),
+        ("codec_keys_file", STACK_CODEC_KEYS),
+        ("codec_token_file", STACK_CODEC_TOKEN),
+    )
+    for key, name in written:
         if (state_dir / name).exists():
             values[key] = str(state_dir / name)
-    if (state_dir / STACK_CODEC_TOKEN).exists():
-        values["codec_token_file"] = str(state_dir / STACK_CODEC_TOKEN)
     return Layer("stack", values, str(record))
 
 
@@ -335,19 +337,12 @@ _SOURCES: ContextVar[list[Layer]] = ContextVar("opsctl_config_layers")
 
 
 def _merge(layers: list[Layer]) -> dict[str, str]:
-    from pydantic import ValidationError
-
+    """Every layer holds strings of known keys (files are checked key by key as they are read)."""
     token = _SOURCES.set(layers)
     try:
-        settings = _settings_class()()
-    except ValidationError as exc:  # the files were checked key by key: this is a wrong value from elsewhere
-        error = exc.errors()[0]
-        key = str(error["loc"][0]) if error["loc"] else "?"
-        origin = next((layer.origin(key) for layer in layers if key in layer.values), "?")
-        raise OpsctlError(ExitCode.INVALID_INPUT, f"{key} from {origin}: {error['msg']}") from exc
+        return _settings_class()().model_dump()
     finally:
         _SOURCES.reset(token)
-    return settings.model_dump()
 
 
 _SETTINGS: list[type[BaseSettings]] = []

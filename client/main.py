@@ -197,15 +197,13 @@ class _Parser(argparse.ArgumentParser):
     """argparse, with a "did you mean" for a misspelled command or choice (`opsctl aply` → apply)."""
 
     def error(self, message: str) -> NoReturn:
-        import difflib
         import re
+
+        from contracts.suggest import did_you_mean
 
         invalid = re.search(r"invalid choice: '(.*)' \(choose from (.*)\)$", message)
         if invalid:
-            choices = [choice.strip("'") for choice in invalid[2].split(", ")]
-            close = difflib.get_close_matches(invalid[1], choices, n=1)
-            if close:
-                message += f"; did you mean {close[0]!r}?"
+            message += did_you_mean(invalid[1], [choice.strip("'") for choice in invalid[2].split(", ")])
         _REFUSED.append(f"{self.prog}: {message}")
         super().error(message)
 

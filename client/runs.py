@@ -281,12 +281,16 @@ async def note_after(
         ) from exc
 
 
+def quoted(text: str) -> str:
+    """A value inside a visibility query's single quotes."""
+    return text.replace("\\", "\\\\").replace("'", "\\'")
+
+
 async def notes_after(client: Client, workflow_id: str) -> list[DecisionRecord]:
     """The notes kept for a run after it ended (their own workflows), oldest first."""
     from contracts.run import NOTE_WORKFLOW
 
-    prefix = f"{workflow_id}:note:".replace("\\", "\\\\").replace("'", "\\'")
-    query = f"WorkflowType = '{NOTE_WORKFLOW}' AND WorkflowId STARTS_WITH '{prefix}'"
+    query = f"WorkflowType = '{NOTE_WORKFLOW}' AND WorkflowId STARTS_WITH '{quoted(workflow_id + ':note:')}'"
     records = []
     async for execution in client.list_workflows(query, limit=200):
         if execution.status is not WorkflowExecutionStatus.COMPLETED:

@@ -35,16 +35,11 @@ async def _state(args: argparse.Namespace, config: Config) -> tuple[Any, RunStat
 async def cmd_audit(args: argparse.Namespace, config: Config) -> Output:
     """The history is enough: a run nobody answers for (no worker, a raw start) is audited all the same."""
     from client.audit import read_trail
-    from client.runs import connect, handle_for, read_state
+    from client.runs import connect, handle_for
 
     client = await connect(config)
-    handle = await handle_for(client, args.run)
-    state: RunState | None = None
-    try:
-        state = await read_state(handle)  # an open run's signal verdicts; a closed run's are in its result
-    except OpsctlError:
-        state = None
-    trail = await read_trail(client, args.run, state)
+    await handle_for(client, args.run)  # an unknown run is exit 2
+    trail = await read_trail(client, args.run)
     if args.export:
         _export(Path(args.export), trail.workflow_id, [event.model_dump(mode="json") for event in trail.events])
     rows = [

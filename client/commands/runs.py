@@ -40,11 +40,12 @@ def _check_filters(args: argparse.Namespace) -> None:
     filters = [("--phase", args.phase, [p.value for p in Phase]), ("--kind", args.kind, list(KINDS))]
     for flag, value, known in filters:
         if value and value not in known:
-            import difflib
+            from contracts.suggest import did_you_mean
 
-            close = difflib.get_close_matches(value, known, n=1)
-            guess = f"; did you mean {close[0]!r}?" if close else ""
-            raise OpsctlError(ExitCode.INVALID_INPUT, f"{flag} {value!r} is not one of: {', '.join(known)}{guess}")
+            raise OpsctlError(
+                ExitCode.INVALID_INPUT,
+                f"{flag} {value!r} is not one of: {', '.join(known)}{did_you_mean(value, known)}",
+            )
 
 
 async def _with_client(
