@@ -233,13 +233,13 @@ def _view(
     memo: ScheduleMemo,
     spec: str,
     *,
-    paused: bool,
-    note: str,
-    next_times: Any,
-    recent: Any,
+    state: Any,
+    info: Any,
     web_ui: Callable[[str], str],
 ) -> ScheduleView:
-    upcoming = list(next_times)
+    """`state` and `info`: a described schedule's, or a listed one's (the same fields, other types)."""
+    paused = state.paused
+    upcoming = list(info.next_action_times)
     return ScheduleView(
         schedule_id=schedule_id,
         kind=memo.kind,
@@ -250,8 +250,8 @@ def _view(
         spec=spec,
         next_fire=upcoming[0] if upcoming and not paused else None,
         paused=paused,
-        note=note,
-        last_run=_last_run(recent),
+        note=state.note or "",
+        last_run=_last_run(info.recent_actions),
         signed_until=memo.signed_until,
         problem=_problem(memo, spec),
         web_ui=web_ui(schedule_id),
@@ -282,16 +282,7 @@ async def _described(
         MessageToDict(raw.spec, preserving_proto_field_name=True),
         MessageToDict(raw.policies, preserving_proto_field_name=True),
     )
-    view = _view(
-        schedule_id,
-        memo,
-        spec,
-        paused=described.schedule.state.paused,
-        note=described.schedule.state.note or "",
-        next_times=described.info.next_action_times,
-        recent=described.info.recent_actions,
-        web_ui=web_ui,
-    )
+    view = _view(schedule_id, memo, spec, state=described.schedule.state, info=described.info, web_ui=web_ui)
     return view, memo
 
 
@@ -307,18 +298,7 @@ async def list_all(client: Client, web_ui: Callable[[str], str]) -> list[Schedul
         except ValidationError:
             continue
         spec = describe_spec(MessageToDict(entry.raw_entry.info.spec, preserving_proto_field_name=True))
-        views.append(
-            _view(
-                entry.id,
-                parsed,
-                spec,
-                paused=entry.schedule.state.paused,
-                note=entry.schedule.state.note or "",
-                next_times=entry.info.next_action_times,
-                recent=entry.info.recent_actions,
-                web_ui=web_ui,
-            )
-        )
+        views.append(_view(entry.id, parsed, spec, state=entry.schedule.state, info=entry.info, web_ui=web_ui))
     return sorted(views, key=lambda view: view.schedule_id)
 
 
