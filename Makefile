@@ -35,8 +35,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP)  ## figures, not assertions
-	$(BIN)/python -m tests.bench
-	$(BIN)/python -m tests.bench_sweep 10000
+	$(BIN)/python -m tests.benchmarks
 
 chaos: $(STAMP)  ## real faults on a stack of its own: kills, outages, 50 callers, fuzzing, secret scan -> README
 	$(BIN)/python -m tests.chaos --readme

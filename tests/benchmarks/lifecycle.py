@@ -1,0 +1,9 @@
+"""Placeholder: the lifecycle benchmark lands here."""
+
+from __future__ import annotations
+
+from tests.benchmarks.common import Bench
+
+
+async def run(bench: Bench) -> list[str]:
+    return ["## lifecycle", "", "not measured yet"]
