@@ -7,6 +7,7 @@ Command bodies in `client.commands` call these; tests call them too. Heavy impor
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -54,6 +55,7 @@ QUERY_TIMEOUT = timedelta(seconds=5)
 # How long a run may go unanswered (no worker polls its task queue) before a waiting command says
 # so (exit 4): long enough for workers to come back after a restart of theirs or of the server.
 UNANSWERED_FOR = 20.0
+LIVE_INTERVAL = 1.0  # how often a waiting command looks at a running step's heartbeats (its live progress)
 
 
 async def connect(config: Config) -> Client:
@@ -187,16 +189,43 @@ async def wait_for(
     *,
     timeout: float,
     on_change: Callable[[RunState], None] = lambda _: None,
-    interval: float = 0.5,
+    interval: float = LIVE_INTERVAL,
     say: Callable[[str], None] = lambda _: None,
 ) -> RunState:
-    """Poll the run until `until(state)` holds or the timeout passes; report each change."""
+    """Follow the run until `until(state)` holds or the timeout passes; report each change.
+
+    The run's history is long-polled (`wait_new_event`): its state is read again the moment the
+    run writes an event, so a phase change or the close is seen within milliseconds, and nothing
+    is asked while the run is idle. Only a step's heartbeats (its live progress) write no event:
+    while a step is running, the state is also read every `interval`.
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
+    changed = asyncio.Event()
+    follower = asyncio.create_task(_follow_history(handle, changed))
+    try:
+        return await _wait_on_changes(handle, until, changed, deadline, on_change, interval, say)
+    finally:
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError, RPCError):
+            await follower
+
+
+async def _wait_on_changes(
+    handle: WorkflowHandle[Any, RunState],
+    until: Callable[[RunState], bool],
+    changed: asyncio.Event,
+    deadline: float,
+    on_change: Callable[[RunState], None],
+    interval: float,
+    say: Callable[[str], None],
+) -> RunState:
+    loop = asyncio.get_running_loop()
     seen: tuple[Any, ...] = ()
     unanswered_since: float | None = None
     lost_since: float | None = None
     while True:
+        changed.clear()  # before reading: an event written while the state is read wakes the next round
         try:
             state = await read_state(handle)
             unanswered_since = None
@@ -226,9 +255,38 @@ async def wait_for(
         if fingerprint != seen:
             seen = fingerprint
             on_change(state)
-        if until(state) or loop.time() >= deadline:
+        left = deadline - loop.time()
+        if until(state) or left <= 0:
             return state
-        await asyncio.sleep(interval)
+        # Heartbeats write no event: while a step runs, look at its progress every `interval` too.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changed.wait(), min(left, interval) if state.live else left)
+
+
+async def _follow_history(handle: WorkflowHandle[Any, RunState], changed: asyncio.Event) -> None:
+    """Set `changed` whenever the run (or the run it continued as) writes events, until it closes.
+
+    The server holds each request until there is a new event (a long poll). When the server is
+    away, waits and asks again from the last event seen; the reader says what it sees meanwhile.
+    """
+    run_id, last = handle.run_id, 0
+    while True:
+        current = handle._client.get_workflow_handle(handle.id, run_id=run_id)
+        try:
+            async for event in current.fetch_history_events(wait_new_event=True, skip_archival=True):
+                if event.event_id <= last:
+                    continue
+                last = event.event_id
+                changed.set()
+                if event.HasField("workflow_execution_continued_as_new_event_attributes"):
+                    run_id = event.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+                    last = 0
+                    break
+            else:
+                return  # the history ended: the run closed
+        except RPCError:
+            changed.set()  # the reader asks, and says whether the server is away
+            await asyncio.sleep(1.0)
 
 
 # What an unreachable or restarting server answers (the SDK reconnects by itself once it is back).

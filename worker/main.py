@@ -102,17 +102,24 @@ async def connect(settings: WorkerSettings) -> Client:
     )
 
 
+def worker_options() -> dict[str, Any]:
+    """How every opsctl worker runs its workflows and activities (the benchmarks' workers too)."""
+    return {
+        "workflow_runner": WORKFLOW_RUNNER,
+        # Heartbeats carry checkpoints and live progress: send them often, not every ~48 s.
+        "max_heartbeat_throttle_interval": HEARTBEAT_THROTTLE,
+    }
+
+
 def build_worker(client: Client, settings: WorkerSettings, interceptors: Sequence[Interceptor] = ()) -> Worker:
     """The worker `python -m worker` runs; `interceptors` add to the client's (fault injection in `make chaos`)."""
     return Worker(
         client,
         task_queue=settings.temporal.task_queue,
         workflows=WORKFLOWS,
-        workflow_runner=WORKFLOW_RUNNER,
         activities=build_activities(settings),
         interceptors=interceptors,
-        # Heartbeats carry checkpoints and live progress: send them often, not every ~48 s.
-        max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+        **worker_options(),
     )
 
 
