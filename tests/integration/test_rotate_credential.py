@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -223,3 +224,31 @@ async def test_a_diagnosis_says_which_version_the_role_takes_and_whether_awscurr
 
     assert f"the database REFUSES AWSCURRENT (version {current}) for {role}" in diagnosis
     assert f"accepts version {pending}'s password" in diagnosis
+
+
+async def test_a_waiting_caller_sees_each_change_as_the_run_writes_it_without_polling(
+    stack: Stack, client: Client, task_queue: str
+) -> None:
+    """`wait_for` follows the history (a long poll): with the live-progress interval at an hour, it
+    still sees the approval wait, and then the close, within moments of the run writing them."""
+    role, secret_id = f"w_{uuid.uuid4().hex[:8]}", f"test/{uuid.uuid4().hex[:8]}"
+    seed_role(stack, role, secret_id)
+    request = parse_request(rotation_request(role, secret_id))
+    handle, _ = await start_run(client, request, task_queue=task_queue, keys=KEYRING)
+    seen: list[Phase] = []
+
+    def awaiting(state: RunState) -> bool:
+        return state.phase is Phase.AWAITING_APPROVAL or state.phase.terminal
+
+    waiting = await asyncio.wait_for(
+        wait_for(handle, awaiting, timeout=3600, interval=3600, on_change=lambda s: seen.append(s.phase)), 30
+    )
+    approval = DecisionInput(actor="bob", plan_hash=waiting.plan_hash)
+    following = asyncio.create_task(wait_for(handle, lambda s: s.phase.terminal, timeout=3600, interval=3600))
+    record, _ = await decide(handle, Decision.APPROVE, approval, keys=KEYRING)
+    done = await asyncio.wait_for(following, 30)
+
+    assert Phase.AWAITING_APPROVAL == waiting.phase, waiting.failure
+    assert Phase.AWAITING_APPROVAL in seen
+    assert record.accepted, record.reason
+    assert Phase.SUCCEEDED == done.phase, done.failure
