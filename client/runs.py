@@ -56,6 +56,9 @@ QUERY_TIMEOUT = timedelta(seconds=5)
 # so (exit 4): long enough for workers to come back after a restart of theirs or of the server.
 UNANSWERED_FOR = 20.0
 LIVE_INTERVAL = 1.0  # how often a waiting command looks at a running step's heartbeats (its live progress)
+# A waiting command reads the run at least this often although its history is quiet: the history's
+# long poll rides out a lost server silently, and a person following the run is told within this.
+QUIET_CHECK = 10.0
 
 
 async def connect(config: Config) -> Client:
@@ -195,9 +198,9 @@ async def wait_for(
     """Follow the run until `until(state)` holds or the timeout passes; report each change.
 
     The run's history is long-polled (`wait_new_event`): its state is read again the moment the
-    run writes an event, so a phase change or the close is seen within milliseconds, and nothing
-    is asked while the run is idle. Only a step's heartbeats (its live progress) write no event:
-    while a step is running, the state is also read every `interval`.
+    run writes an event, so a phase change or the close is seen within milliseconds. A step's
+    heartbeats (its live progress) write no event: while a step is running, the state is also read
+    every `interval`; otherwise every `QUIET_CHECK` seconds, to say so when Temporal is lost.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -260,7 +263,7 @@ async def _wait_on_changes(
             return state
         # Heartbeats write no event: while a step runs, look at its progress every `interval` too.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(changed.wait(), min(left, interval) if state.live else left)
+            await asyncio.wait_for(changed.wait(), min(left, interval if state.live else QUIET_CHECK))
 
 
 async def _follow_history(handle: WorkflowHandle[Any, RunState], changed: asyncio.Event) -> None:
