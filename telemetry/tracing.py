@@ -1,0 +1,91 @@
+"""The tracer provider for an exporter configuration (`telemetry.export`): OpenTelemetry's SDK,
+imported only when tracing is on.
+
+Spans leave in the background (a batch processor with a bounded queue, each export bounded by
+`timeout`): a slow or dead collector drops spans, it never holds up a run or a command. The provider
+is never made the process's global one (OpenTelemetry allows that once per process): it is passed
+to the tracing interceptor, so tests and several workers in one process each keep their own.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SpanExporter,
+    SpanExportResult,
+)
+
+from telemetry.export import ExportError, TraceExport
+
+# A batch leaves every 2 s, or sooner when 512 spans wait; at most 2048 wait (more are dropped).
+SCHEDULE_DELAY_MILLIS = 2000
+
+
+class JsonLinesExporter(SpanExporter):
+    """Appends each finished span as one JSON line: easy to grep, easy to ship."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        with self._path.open("a") as out:
+            for span in spans:
+                out.write(span.to_json(indent=None) + "\n")
+        return SpanExportResult.SUCCESS
+
+
+def tracer_provider(export: TraceExport, *, service: str, timeout: float, console: TextIO) -> TracerProvider:
+    """A provider exporting to `export`'s destinations (`console`: where the console exporter writes).
+
+    Raises `ExportError` when the exporter cannot be built (otlp-grpc without its package)."""
+    provider = TracerProvider(resource=Resource.create({"service.name": service}), shutdown_on_exit=False)
+    for exporter in exporters(export, timeout=timeout, console=console):
+        provider.add_span_processor(
+            BatchSpanProcessor(
+                exporter, schedule_delay_millis=SCHEDULE_DELAY_MILLIS, export_timeout_millis=int(timeout * 1000)
+            )
+        )
+    return provider
+
+
+def exporters(export: TraceExport, *, timeout: float, console: TextIO) -> list[SpanExporter]:
+    found: list[SpanExporter] = []
+    if export.exporter == "console":
+        found.append(ConsoleSpanExporter(out=console, formatter=lambda span: span.to_json(indent=None) + "\n"))
+    elif export.exporter == "otlp-http":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+
+        found.append(HttpExporter(endpoint=export.url() or None, headers=export.headers or None, timeout=timeout))
+    elif export.exporter == "otlp-grpc":
+        try:
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+        except ImportError:
+            raise ExportError(
+                "the otlp-grpc trace exporter needs the opentelemetry-exporter-otlp-proto-grpc package",
+                hint="pip install 'opsctl[otlp-grpc]', or use otlp-http",
+            ) from None
+        endpoint = export.url()
+        insecure = True if endpoint.startswith("http://") else False if endpoint.startswith("https://") else None
+        found.append(
+            GrpcExporter(endpoint=endpoint or None, insecure=insecure, headers=export.headers or None, timeout=timeout)
+        )
+    if export.file:
+        found.append(JsonLinesExporter(Path(export.file)))
+    return found
+
+
+def shutdown(provider: TracerProvider, timeout: float) -> None:
+    """Send what is left and stop, waiting at most `timeout` seconds: a dead collector must not hold
+    the process (the exporting thread is left behind; it is a daemon)."""
+    stopping = threading.Thread(target=provider.shutdown, name="opsctl-trace-shutdown", daemon=True)
+    stopping.start()
+    stopping.join(timeout)
