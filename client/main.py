@@ -513,7 +513,7 @@ def run(argv: Sequence[str], stdout: TextIO = sys.stdout, stderr: TextIO = sys.s
             output = module.execute(args, progress)
         finally:
             progress.close()
-            _flush_traces()
+            _flush_traces(stderr)
     except OpsctlError as exc:
         return _error(exc.exit_code, exc.message, exc.hint, fmt, stdout, stderr, kind=exc.kind, lines=_streams(args))
     except KeyboardInterrupt:
@@ -556,11 +556,11 @@ def run(argv: Sequence[str], stdout: TextIO = sys.stdout, stderr: TextIO = sys.s
     return int(output.exit_code)
 
 
-def _flush_traces() -> None:
-    """A traced command's last spans leave before it exits (bounded: a dead collector costs ~2 s at most)."""
+def _flush_traces(stderr: TextIO) -> None:
+    """A traced command's last spans leave before it exits (bounded: a dead collector costs ~1 s at most)."""
     tracing = sys.modules.get("client.tracing")  # imported only if this command was traced
     if tracing is not None:
-        tracing.flush()
+        tracing.flush(stderr)
 
 
 def _quiet(stream: TextIO) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from client.config import Config
 from contracts.failures import ExitCode, OpsctlError
@@ -23,20 +23,32 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from temporalio.client import Interceptor
 
-FLUSH_SECONDS = 2.0
+    from telemetry.tracing import Noting
+
+FLUSH_SECONDS = 1.0
+EXPORT_SECONDS = 0.8  # each export gives up before the flush stops waiting: its failure is known in time
 _PROVIDERS: dict[tuple[Any, ...], TracerProvider] = {}  # one per configuration, for the process's life
+_EXPORTERS: dict[tuple[Any, ...], list[Noting]] = {}
 
 
 def provider(export: TraceExport) -> TracerProvider:
     """The process's provider for `export` (raises `OpsctlError`, exit 2, when it cannot be built)."""
     key = (export.exporter, export.url(), tuple(sorted(export.headers.items())))
     if key not in _PROVIDERS:
+        import logging
+
         from telemetry.tracing import tracer_provider
 
+        # The SDK's own complaints (a retry, each failed batch) would go to stderr: `flush` says it once instead.
+        logging.getLogger("opentelemetry").setLevel(logging.CRITICAL)
+        noted: list[Noting] = []
         try:
-            _PROVIDERS[key] = tracer_provider(export, service="opsctl", timeout=FLUSH_SECONDS, console=sys.stderr)
+            _PROVIDERS[key] = tracer_provider(
+                export, service="opsctl", timeout=EXPORT_SECONDS, console=sys.stderr, noted=noted
+            )
         except ExportError as exc:
             raise OpsctlError(ExitCode.INVALID_INPUT, exc.message, hint=exc.hint) from None
+        _EXPORTERS[key] = noted
     return _PROVIDERS[key]
 
 
@@ -67,7 +79,13 @@ def command_span(config: Config, command: str, attributes: Mapping[str, str]) ->
         yield
 
 
-def flush() -> None:
-    """Hand the finished spans to their exporters, waiting at most FLUSH_SECONDS in all."""
-    for found in _PROVIDERS.values():
+def flush(stderr: TextIO) -> None:
+    """Hand the finished spans to their exporters, waiting at most FLUSH_SECONDS each; say once if
+    some could not be sent (the command's outcome stays what it was)."""
+    for key, found in _PROVIDERS.items():
         found.force_flush(int(FLUSH_SECONDS * 1000))
+        if any(exporter.failed for exporter in _EXPORTERS.get(key, [])):
+            where = key[1] or f"the {key[0]} exporter's default endpoint"
+            print(f"warning: traces not exported to {where} (collector unreachable or slow)", file=stderr)
+            for exporter in _EXPORTERS[key]:
+                exporter.failed = False

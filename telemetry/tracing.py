@@ -43,12 +43,36 @@ class JsonLinesExporter(SpanExporter):
         return SpanExportResult.SUCCESS
 
 
-def tracer_provider(export: TraceExport, *, service: str, timeout: float, console: TextIO) -> TracerProvider:
-    """A provider exporting to `export`'s destinations (`console`: where the console exporter writes).
+class Noting(SpanExporter):
+    """An exporter that remembers whether a batch failed (the CLI says so once, in its own words)."""
+
+    def __init__(self, exporter: SpanExporter) -> None:
+        self.exporter, self.failed = exporter, False
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        result = self.exporter.export(spans)
+        self.failed = self.failed or result is not SpanExportResult.SUCCESS
+        return result
+
+    def shutdown(self) -> None:
+        self.exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.exporter.force_flush(timeout_millis)
+
+
+def tracer_provider(
+    export: TraceExport, *, service: str, timeout: float, console: TextIO, noted: list[Noting] | None = None
+) -> TracerProvider:
+    """A provider exporting to `export`'s destinations (`console`: where the console exporter writes;
+    `noted`: gets each exporter, wrapped to tell whether a batch failed).
 
     Raises `ExportError` when the exporter cannot be built (otlp-grpc without its package)."""
     provider = TracerProvider(resource=Resource.create({"service.name": service}), shutdown_on_exit=False)
     for exporter in exporters(export, timeout=timeout, console=console):
+        if noted is not None:
+            noted.append(Noting(exporter))
+            exporter = noted[-1]
         provider.add_span_processor(
             BatchSpanProcessor(
                 exporter, schedule_delay_millis=SCHEDULE_DELAY_MILLIS, export_timeout_millis=int(timeout * 1000)
