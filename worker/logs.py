@@ -34,7 +34,7 @@ _KEY_WORDS = (
 )
 # key=value, key: value, "key": "value", 'key'='value' … (the value: quoted, or up to a separator)
 _ASSIGNED = re.compile(
-    rf"""(?P<key>["']?{_KEY_WORDS}["']?\s*(?:=|:)\s*)(?P<value>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^\s,;&)}}\]]+)""",
+    rf"""(?P<key>["']?{_KEY_WORDS}["']?\s*(?:=|:)\s*)(?P<value>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|(?:Bearer|Basic)\s+[^\s,;&)}}\]]+|[^\s,;&)}}\]]+)""",
     re.I,
 )
 _BEARER = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.I)

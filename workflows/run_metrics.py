@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.common import MetricMeter
 
 with workflow.unsafe.imports_passed_through():
     from contracts import metrics
@@ -20,13 +21,17 @@ APPROVAL_OUTCOMES = {Phase.REJECTED: "rejected", Phase.EXPIRED: "expired", Phase
 REVIEW_OUTCOMES = {Phase.SUCCEEDED: "marked_done", Phase.FAILED: "aborted", Phase.CANCELLED: "cancelled"}
 
 
-def started(state: RunState) -> None:
-    counter = workflow.metric_meter().create_counter(metrics.RUNS_STARTED.name, metrics.RUNS_STARTED.description)
+def started(state: RunState, meter: MetricMeter | None = None) -> None:
+    """`meter`: the workflow's (default), or a test's."""
+    meter = meter or workflow.metric_meter()
+    counter = meter.create_counter(metrics.RUNS_STARTED.name, metrics.RUNS_STARTED.description)
     counter.add(1, {**_labels(state), "mode": state.mode.value})
 
 
-def phase_changed(state: RunState, left: Phase, entered: Phase, stayed: timedelta | None) -> None:
-    meter = workflow.metric_meter()
+def phase_changed(
+    state: RunState, left: Phase, entered: Phase, stayed: timedelta | None, meter: MetricMeter | None = None
+) -> None:
+    meter = meter or workflow.metric_meter()
     labels = _labels(state)
     meter.create_counter(metrics.PHASES_ENTERED.name, metrics.PHASES_ENTERED.description).add(
         1, {**labels, "phase": entered.value}
@@ -43,8 +48,9 @@ def phase_changed(state: RunState, left: Phase, entered: Phase, stayed: timedelt
     histogram.record(stayed.total_seconds(), {**labels, "outcome": outcome})
 
 
-def finished(state: RunState, phase: Phase) -> None:
-    counter = workflow.metric_meter().create_counter(metrics.RUNS_FINISHED.name, metrics.RUNS_FINISHED.description)
+def finished(state: RunState, phase: Phase, meter: MetricMeter | None = None) -> None:
+    meter = meter or workflow.metric_meter()
+    counter = meter.create_counter(metrics.RUNS_FINISHED.name, metrics.RUNS_FINISHED.description)
     counter.add(1, {**_labels(state), "phase": phase.value})
 
 

@@ -13,12 +13,11 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
-from temporalio.client import WorkflowHistory
-from temporalio.worker import Replayer
-
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
 
 from encryption.keys import new_key_entry, parse_keys
 from worker.converter import DATA_CONVERTER, data_converter
