@@ -204,3 +204,15 @@ def _closed_port() -> int:
     from client.devstack import free_port
 
     return free_port()
+
+
+async def test_the_console_exporter_writes_spans_to_stderr_and_leaves_stdout_to_the_result(
+    stack: Stack, tmp_path: Path
+) -> None:
+    env = {**opsctl_env(stack, "unused", tmp_path), "OPSCTL_TRACE_EXPORTER": "console"}
+    listed = await opsctl(env, "list", "-o", "json")
+
+    assert 0 == listed.code, listed.stderr
+    assert isinstance(listed.json()["runs"], list)  # stdout is the result alone
+    spans = [json.loads(line) for line in listed.stderr.splitlines() if line.startswith("{")]
+    assert "opsctl list" in {span["name"] for span in spans}
