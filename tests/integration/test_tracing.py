@@ -25,12 +25,17 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from temporalio.client import Client
 
 from client.devstack import Stack, seed_role
+from client.runs import start_run
+from contracts.phases import Phase
+from contracts.request import parse_request
+from contracts.run import RunState
+from telemetry.export import TraceExport
 from tests.client.conftest import opsctl, opsctl_env
 from tests.integration.test_rotate_credential import rotation_request
 from worker.converter import DATA_CONVERTER
 from worker.main import build_worker
 from worker.settings import WorkerSettings
-from worker.telemetry import tracing_interceptors
+from worker.telemetry import SHUTDOWN_TIMEOUT_SECONDS, shutdown, tracer_provider, tracing_interceptors
 from workflows.rotate_credential import STEPS
 
 TOKEN = "s3cret-collector-token"  # noqa: S105 - the test's own collector credential, to be found nowhere
@@ -198,6 +203,37 @@ async def test_a_dead_collector_neither_fails_nor_holds_up_a_command(stack: Stac
     assert isinstance(listed.json()["runs"], list)
     print("TOOK", took, repr(listed.stderr))
     assert took < 10  # the flush waits 2 s at most; an unbounded exporter retries far longer
+
+
+async def test_a_dead_collector_does_not_hold_up_a_worker_s_run(
+    stack: Stack, client: Client, worker_settings: WorkerSettings
+) -> None:
+    """Spans wait in a bounded queue and leave in the background: the run does not wait for them."""
+    dead = TraceExport("otlp-http", f"http://127.0.0.1:{_closed_port()}")
+    provider = tracer_provider(dead)
+    assert provider is not None
+    queue = f"dead-{uuid.uuid4().hex[:8]}"
+    settings = worker_settings.model_copy(
+        update={"temporal": worker_settings.temporal.model_copy(update={"task_queue": queue})}
+    )
+    traced_client = await Client.connect(
+        stack.temporal_address, data_converter=DATA_CONVERTER, interceptors=tracing_interceptors(provider)
+    )
+    took: list[float] = []
+    for runner in (client, traced_client):
+        role, secret = f"d_{uuid.uuid4().hex[:8]}", f"dead/{uuid.uuid4().hex[:8]}"
+        seed_role(stack, role, secret)
+        request = parse_request(rotation_request(role, secret, "dev"))
+        async with build_worker(runner, settings):
+            began = time.monotonic()
+            handle, _ = await start_run(runner, request, task_queue=queue)
+            result: RunState = await handle.result()
+            took.append(time.monotonic() - began)
+        assert Phase.SUCCEEDED == result.phase
+    began = time.monotonic()
+    shutdown(provider)
+    assert time.monotonic() - began < SHUTDOWN_TIMEOUT_SECONDS + 1  # the worker's stop waits a bounded time
+    assert took[1] < took[0] + 5, took
 
 
 def _closed_port() -> int:
