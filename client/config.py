@@ -108,10 +108,11 @@ class Config:
     def values(self) -> dict[str, str]:
         """Every key's value as `config show` prints it: secrets redacted."""
         shown = {key: str(getattr(self, key)) for key in KEYS}
-        if self.trace_headers:
-            from telemetry.export import redacted_headers
+        if self.trace_headers or "@" in self.trace_endpoint:
+            from telemetry.export import redacted_endpoint, redacted_headers
 
             shown["trace_headers"] = redacted_headers(self.trace_headers)
+            shown["trace_endpoint"] = redacted_endpoint(self.trace_endpoint)
         return shown
 
 

@@ -99,3 +99,11 @@ def redacted_headers(text: str) -> str:
     except ExportError:
         return REDACTED
     return ",".join(f"{name}={REDACTED}" for name in names)
+
+
+def redacted_endpoint(endpoint: str) -> str:
+    """An endpoint with the password of a `user:password@` in it hidden."""
+    parts = urlsplit(endpoint)
+    if parts.password is None:
+        return endpoint
+    return endpoint.replace(f":{parts.password}@", f":{REDACTED}@", 1)

@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import TextIO
 
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
     SpanExporter,
     SpanExportResult,
 )
+from opentelemetry.trace import Status
 
 from telemetry.export import ExportError, TraceExport
 
@@ -61,6 +62,56 @@ class Noting(SpanExporter):
         return self.exporter.force_flush(timeout_millis)
 
 
+class Scrubbing(SpanExporter):
+    """Exports spans without the text of the exceptions they record: a failure's message may quote a
+    role, a secret's id or a value (with payload encryption on, the run's history holds it encrypted;
+    a collector would get it in clear). What stays: the exception's type, `error.type`, the status."""
+
+    def __init__(self, exporter: SpanExporter) -> None:
+        self.exporter = exporter
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self.exporter.export([scrubbed(span) for span in spans])
+
+    def shutdown(self) -> None:
+        self.exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.exporter.force_flush(timeout_millis)
+
+
+def scrubbed(span: ReadableSpan) -> ReadableSpan:
+    status = span.status
+    events = [
+        Event(
+            event.name, {k: v for k, v in (event.attributes or {}).items() if k not in _EXCEPTION_TEXT}, event.timestamp
+        )
+        if event.name == "exception"
+        else event
+        for event in span.events
+    ]
+    if status.description is None and events == list(span.events):
+        return span
+    description = status.description.split(":", 1)[0] if status.description else None
+    return ReadableSpan(
+        name=span.name,
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=span.attributes,
+        events=events,
+        links=span.links,
+        kind=span.kind,
+        status=Status(status.status_code, description),
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+_EXCEPTION_TEXT = ("exception.message", "exception.stacktrace")
+
+
 def tracer_provider(
     export: TraceExport, *, service: str, timeout: float, console: TextIO, noted: list[Noting] | None = None
 ) -> TracerProvider:
@@ -69,7 +120,8 @@ def tracer_provider(
 
     Raises `ExportError` when the exporter cannot be built (otlp-grpc without its package)."""
     provider = TracerProvider(resource=Resource.create({"service.name": service}), shutdown_on_exit=False)
-    for exporter in exporters(export, timeout=timeout, console=console):
+    for found in exporters(export, timeout=timeout, console=console):
+        exporter: SpanExporter = Scrubbing(found)
         if noted is not None:
             noted.append(Noting(exporter))
             exporter = noted[-1]

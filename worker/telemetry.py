@@ -35,17 +35,21 @@ def metrics_runtime(
             "metrics_address and metrics.otlp_endpoint are both set", hint="serve Prometheus or push OTLP: set one"
         )
     if address:
-        return Runtime(
-            telemetry=TelemetryConfig(
-                metrics=PrometheusConfig(bind_address=address, histogram_bucket_overrides=BUCKETS)
-            )
-        )
+        config = TelemetryConfig(metrics=PrometheusConfig(bind_address=address, histogram_bucket_overrides=BUCKETS))
+        return _runtime(config, f"metrics_address {address}")
     if otlp_endpoint:
         otlp = OpenTelemetryConfig(
             url=otlp_endpoint, headers=headers or None, http=otlp_http, histogram_bucket_overrides=BUCKETS
         )
-        return Runtime(telemetry=TelemetryConfig(metrics=otlp))
+        return _runtime(TelemetryConfig(metrics=otlp), f"metrics.otlp_endpoint {otlp_endpoint!r}")
     return None
+
+
+def _runtime(config: TelemetryConfig, setting: str) -> Runtime:
+    try:
+        return Runtime(telemetry=config)
+    except Exception as exc:  # the port is taken, the URL is not one: Temporal's core says which
+        raise ExportError(f"{setting} cannot be used: {exc}") from None
 
 
 def tracer_provider(export: TraceExport) -> TracerProvider | None:

@@ -26,7 +26,7 @@ from temporalio.worker import (
 )
 
 from telemetry import spans
-from worker.run_context import activity_context, run_environment
+from worker.run_context import activity_context, error_class, run_environment
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
@@ -57,9 +57,15 @@ class _ActivityAttributes(ActivityInboundInterceptor):
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
         from opentelemetry import trace
 
-        trace.get_current_span().set_attributes(activity_context(input.headers).span_attributes())
+        span = trace.get_current_span()
+        span.set_attributes(activity_context(input.headers).span_attributes())
         with spans.tracing_with(self._tracer):  # the PostgreSQL and AWS calls become its children
-            return await super().execute_activity(input)
+            try:
+                return await super().execute_activity(input)
+            except BaseException as exc:  # the class stays on the span; its message is scrubbed on export
+                kind, retryable = error_class(exc)
+                span.set_attributes({"error.type": kind, "opsctl.retryable": retryable})
+                raise
 
 
 class RunTracingWorkflowInterceptor(TracingWorkflowInboundInterceptor):

@@ -256,3 +256,11 @@ def test_a_tracing_configuration_that_cannot_work_is_exit_2_naming_the_key(
     assert 2 == code
     assert message == data["error"]["message"]  # type: ignore[index]
     assert "sup3r-secret" not in json.dumps(data)
+
+
+def test_a_password_in_the_trace_endpoint_is_shown_redacted(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPSCTL_TRACE_EXPORTER", "otlp-http")
+    monkeypatch.setenv("OPSCTL_TRACE_ENDPOINT", "https://ops:t0ken@collector.example:4318")
+    code, data, _ = show()
+    assert 0 == code
+    assert "https://ops:<redacted>@collector.example:4318" == data["config"]["trace_endpoint"]["value"]  # type: ignore[index]

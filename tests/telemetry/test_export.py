@@ -90,3 +90,25 @@ def test_the_console_exporter_writes_one_json_line_per_span() -> None:
     shutdown(provider, 5)
     [line] = out.getvalue().splitlines()
     assert ("hello", "K") == (json.loads(line)["name"], json.loads(line)["attributes"]["opsctl.kind"])
+
+
+def test_an_exception_s_text_never_leaves_in_a_span_only_its_type() -> None:
+    import json
+
+    from opentelemetry.trace import Status, StatusCode
+
+    from telemetry.tracing import shutdown, tracer_provider
+
+    out = io.StringIO()
+    provider = tracer_provider(TraceExport("console"), service="t", timeout=1, console=out)
+    with provider.get_tracer("t").start_as_current_span("step") as span:
+        span.record_exception(ValueError("role app_owner: password hunter2 refused"))
+        span.set_status(Status(StatusCode.ERROR, "ApplicationError: secret prod/db belongs to user x"))
+    shutdown(provider, 5)
+    [line] = out.getvalue().splitlines()
+    exported = json.loads(line)
+    assert ("ERROR", "ApplicationError") == (exported["status"]["status_code"], exported["status"]["description"])
+    assert "ValueError" == exported["events"][0]["attributes"]["exception.type"]
+    assert {"exception.message", "exception.stacktrace"}.isdisjoint(exported["events"][0]["attributes"])
+    assert "hunter2" not in line
+    assert "prod/db" not in line
