@@ -1,9 +1,10 @@
 """What every activity knows of the run it serves, and what it reports: the worker interceptor.
 
-The workflow side puts the run's environment and the step's name (the activity's summary) into an
-`opsctl-run` header of each activity it schedules (a header is no command: replay ignores it; it
-travels in plain text, like the search attributes that already say the environment). The activity
-side reads it back into `current()` — for the log lines and spans of that activity — and reports
+The workflow side puts the run's environment into an `opsctl-run` header of each activity it
+schedules (a header is no command: replay ignores it; it travels in plain text, like the search
+attribute that already says the environment — a step's name does not go there: with payload
+encryption on, the history holds it encrypted, as the activity's summary). The activity side reads
+it back into `current()` — for the log lines and spans of that activity — and reports
 each attempt: a `opsctl_step_duration_seconds` observation, a `opsctl_step_failures` count by error
 class, and one log line with its step, attempt, duration and outcome. Operation code stays as it is.
 """
@@ -48,7 +49,7 @@ class RunContext:
     run_id: str = ""  # Temporal's run id of the execution
     kind: str = ""
     environment: str = ""
-    step: str = ""
+    step: str = ""  # the activity type (its name in the Web UI is the workflow's StartActivity span's)
     activity: str = ""
     attempt: int = 0
 
@@ -98,7 +99,7 @@ def activity_context(headers: Mapping[str, temporalio.api.common.v1.Payload]) ->
         run_id=info.workflow_run_id or "",
         kind=info.workflow_type or "",
         environment=str(sent.get("environment", "")),
-        step=str(sent.get("step", "")) or info.activity_type,
+        step=info.activity_type,
         activity=info.activity_type,
         attempt=info.attempt,
     )
@@ -169,7 +170,7 @@ def _report(context: RunContext, outcome: str, retryable: bool, elapsed: float) 
 
 
 class _WorkflowRunContext(WorkflowInboundInterceptor):
-    """Inside the sandbox: remembers the run's environment, and hands it with the step to each activity."""
+    """Inside the sandbox: remembers the run's environment, and hands it to each activity."""
 
     environment = ""
 
@@ -187,15 +188,15 @@ class _StepHeaders(WorkflowOutboundInterceptor):
         self._run = run
 
     def start_activity(self, input: StartActivityInput) -> workflow.ActivityHandle[Any]:
-        input.headers = self._with_header(input.headers, input.summary or "")
+        input.headers = self._with_header(input.headers)
         return super().start_activity(input)
 
     def start_local_activity(self, input: StartLocalActivityInput) -> workflow.ActivityHandle[Any]:
-        input.headers = self._with_header(input.headers, "")
+        input.headers = self._with_header(input.headers)
         return super().start_local_activity(input)
 
     def _with_header(
-        self, headers: Mapping[str, temporalio.api.common.v1.Payload], step: str
+        self, headers: Mapping[str, temporalio.api.common.v1.Payload]
     ) -> Mapping[str, temporalio.api.common.v1.Payload]:
-        sent = {"environment": self._run.environment, "step": step}
+        sent = {"environment": self._run.environment}
         return {**headers, HEADER: PayloadConverter.default.to_payloads([sent])[0]}

@@ -4,7 +4,8 @@ One trace runs from the CLI's command (`opsctl apply`, whose `StartWorkflow` spa
 in the run's headers) through the workflow's spans (`RunWorkflow`, one `StartActivity` per step) to
 each activity (`RunActivity`) and the PostgreSQL and AWS calls inside it (`telemetry.spans`). The
 workflow's and the activities' spans carry `opsctl.run_id` (the workflow id), `opsctl.kind`,
-`opsctl.environment`, and a step's `opsctl.step` (its name as the Web UI shows it).
+`opsctl.environment`, and a step's `opsctl.step`: on `StartActivity` its name as the Web UI shows
+it, on `RunActivity` its activity type.
 
 Temporal's interceptor makes workflow spans at once and with no duration (a long-lived span cannot
 survive a replay); runs started without a traced client (a schedule, the Web UI) still get them
@@ -22,6 +23,7 @@ from temporalio.worker import (
     ExecuteActivityInput,
     ExecuteWorkflowInput,
     StartActivityInput,
+    StartLocalActivityInput,
     WorkflowInterceptorClassInput,
 )
 
@@ -87,5 +89,7 @@ class RunTracingWorkflowInterceptor(TracingWorkflowInboundInterceptor):
         outbound = kwargs.get("add_to_outbound")
         if isinstance(outbound, StartActivityInput):
             attributes["opsctl.step"] = outbound.summary or outbound.activity
+        elif isinstance(outbound, StartLocalActivityInput):  # a local activity has no summary
+            attributes["opsctl.step"] = outbound.activity
         kwargs["additional_attributes"] = {**attributes, **(kwargs.get("additional_attributes") or {})}
         super()._completed_span(span_name, **kwargs)
