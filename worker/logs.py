@@ -3,7 +3,7 @@ or odd byte in a message stays inside its string), with the run's fields where t
 
 Fields: time, level, logger, message, and — from Temporal's workflow and activity loggers, the
 activity's run context (`worker.run_context`) and a record's own extras — workflow_id (opsctl's run
-id), run_id (Temporal's), kind, environment, step, activity, attempt, duration_ms, outcome; an
+id), run_id (Temporal's), kind, environment, step (the activity type), attempt, duration_ms, outcome; an
 exception's traceback as `error`.
 
 Secrets are redacted on the way out, three ways: the values the worker knows to be secret (database
@@ -53,11 +53,11 @@ _TEMPORAL_FIELDS = {
         "workflow_id": "workflow_id",
         "workflow_run_id": "run_id",
         "workflow_type": "kind",
-        "activity_type": "activity",
+        "activity_type": "step",
         "attempt": "attempt",
     },
 }
-_FIELDS = ("workflow_id", "run_id", "kind", "environment", "step", "activity", "attempt", "duration_ms", "outcome")
+_FIELDS = ("workflow_id", "run_id", "kind", "environment", "step", "attempt", "duration_ms", "outcome")
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", *_TEMPORAL_FIELDS}
 
 

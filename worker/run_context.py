@@ -50,7 +50,6 @@ class RunContext:
     kind: str = ""
     environment: str = ""
     step: str = ""  # the activity type (its name in the Web UI is the workflow's StartActivity span's)
-    activity: str = ""
     attempt: int = 0
 
     def log_fields(self) -> dict[str, Any]:
@@ -60,7 +59,6 @@ class RunContext:
             "kind": self.kind,
             "environment": self.environment,
             "step": self.step,
-            "activity": self.activity,
             "attempt": self.attempt,
         }
         return {key: value for key, value in fields.items() if value}
@@ -100,7 +98,6 @@ def activity_context(headers: Mapping[str, temporalio.api.common.v1.Payload]) ->
         kind=info.workflow_type or "",
         environment=str(sent.get("environment", "")),
         step=info.activity_type,
-        activity=info.activity_type,
         attempt=info.attempt,
     )
 

@@ -80,12 +80,12 @@ def test_temporal_s_run_details_become_fields(logged: tuple[logging.Logger, io.S
     }
     logger.info("step finished", extra={"temporal_activity": details, "duration_ms": 12.5, "outcome": "ok"})
     [entry] = lines(stream)
-    fields = {key: entry[key] for key in ("workflow_id", "run_id", "kind", "activity", "attempt")}
+    fields = {key: entry[key] for key in ("workflow_id", "run_id", "kind", "step", "attempt")}
     assert {
         "workflow_id": "RotateDbCredential-prod-1",
         "run_id": "0190-run",
         "kind": "RotateDbCredential",
-        "activity": "rotate_credential.promote",
+        "step": "rotate_credential.promote",
         "attempt": 2,
     } == fields
     assert (12.5, "ok") == (entry["duration_ms"], entry["outcome"])
