@@ -24,7 +24,8 @@ def test_every_rule_is_complete() -> None:
     for rule in rules():
         expr = rule["expr"]
         assert {"alert", "expr", "labels", "annotations"} <= set(rule), rule
-        assert expr.count("(") == expr.count(")") and expr.count("{") == expr.count("}"), rule["alert"]
+        assert expr.count("(") == expr.count(")"), rule["alert"]
+        assert expr.count("{") == expr.count("}"), rule["alert"]
         assert rule["labels"]["severity"] in ("warning", "critical")
         assert rule["annotations"]["summary"]
 
