@@ -55,7 +55,6 @@ KEYS: dict[str, str] = {
     "trace_endpoint": "the OTLP collector ('': the exporter's default, or $OTEL_EXPORTER_OTLP_ENDPOINT)",
     "trace_headers": "OTLP headers key=value,… (a token: shown redacted; prefer $OPSCTL_TRACE_HEADERS)",
 }
-SECRET_KEYS = ("trace_headers",)  # `config show` names their headers, never their values
 PATH_KEYS = ("state_dir", "policy_file", "codec_keys_file", "codec_token_file")
 # The global options that are configuration (client.main.GLOBAL_OPTIONS): dest → (key, flag).
 FLAGS = {
@@ -180,18 +179,27 @@ def _check_tracing(values: dict[str, str], origins: dict[str, str]) -> None:
     """An exporter that cannot work fails here (exit 2), naming the key and its layer, never a header value."""
     if values["trace_exporter"] in ("", "none") and not (values["trace_endpoint"] or values["trace_headers"]):
         return  # the default: nothing to check, nothing imported
+    from telemetry.export import ExportError
+
     try:
         trace_config(values, origins)
-    except ValueError as exc:  # telemetry.export.ExportError
-        raise OpsctlError(ExitCode.INVALID_INPUT, str(exc), hint=getattr(exc, "hint", "")) from None
+    except ExportError as exc:
+        raise OpsctlError(ExitCode.INVALID_INPUT, exc.message, hint=exc.hint) from None
 
 
 def trace_config(values: Mapping[str, str], origins: Mapping[str, str]) -> TraceExport:
+    """The trace exporter these values name (raises `ExportError` naming the key and its layer)."""
     from telemetry.export import trace_export
 
-    keys = ("trace_exporter", "trace_endpoint", "trace_headers")
-    sources = tuple(f"{key} from {origins.get(key, 'default')}" for key in keys)
-    return trace_export(*(values[key] for key in keys), sources=(sources[0], sources[1], sources[2]))
+    def source(key: str) -> str:
+        return f"{key} from {origins.get(key, 'default')}"
+
+    return trace_export(
+        values["trace_exporter"],
+        values["trace_endpoint"],
+        values["trace_headers"],
+        sources=(source("trace_exporter"), source("trace_endpoint"), source("trace_headers")),
+    )
 
 
 def config_for(args: Any) -> Config:
