@@ -147,7 +147,10 @@ class _ActivityReport(ActivityInboundInterceptor):
             raise
         finally:
             elapsed = time.monotonic() - started
-            _report(context, outcome, retryable, elapsed)
+            try:
+                _report(context, outcome, retryable, elapsed)
+            except Exception:  # reporting never changes a step's outcome
+                log.debug("could not report the step's metrics", exc_info=True)
             _CURRENT.reset(token)
 
 
