@@ -28,8 +28,8 @@ test: $(STAMP) $(CHROMIUM)  ## the whole suite: unit, workflow, integration on t
 check: lint typecheck
 
 lint: $(STAMP)
-	$(BIN)/ruff check contracts workflows activities worker client encryption tests
-	$(BIN)/ruff format --check contracts workflows activities worker client encryption tests
+	$(BIN)/ruff check contracts workflows activities worker client encryption telemetry tests
+	$(BIN)/ruff format --check contracts workflows activities worker client encryption telemetry tests
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

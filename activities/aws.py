@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict
 from temporalio.exceptions import ApplicationError
 
+from activities import call_spans
 from activities.errors import failure
 from contracts.failures import FailureKind
 
@@ -38,9 +39,11 @@ def make_client(settings: AwsSettings, service: str) -> Any:
         retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5, read_timeout=settings.read_timeout_seconds
     )
     # The service is chosen at run time, so no single boto3-stubs overload applies.
-    return boto3.client(  # type: ignore[call-overload]
+    client = boto3.client(  # type: ignore[call-overload]
         service, region_name=settings.region, endpoint_url=settings.endpoint_url, config=config
     )
+    call_spans.trace_calls(client)  # a span per API call while the worker traces; otherwise a no-op
+    return client
 
 
 async def call(fn: Callable[..., T], /, **kwargs: Any) -> T:

@@ -20,6 +20,7 @@ import asyncpg
 from pydantic import BaseModel, ConfigDict
 from temporalio.exceptions import ApplicationError
 
+from activities import call_spans
 from activities.errors import failure
 from contracts.failures import FailureKind
 
@@ -79,16 +80,20 @@ class Databases:
         """A connection as `user` (default: the admin) — passwords are never logged."""
         if not user:
             user, password = target.admin_user, target.admin_password()
-        return await asyncpg.connect(
-            host=target.host,
-            port=target.port,
-            database=target.dbname,
-            user=user,
-            password=password,
-            timeout=CONNECT_TIMEOUT_SECONDS,
-            command_timeout=command_timeout,
-            server_settings={"application_name": "opsctl"},
-        )
+        async with call_spans.postgres_connect(target.host, target.port, target.dbname, user) as tracer:
+            conn = await asyncpg.connect(
+                host=target.host,
+                port=target.port,
+                database=target.dbname,
+                user=user,
+                password=password,
+                timeout=CONNECT_TIMEOUT_SECONDS,
+                command_timeout=command_timeout,
+                server_settings={"application_name": "opsctl"},
+            )
+        if tracer is not None:  # while the worker traces: a span per query, children of the activity's
+            call_spans.trace_queries(conn, tracer, target.host, target.port, target.dbname)
+        return conn
 
     @asynccontextmanager
     async def admin_transaction(self, target: DatabaseTarget, lock_key: str) -> AsyncIterator[Any]:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from client.keys import Keyring
     from encryption.keys import EncryptionKeys
+    from telemetry.export import TraceExport
 
 # What `opsctl dev up` writes into its state folder (mode 0600) and the CLI then finds there.
 STACK_CODEC_KEYS = "codec-keys"
@@ -50,6 +51,9 @@ KEYS: dict[str, str] = {
     "codec_keys_file": "payload encryption keys ('': none)",
     "codec_key_id": "the key id that encrypts ('': the last key of the file)",
     "codec_token_file": "the codec server's bearer token file",
+    "trace_exporter": "where this command's spans go: none, console (stderr), otlp-http or otlp-grpc",
+    "trace_endpoint": "the OTLP collector ('': the exporter's default, or $OTEL_EXPORTER_OTLP_ENDPOINT)",
+    "trace_headers": "OTLP headers key=value,… (a token: shown redacted; prefer $OPSCTL_TRACE_HEADERS)",
 }
 PATH_KEYS = ("state_dir", "policy_file", "codec_keys_file", "codec_token_file")
 # The global options that are configuration (client.main.GLOBAL_OPTIONS): dest → (key, flag).
@@ -74,6 +78,9 @@ class Config:
     codec_keys_file: str = ""  # payload encryption keys ('': none, unless $OPSCTL_CODEC_KEYS has them)
     codec_key_id: str = ""  # the id that encrypts ('': the last key of the file)
     codec_token_file: str = ""  # the codec server's bearer token
+    trace_exporter: str = "none"  # none: no tracing, nothing of OpenTelemetry imported
+    trace_endpoint: str = ""
+    trace_headers: str = field(default="", repr=False)  # secret: never rendered as it is
     origins: Mapping[str, str] = field(default_factory=dict, compare=False)  # key → the layer it came from
     files: Mapping[str, str] = field(default_factory=dict, compare=False)  # layer → the file it read ('' none)
 
@@ -92,8 +99,20 @@ class Config:
 
         return load_keys(self.codec_keys_file, self.codec_key_id)
 
+    def trace_export(self) -> TraceExport:
+        """Where this command's spans go (checked when the configuration was loaded)."""
+        values = {key: getattr(self, key) for key in ("trace_exporter", "trace_endpoint", "trace_headers")}
+        return trace_config(values, self.origins)
+
     def values(self) -> dict[str, str]:
-        return {key: str(getattr(self, key)) for key in KEYS}
+        """Every key's value as `config show` prints it: secrets redacted."""
+        shown = {key: str(getattr(self, key)) for key in KEYS}
+        if self.trace_headers or "@" in self.trace_endpoint:
+            from telemetry.export import redacted_endpoint, redacted_headers
+
+            shown["trace_headers"] = redacted_headers(self.trace_headers)
+            shown["trace_endpoint"] = redacted_endpoint(self.trace_endpoint)
+        return shown
 
 
 @dataclass(frozen=True)
@@ -134,6 +153,7 @@ def load_config(
     origins = {key: next(layer.origin(key) for layer in layers if key in layer.values) for key in values}
     origins["state_dir"] = state_origin
     _check_address(values["temporal_address"], origins["temporal_address"])
+    _check_tracing(values, origins)
     return Config(
         **{key: value for key, value in values.items() if key != "state_dir"},
         state_dir=state,
@@ -153,6 +173,33 @@ def _check_address(address: str, origin: str) -> None:
             f"temporal_address {address!r} from {origin} is not HOST:PORT",
             hint="e.g. 127.0.0.1:7233 or temporal.internal:7233",
         )
+
+
+def _check_tracing(values: dict[str, str], origins: dict[str, str]) -> None:
+    """An exporter that cannot work fails here (exit 2), naming the key and its layer, never a header value."""
+    if values["trace_exporter"] in ("", "none") and not (values["trace_endpoint"] or values["trace_headers"]):
+        return  # the default: nothing to check, nothing imported
+    from telemetry.export import ExportError
+
+    try:
+        trace_config(values, origins)
+    except ExportError as exc:
+        raise OpsctlError(ExitCode.INVALID_INPUT, exc.message, hint=exc.hint) from None
+
+
+def trace_config(values: Mapping[str, str], origins: Mapping[str, str]) -> TraceExport:
+    """The trace exporter these values name (raises `ExportError` naming the key and its layer)."""
+    from telemetry.export import trace_export
+
+    def source(key: str) -> str:
+        return f"{key} from {origins.get(key, 'default')}"
+
+    return trace_export(
+        values["trace_exporter"],
+        values["trace_endpoint"],
+        values["trace_headers"],
+        sources=(source("trace_exporter"), source("trace_endpoint"), source("trace_headers")),
+    )
 
 
 def config_for(args: Any) -> Config:
@@ -175,11 +222,21 @@ def _defaults() -> dict[str, str]:
         "codec_keys_file": "",
         "codec_key_id": "",
         "codec_token_file": "",
+        "trace_exporter": "none",
+        "trace_endpoint": "",
+        "trace_headers": "",
     }
 
 
 # Keys that may be empty on purpose ('': none): `OPSCTL_CODEC_KEYS_FILE=` turns the stack's keys off.
-OPTIONAL_KEYS = ("policy_file", "codec_keys_file", "codec_key_id", "codec_token_file")
+OPTIONAL_KEYS = (
+    "policy_file",
+    "codec_keys_file",
+    "codec_key_id",
+    "codec_token_file",
+    "trace_endpoint",
+    "trace_headers",
+)
 
 
 def _environment() -> dict[str, str]:
@@ -367,6 +424,9 @@ def _settings_class() -> type[BaseSettings]:
         codec_keys_file: str
         codec_key_id: str
         codec_token_file: str
+        trace_exporter: str
+        trace_endpoint: str
+        trace_headers: str
 
         @classmethod
         def settings_customise_sources(

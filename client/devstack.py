@@ -412,7 +412,7 @@ class Stack:
             "aws": {"region": DEV_AWS_ENV["AWS_DEFAULT_REGION"], "endpoint_url": self.aws_endpoint},
             "databases": {DEMO_DATABASE: self.database_target(DEMO_DATABASE)},
             "codec": {"keys_file": str(self.codec_keys())},
-            "trace_file": str(self.logs / "traces.jsonl"),
+            "tracing": {"file": str(self.logs / "traces.jsonl")},
             "metrics_address": f"127.0.0.1:{self.ports.metrics}",
             "policy_file": str(self.write_policy_file()),
             # One worker for every environment: right for a laptop, never for production (deploy/README.md).

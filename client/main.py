@@ -513,6 +513,7 @@ def run(argv: Sequence[str], stdout: TextIO = sys.stdout, stderr: TextIO = sys.s
             output = module.execute(args, progress)
         finally:
             progress.close()
+            _flush_traces(stderr)
     except OpsctlError as exc:
         return _error(exc.exit_code, exc.message, exc.hint, fmt, stdout, stderr, kind=exc.kind, lines=_streams(args))
     except KeyboardInterrupt:
@@ -553,6 +554,13 @@ def run(argv: Sequence[str], stdout: TextIO = sys.stdout, stderr: TextIO = sys.s
     except BrokenPipeError:  # `opsctl list | head`: the reader has gone, and that is fine
         _quiet(stdout)
     return int(output.exit_code)
+
+
+def _flush_traces(stderr: TextIO) -> None:
+    """A traced command's last spans leave before it exits (bounded: a dead collector costs ~1 s at most)."""
+    tracing = sys.modules.get("client.tracing")  # imported only if this command was traced
+    if tracing is not None:
+        tracing.flush(stderr)
 
 
 def _quiet(stream: TextIO) -> None:

@@ -65,10 +65,18 @@ async def connect(config: Config) -> Client:
     """A client that encrypts what it sends and decrypts what it reads when keys are configured.
 
     Without keys it still recognises encrypted payloads, to say which key is missing (exit 2).
+    With `trace_exporter` configured, its calls are traced (`client.tracing`).
     """
     converter = with_encryption(pydantic_data_converter, config.encryption_keys(), strict=True)
+    traced: list[Any] = []
+    if config.trace_exporter != "none":  # OpenTelemetry is imported only when a command is traced
+        from client.tracing import interceptors
+
+        traced = interceptors(config)
     try:
-        return await Client.connect(config.temporal_address, namespace=config.namespace, data_converter=converter)
+        return await Client.connect(
+            config.temporal_address, namespace=config.namespace, data_converter=converter, interceptors=traced
+        )
     except RuntimeError as exc:
         raise OpsctlError(
             FailureKind.DEPENDENCY_UNAVAILABLE,

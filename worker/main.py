@@ -8,10 +8,10 @@ import logging
 import signal
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from temporalio.client import Client
-from temporalio.contrib.opentelemetry import TracingInterceptor
+from temporalio.runtime import Runtime
 from temporalio.worker import Interceptor, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -25,10 +25,12 @@ from activities.rotate_credential import RotateCredentialActivities
 from activities.schedules import ScheduleActivities
 from activities.sweep_volumes import SweepVolumesActivities
 from encryption.keys import KeysError
+from telemetry.export import ExportError
+from worker import logs, telemetry, waiting_runs
 from worker.converter import data_converter
+from worker.run_context import RunContextInterceptor
 from worker.search_attributes import missing_search_attributes, registration_commands
 from worker.settings import WorkerSettings
-from worker.telemetry import metrics_runtime, setup_tracing
 from workflows.backfill_table import BackfillTable
 from workflows.migrate_schema import MigrateSchema
 from workflows.policy_probe import PolicyProbe
@@ -36,6 +38,9 @@ from workflows.read_replica import CreateReadReplica
 from workflows.rotate_credential import RotateDbCredential
 from workflows.run_note import RunNote
 from workflows.sweep_volumes import SweepStaleVolumes
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
 
 WORKFLOWS = [
     RotateDbCredential,
@@ -54,7 +59,9 @@ HEARTBEAT_THROTTLE = timedelta(seconds=5)
 # shares the worker's one copy instead of importing its own, also when a contract imports lazily inside
 # a method a workflow calls (two copies of a spec model would not be the same class).
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(
-    restrictions=SandboxRestrictions.default.with_passthrough_modules("contracts", "activities", "encryption")
+    restrictions=SandboxRestrictions.default.with_passthrough_modules(
+        "contracts", "activities", "encryption", "telemetry"
+    )
 )
 
 
@@ -92,19 +99,34 @@ def build_activities(settings: WorkerSettings) -> list[Callable[..., Any]]:
     ]
 
 
-async def connect(settings: WorkerSettings) -> Client:
+def metrics_runtime(settings: WorkerSettings) -> Runtime | None:
+    """The runtime serving (or pushing) this worker's metrics; None: no metrics (raises `ExportError`)."""
+    metrics = settings.metrics
+    return telemetry.metrics_runtime(
+        settings.metrics_address,
+        metrics.otlp_endpoint,
+        otlp_http=metrics.otlp_http,
+        headers=settings.metrics_headers() if metrics.otlp_endpoint else None,
+    )
+
+
+async def connect(
+    settings: WorkerSettings, *, runtime: Runtime | None = None, tracer_provider: TracerProvider | None = None
+) -> Client:
+    """The worker's client; with a tracer provider, its calls and its workers' runs are traced."""
     return await Client.connect(
         settings.temporal.address,
         namespace=settings.temporal.namespace,
         data_converter=data_converter(settings.encryption_keys()),
-        interceptors=[TracingInterceptor()],
-        runtime=metrics_runtime(settings.metrics_address),
+        interceptors=telemetry.tracing_interceptors(tracer_provider),
+        runtime=runtime,
     )
 
 
-def worker_options() -> dict[str, Any]:
+def worker_options(interceptors: Sequence[Interceptor] = ()) -> dict[str, Any]:
     """How every opsctl worker runs its workflows and activities (the benchmarks' workers too)."""
     return {
+        "interceptors": [RunContextInterceptor(), *interceptors],
         "workflow_runner": WORKFLOW_RUNNER,
         # Heartbeats carry checkpoints and live progress: send them often, not every ~48 s.
         "max_heartbeat_throttle_interval": HEARTBEAT_THROTTLE,
@@ -118,14 +140,34 @@ def build_worker(client: Client, settings: WorkerSettings, interceptors: Sequenc
         task_queue=settings.temporal.task_queue,
         workflows=WORKFLOWS,
         activities=build_activities(settings),
-        interceptors=interceptors,
-        **worker_options(),
+        **worker_options(interceptors),
     )
 
 
 async def serve(settings: WorkerSettings, interceptors: Sequence[Interceptor] = ()) -> None:
-    setup_tracing(settings.trace_file)
-    client = await connect(settings)
+    runtime, provider = _telemetry(settings)
+    try:
+        await _serve(settings, interceptors, runtime, provider)
+    finally:
+        telemetry.shutdown(provider)  # the last spans, waiting a bounded time for the collector
+
+
+def _telemetry(settings: WorkerSettings) -> tuple[Runtime | None, TracerProvider | None]:
+    """Refuse to start on a tracing or metrics configuration that cannot work, naming the setting."""
+    try:
+        return metrics_runtime(settings), telemetry.tracer_provider(settings.trace_export())
+    except ExportError as exc:
+        hint = f" ({exc.hint})" if exc.hint else ""
+        raise SystemExit(f"opsctl worker: {exc.message}{hint}") from None
+
+
+async def _serve(
+    settings: WorkerSettings,
+    interceptors: Sequence[Interceptor],
+    runtime: Runtime | None,
+    provider: TracerProvider | None,
+) -> None:
+    client = await connect(settings, runtime=runtime, tracer_provider=provider)
     if settings.search_attributes:
         namespace = settings.temporal.namespace
         missing = await missing_search_attributes(client, namespace)
@@ -139,21 +181,33 @@ async def serve(settings: WorkerSettings, interceptors: Sequence[Interceptor] = 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    watching = _watch_waiting_runs(client, runtime, settings)
     logging.info("worker polling %s on %s", settings.temporal.task_queue, settings.temporal.address)
-    async with worker:
-        await stop.wait()
+    try:
+        async with worker:
+            await stop.wait()
+    finally:
+        if watching is not None:
+            watching.cancel()
     logging.info("worker stopped")
+
+
+def _watch_waiting_runs(client: Client, runtime: Runtime | None, settings: WorkerSettings) -> asyncio.Task[None] | None:
+    """With metrics on: the waiting-runs gauges, from Temporal's visibility (needs the search attributes)."""
+    interval = settings.metrics.waiting_runs_interval_seconds
+    if runtime is None or not interval or not settings.search_attributes:
+        return None
+    queue = settings.temporal.task_queue
+    return asyncio.create_task(waiting_runs.watch(client, runtime.metric_meter, queue, interval))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__)
     parser.add_argument("--settings", help="worker settings JSON (default: $OPSCTL_WORKER_SETTINGS)")
     args = parser.parse_args()
-    logging.basicConfig(
-        level=logging.INFO,
-        format='{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":"%(message)s"}',
-    )
+    logs.configure()  # JSON lines from the first message on
     settings = WorkerSettings.load(args.settings)
+    logs.configure(settings.secret_values())  # ... and now redacting the values this worker knows secret
     try:
         keys = settings.encryption_keys()
     except KeysError as exc:  # refuse to start: a worker without its keys cannot read its runs

@@ -21,7 +21,7 @@ from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, CancelledError
 from temporalio.workflow import ActivityCancellationType
 
-from workflows import admission, gate, scheduled
+from workflows import admission, gate, run_metrics, scheduled
 from workflows.decisions import DecisionHandlers
 from workflows.ending import Ending, Stop, classify, default_next, stop
 from workflows.run_record import RunRecord
@@ -165,8 +165,16 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
         continued = input.continuation if admission.continues_itself() else None
         state = continued.state if continued else admission.initial_state(input)
         self._record = RunRecord(
-            state, None, clock=workflow.now, publish=self._publish, log=workflow.logger.info, changed=self._describe
+            state,
+            None,
+            clock=workflow.now,
+            publish=self._publish,
+            log=workflow.logger.info,
+            changed=self._describe,
+            phase_changed=lambda left, entered, stayed: run_metrics.phase_changed(state, left, entered, stayed),
         )
+        if not continued:
+            run_metrics.started(state)
         self._settings = continued.settings if continued else await admission.resolve_settings(input)
         self.record.policy = policy = self.settings.policy
         if not continued and policy is not None:
@@ -477,10 +485,7 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
         if state.phase is not ending.phase:
             self.record.enter(ending.phase)
         self._describe()
-        # The SDK suppresses metrics during replay, so each run counts once.
-        workflow.metric_meter().create_counter("opsctl_runs_finished", "runs that reached a terminal phase").add(
-            1, {"kind": state.kind, "environment": state.environment, "phase": ending.phase.value}
-        )
+        run_metrics.finished(state, ending.phase)
         return state
 
     async def _failed(self, ending: Ending) -> Ending:

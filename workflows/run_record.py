@@ -8,7 +8,7 @@ unit-tested directly. Every decision attempt is kept, accepted or refused, with 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -132,6 +132,7 @@ class RunRecord:
         publish: Callable[[dict[str, Any]], None] = _ignore,
         log: Callable[[str], None] = _ignore,
         changed: Callable[[], None] = _ignore,
+        phase_changed: Callable[[Phase, Phase, timedelta | None], None] | None = None,
     ) -> None:
         self.state = state
         self.policy = policy
@@ -139,6 +140,8 @@ class RunRecord:
         self._publish = publish
         self._log = log
         self.changed = changed  # the state changed: whoever shows it (current details) looks again
+        # (left, entered, how long the run stayed in the phase it left): the run's metrics
+        self._phase_changed = phase_changed
         # While a wait is open, it says what the run still needs; asked again after every decision.
         self.explain: Callable[[], str] | None = None
         self._review_opened = len(state.decisions)  # resolutions count from the latest needs_review on
@@ -146,13 +149,17 @@ class RunRecord:
     # ---- phases ----------------------------------------------------------------------
 
     def enter(self, phase: Phase) -> None:
-        self.state.phase = check_transition(self.state.phase, phase)
+        left, now = self.state.phase, self._clock()
+        since = self.state.phase_times.get(left.value)
+        self.state.phase = check_transition(left, phase)
         if not phase.terminal:
             self.state.next_action = ""  # each phase says its own
         self.explain = None
         if phase is Phase.NEEDS_REVIEW:
             self._review_opened = len(self.state.decisions)
-        self.state.phase_times[phase.value] = self._clock()
+        self.state.phase_times[phase.value] = now
+        if self._phase_changed is not None:
+            self._phase_changed(left, phase, now - since if since is not None else None)
         self.publish()
         self.changed()
 

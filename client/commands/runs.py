@@ -53,9 +53,27 @@ async def _with_client(
 ) -> Output:
     from client.runs import connect
 
-    client = await connect(config)
-    output: Output = await command(client, args, config, progress)
-    return output
+    if config.trace_exporter == "none":
+        client = await connect(config)
+        output: Output = await command(client, args, config, progress)
+        return output
+    from client.tracing import command_span
+
+    with command_span(config, args.command, _span_attributes(args)):  # one trace, down to every activity
+        client = await connect(config)
+        traced: Output = await command(client, args, config, progress)
+        return traced
+
+
+def _span_attributes(args: argparse.Namespace) -> dict[str, str]:
+    request: Request | None = getattr(args, "request", None)
+    if request is None:
+        return {"opsctl.run_id": getattr(args, "run", None) or ""}
+    return {
+        "opsctl.run_id": request.workflow_id() if args.command == "apply" else "",
+        "opsctl.kind": request.kind,
+        "opsctl.environment": request.metadata.environment,
+    }
 
 
 def _reporter(progress: Progress) -> Callable[[RunState], None]:

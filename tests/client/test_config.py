@@ -202,3 +202,65 @@ def test_an_address_that_is_not_host_port_is_exit_2(home: Path, address: str) ->
     assert 2 == code
     assert f"temporal_address {address!r} from flag --address is not HOST:PORT" == data["error"]["message"]  # type: ignore[index]
     assert "Traceback" not in stderr
+
+
+# ---- tracing keys ----
+
+
+def test_trace_headers_are_shown_redacted_in_text_and_json(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPSCTL_TRACE_EXPORTER", "otlp-http")
+    monkeypatch.setenv("OPSCTL_TRACE_HEADERS", "authorization=Bearer%20sup3r-secret,x-team=ops")
+    code, data, _ = show()
+    stdout, stderr = io.StringIO(), io.StringIO()
+    text_code = run(["config", "show"], stdout=stdout, stderr=stderr)
+
+    assert (0, 0) == (code, text_code)
+    assert {
+        "value": "authorization=<redacted>,x-team=<redacted>",
+        "from": "environment OPSCTL_TRACE_HEADERS",
+    } == data["config"]["trace_headers"]  # type: ignore[index]
+    assert "authorization=<redacted>,x-team=<redacted>" in stdout.getvalue()
+    assert "sup3r-secret" not in json.dumps(data) + stdout.getvalue() + stderr.getvalue()
+
+
+def test_the_repository_file_can_turn_tracing_on(home: Path) -> None:
+    write(home / "repo" / ".opsctl.toml", 'trace_exporter = "otlp-grpc"\ntrace_endpoint = "collector:4317"\n')
+    config = load_config()
+    assert ("otlp-grpc", "collector:4317") == (config.trace_exporter, config.trace_endpoint)
+    assert config.origins["trace_exporter"].startswith("repository ")
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        (
+            {"OPSCTL_TRACE_EXPORTER": "zipkin"},
+            "trace_exporter from environment OPSCTL_TRACE_EXPORTER: unknown trace exporter 'zipkin'",
+        ),
+        (
+            {"OPSCTL_TRACE_EXPORTER": "otlp-http", "OPSCTL_TRACE_ENDPOINT": "collector:4318"},
+            "trace_endpoint from environment OPSCTL_TRACE_ENDPOINT: 'collector:4318' is not an otlp-http endpoint",
+        ),
+        (
+            {"OPSCTL_TRACE_EXPORTER": "otlp-http", "OPSCTL_TRACE_HEADERS": "sup3r-secret"},
+            "trace_headers from environment OPSCTL_TRACE_HEADERS: header 1 is not key=value",
+        ),
+    ],
+)
+def test_a_tracing_configuration_that_cannot_work_is_exit_2_naming_the_key(
+    home: Path, monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], message: str
+) -> None:
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    code, data, _ = show()
+    assert 2 == code
+    assert message == data["error"]["message"]  # type: ignore[index]
+    assert "sup3r-secret" not in json.dumps(data)
+
+
+def test_a_password_in_the_trace_endpoint_is_shown_redacted(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPSCTL_TRACE_EXPORTER", "otlp-http")
+    monkeypatch.setenv("OPSCTL_TRACE_ENDPOINT", "https://ops:t0ken@collector.example:4318")
+    code, data, _ = show()
+    assert 0 == code
+    assert "https://ops:<redacted>@collector.example:4318" == data["config"]["trace_endpoint"]["value"]  # type: ignore[index]
