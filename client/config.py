@@ -5,7 +5,7 @@
     → user file (`$OPSCTL_CONFIG`, else `~/.config/opsctl/config.toml`)
     → environment (`OPSCTL_<KEY>`) → flags (`--as`, `--address`, `--namespace`, `--state-dir`).
 
-pydantic-settings merges the layers; `Config.origins` says which layer each value came from
+The highest layer that holds a key gives its value; `Config.origins` says which layer that was
 (`opsctl config show`). A relative path in a file is relative to that file's folder. Keys files and
 token files are referenced by path: keys and tokens themselves never go into a config file.
 """
@@ -17,7 +17,6 @@ import json
 import os
 import tomllib
 from collections.abc import Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,8 +24,6 @@ from typing import TYPE_CHECKING, Any
 from contracts.failures import ExitCode, OpsctlError
 
 if TYPE_CHECKING:
-    from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
-
     from client.keys import Keyring
     from encryption.keys import EncryptionKeys
 
@@ -331,58 +328,14 @@ def _port(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535 else None
 
 
-# ---- merging: pydantic-settings, one source per layer ----
-
-_SOURCES: ContextVar[list[Layer]] = ContextVar("opsctl_config_layers")
+# ---- merging: the first layer (highest first) that holds a key gives its value ----
 
 
 def _merge(layers: list[Layer]) -> dict[str, str]:
-    """Every layer holds strings of known keys (files are checked key by key as they are read)."""
-    token = _SOURCES.set(layers)
-    try:
-        return _settings_class()().model_dump()
-    finally:
-        _SOURCES.reset(token)
-
-
-_SETTINGS: list[type[BaseSettings]] = []
-
-
-def _settings_class() -> type[BaseSettings]:
-    """The settings model, built on first use: pydantic-settings is imported only by commands that read config."""
-    if _SETTINGS:
-        return _SETTINGS[0]
-    from pydantic_settings import BaseSettings, InitSettingsSource, SettingsConfigDict
-
-    class Settings(BaseSettings):
-        model_config = SettingsConfigDict(extra="forbid", frozen=True)
-
-        user: str
-        temporal_address: str
-        namespace: str
-        task_queue: str
-        state_dir: str
-        ui_url: str
-        policy_file: str
-        codec_keys_file: str
-        codec_key_id: str
-        codec_token_file: str
-
-        @classmethod
-        def settings_customise_sources(
-            cls,
-            settings_cls: type[BaseSettings],
-            init_settings: PydanticBaseSettingsSource,
-            env_settings: PydanticBaseSettingsSource,
-            dotenv_settings: PydanticBaseSettingsSource,
-            file_secret_settings: PydanticBaseSettingsSource,
-        ) -> tuple[PydanticBaseSettingsSource, ...]:
-            """One source per layer, highest first (pydantic-settings' own env and file sources are not used:
-            the files were read and checked key by key above, so their errors name the file)."""
-            return tuple(InitSettingsSource(settings_cls, dict(layer.values)) for layer in _SOURCES.get())
-
-    _SETTINGS.append(Settings)
-    return Settings
+    """Every layer holds strings of known keys only (files are checked key by key as they are read,
+    the other layers are built from the key table), and the defaults hold every key: no model is
+    needed to merge them, and none is built (a command's startup pays for none)."""
+    return {key: next(str(layer.values[key]) for layer in layers if key in layer.values) for key in KEYS}
 
 
 def _login_name() -> str:
