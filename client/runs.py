@@ -36,7 +36,7 @@ from client.config import Config
 from client.keys import Keyring
 from contracts import markdown
 from contracts.failures import ExitCode, FailureKind, OpsctlError
-from contracts.phases import Phase
+from contracts.phases import PHASE_WORDS, Phase
 from contracts.request import Request
 from contracts.run import (
     Decision,
@@ -149,7 +149,7 @@ async def read_state(handle: WorkflowHandle[Any, RunState]) -> RunState:
         ) from exc
     state.live = await _live_activities(handle, described)
     for activity in state.live:  # the step as the runbook names it, not the activity's type
-        activity.step = state.progress.step if state.phase is Phase.APPLYING else markdown.PHASE_WORDS[state.phase]
+        activity.step = state.progress.step if state.phase is Phase.APPLYING else PHASE_WORDS[state.phase]
     return state
 
 
