@@ -174,6 +174,7 @@ def _read(response: http.client.HTTPResponse, connection: http.client.HTTPConnec
             connection.sock.settimeout(_left(deadline))
         chunk = response.read1(64 * 1024)
         if not chunk:
+            response.close()  # read to its end: the kept-alive connection is free for the next request
             return b"".join(chunks)
         size += len(chunk)
         if size > MAX_RESPONSE_BYTES:

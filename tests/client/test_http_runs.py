@@ -35,6 +35,8 @@ class FakeApi:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keeps connections alive, as Temporal's frontend does
+
             def _reply(self) -> None:
                 outer.paths.append(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
