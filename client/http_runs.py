@@ -29,8 +29,7 @@ from contracts.run import RunState
 REQUEST_TIMEOUT = 10.0  # seconds for any one request, connecting and reading included
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024  # a listing of 1,000 runs or a 2 MB result, base64, fit many times over
 PAGE_SIZE = 1000  # what the SDK's list_workflows asks for per page
-NOT_FOUND = 5  # gRPC status codes, as the HTTP API's error bodies carry them
-DEADLINE_EXCEEDED = 4
+NOT_FOUND = 5  # the gRPC status code, as the HTTP API's error bodies carry it
 _PREFIX = "WORKFLOW_EXECUTION_STATUS_"
 _UNREACHABLE_HINT = "start the embedded stack with `opsctl dev up`, or set OPSCTL_TEMPORAL_ADDRESS"
 _REFUSED_HINT = "check the address, the namespace and that the server is healthy"
