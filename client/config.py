@@ -5,7 +5,7 @@
     → user file (`$OPSCTL_CONFIG`, else `~/.config/opsctl/config.toml`)
     → environment (`OPSCTL_<KEY>`) → flags (`--as`, `--address`, `--namespace`, `--state-dir`).
 
-pydantic-settings merges the layers; `Config.origins` says which layer each value came from
+The highest layer that holds a key gives its value; `Config.origins` says which layer that was
 (`opsctl config show`). A relative path in a file is relative to that file's folder. Keys files and
 token files are referenced by path: keys and tokens themselves never go into a config file.
 """
@@ -17,7 +17,6 @@ import json
 import os
 import tomllib
 from collections.abc import Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,8 +24,6 @@ from typing import TYPE_CHECKING, Any
 from contracts.failures import ExitCode, OpsctlError
 
 if TYPE_CHECKING:
-    from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
-
     from client.keys import Keyring
     from encryption.keys import EncryptionKeys
     from telemetry.export import TraceExport
@@ -43,6 +40,7 @@ STATE_FOLDER = ".opsctl"
 KEYS: dict[str, str] = {
     "user": "who you act as: your identity in the policy (default: your login name)",
     "temporal_address": "the Temporal frontend, host:port",
+    "temporal_http_address": "the same frontend's HTTP API, host:port, for status and list ('': none, use gRPC)",
     "namespace": "the Temporal namespace",
     "task_queue": "the task queue opsctl's workers poll",
     "state_dir": "the embedded stack's state folder (default: the nearest .opsctl/ upward holding a stack)",
@@ -74,6 +72,7 @@ class Config:
     namespace: str
     task_queue: str
     ui_url: str
+    temporal_http_address: str = ""  # the frontend's HTTP API ('': none): status and list read through it
     policy_file: str = ""  # the policy file the workers use, when this machine has it ('' : built-in)
     codec_keys_file: str = ""  # payload encryption keys ('': none, unless $OPSCTL_CODEC_KEYS has them)
     codec_key_id: str = ""  # the id that encrypts ('': the last key of the file)
@@ -152,7 +151,10 @@ def load_config(
     values = _merge(layers)
     origins = {key: next(layer.origin(key) for layer in layers if key in layer.values) for key in values}
     origins["state_dir"] = state_origin
-    _check_address(values["temporal_address"], origins["temporal_address"])
+    _check_address("temporal_address", values["temporal_address"], origins["temporal_address"])
+    if values["temporal_http_address"]:
+        _check_address("temporal_http_address", values["temporal_http_address"], origins["temporal_http_address"])
+    _pair_http_address(values, origins, layers)
     _check_tracing(values, origins)
     return Config(
         **{key: value for key, value in values.items() if key != "state_dir"},
@@ -163,15 +165,32 @@ def load_config(
     )
 
 
-def _check_address(address: str, origin: str) -> None:
-    """host:port with a port from 1 to 65535: anything else fails here (exit 2), not inside the SDK."""
+def _check_address(key: str, address: str, origin: str) -> None:
+    """host:port with a port from 1 to 65535: anything else fails here (exit 2), not inside a client."""
     host, _, port = address.rpartition(":")
     valid = host.strip("[]") and " " not in host and port.isdigit() and 1 <= int(port) <= 65535
+    if key == "temporal_http_address":  # it goes into a URL: a host name or an address, nothing else
+        valid = valid and all(c.isascii() and (c.isalnum() or c in ".-[]:") for c in host)
     if not valid:
+        example = "127.0.0.1:7243" if key == "temporal_http_address" else "127.0.0.1:7233 or temporal.internal:7233"
         raise OpsctlError(
-            ExitCode.INVALID_INPUT,
-            f"temporal_address {address!r} from {origin} is not HOST:PORT",
-            hint="e.g. 127.0.0.1:7233 or temporal.internal:7233",
+            ExitCode.INVALID_INPUT, f"{key} {address!r} from {origin} is not HOST:PORT", hint=f"e.g. {example}"
+        )
+
+
+_PAIRED = ("temporal_http_address", "temporal_address")
+
+
+def _pair_http_address(values: dict[str, str], origins: dict[str, str], layers: list[Layer]) -> None:
+    """The HTTP API read is the same server's only if no higher layer moved `temporal_address` away from
+    the one that named it: `--address other:7233` with the stack's HTTP port would read the wrong server."""
+    if not values["temporal_http_address"]:
+        return
+    http, grpc = (next(n for n, layer in enumerate(layers) if key in layer.values) for key in _PAIRED)  # highest first
+    if grpc < http:
+        values["temporal_http_address"] = ""
+        origins["temporal_http_address"] = (
+            f"none: temporal_address from {origins['temporal_address']} is above {origins['temporal_http_address']}"
         )
 
 
@@ -214,6 +233,7 @@ def _defaults() -> dict[str, str]:
     return {
         "user": _login_name(),
         "temporal_address": "127.0.0.1:7233",
+        "temporal_http_address": "",
         "namespace": "default",
         "task_queue": "opsctl",
         "state_dir": STATE_FOLDER,  # resolved on its own first: see _state_dir
@@ -230,6 +250,7 @@ def _defaults() -> dict[str, str]:
 
 # Keys that may be empty on purpose ('': none): `OPSCTL_CODEC_KEYS_FILE=` turns the stack's keys off.
 OPTIONAL_KEYS = (
+    "temporal_http_address",
     "policy_file",
     "codec_keys_file",
     "codec_key_id",
@@ -373,6 +394,9 @@ def _stack_layer(state_dir: Path) -> Layer:
         values["temporal_address"] = f"127.0.0.1:{temporal}"
     if ui:
         values["ui_url"] = f"http://127.0.0.1:{ui}"
+    http = _recorded_port(_temporal_extra(stack).get("http"))  # only a Temporal started with its HTTP port has it
+    if temporal and http:
+        values["temporal_http_address"] = f"127.0.0.1:{http}"
     written = (
         ("policy_file", "policy.yaml"),
         ("codec_keys_file", STACK_CODEC_KEYS),
@@ -384,65 +408,31 @@ def _stack_layer(state_dir: Path) -> Layer:
     return Layer("stack", values, str(record))
 
 
+def _temporal_extra(stack: dict[str, Any]) -> dict[str, Any]:
+    pieces = stack.get("pieces")
+    temporal = pieces.get("temporal") if isinstance(pieces, dict) else None
+    extra = temporal.get("extra") if isinstance(temporal, dict) else None
+    return extra if isinstance(extra, dict) else {}
+
+
+def _recorded_port(address: Any) -> int | None:
+    """The port of a recorded "127.0.0.1:PORT"."""
+    port = address.rpartition(":")[2] if isinstance(address, str) else ""
+    return _port(int(port)) if port.isdigit() and len(port) <= 5 else None
+
+
 def _port(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535 else None
 
 
-# ---- merging: pydantic-settings, one source per layer ----
-
-_SOURCES: ContextVar[list[Layer]] = ContextVar("opsctl_config_layers")
+# ---- merging: the first layer (highest first) that holds a key gives its value ----
 
 
 def _merge(layers: list[Layer]) -> dict[str, str]:
-    """Every layer holds strings of known keys (files are checked key by key as they are read)."""
-    token = _SOURCES.set(layers)
-    try:
-        return _settings_class()().model_dump()
-    finally:
-        _SOURCES.reset(token)
-
-
-_SETTINGS: list[type[BaseSettings]] = []
-
-
-def _settings_class() -> type[BaseSettings]:
-    """The settings model, built on first use: pydantic-settings is imported only by commands that read config."""
-    if _SETTINGS:
-        return _SETTINGS[0]
-    from pydantic_settings import BaseSettings, InitSettingsSource, SettingsConfigDict
-
-    class Settings(BaseSettings):
-        model_config = SettingsConfigDict(extra="forbid", frozen=True)
-
-        user: str
-        temporal_address: str
-        namespace: str
-        task_queue: str
-        state_dir: str
-        ui_url: str
-        policy_file: str
-        codec_keys_file: str
-        codec_key_id: str
-        codec_token_file: str
-        trace_exporter: str
-        trace_endpoint: str
-        trace_headers: str
-
-        @classmethod
-        def settings_customise_sources(
-            cls,
-            settings_cls: type[BaseSettings],
-            init_settings: PydanticBaseSettingsSource,
-            env_settings: PydanticBaseSettingsSource,
-            dotenv_settings: PydanticBaseSettingsSource,
-            file_secret_settings: PydanticBaseSettingsSource,
-        ) -> tuple[PydanticBaseSettingsSource, ...]:
-            """One source per layer, highest first (pydantic-settings' own env and file sources are not used:
-            the files were read and checked key by key above, so their errors name the file)."""
-            return tuple(InitSettingsSource(settings_cls, dict(layer.values)) for layer in _SOURCES.get())
-
-    _SETTINGS.append(Settings)
-    return Settings
+    """Every layer holds strings of known keys only (files are checked key by key as they are read,
+    the other layers are built from the key table), and the defaults hold every key: no model is
+    needed to merge them, and none is built (a command's startup pays for none)."""
+    return {key: next(str(layer.values[key]) for layer in layers if key in layer.values) for key in KEYS}
 
 
 def _login_name() -> str:

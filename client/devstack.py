@@ -59,10 +59,11 @@ class Ports:
     aws: int = 54566
     metrics: int = 9464  # the worker's Prometheus /metrics
     codec: int = 8234  # the codec server the Web UI decodes through
+    http: int = 7243  # Temporal's HTTP API (its convention: the gRPC port + 10): `status` and `list` read it
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(*(free_port() for _ in range(6)))
+        return cls(*(free_port() for _ in range(7)))
 
 
 @dataclass
@@ -170,6 +171,10 @@ class Stack:
         return f"127.0.0.1:{self.ports.temporal}"
 
     @property
+    def temporal_http_address(self) -> str:
+        return f"127.0.0.1:{self.ports.http}"
+
+    @property
     def ui_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.ui}"
 
@@ -258,7 +263,7 @@ class Stack:
 
     def _check_ports_free(self, name: str) -> None:
         ports = {
-            "temporal": [self.ports.temporal, self.ports.ui],
+            "temporal": [self.ports.temporal, self.ports.ui, self.ports.http],
             "postgres": [self.ports.postgres],
             "aws": [self.ports.aws],
             "codec": [self.ports.codec],
@@ -267,7 +272,7 @@ class Stack:
         busy = [port for port in ports if port_open(port)]
         if busy:
             flag = {
-                "temporal": "--temporal-port/--ui-port",
+                "temporal": "--temporal-port/--ui-port/--http-port",
                 "postgres": "--postgres-port",
                 "aws": "--aws-port",
                 "codec": "--codec-port",
@@ -368,6 +373,8 @@ class Stack:
             str(self.ports.temporal),
             "--ui-port",
             str(self.ports.ui),
+            "--http-port",
+            str(self.ports.http),
             "--db-filename",
             str(self.state_dir / "temporal.db"),
             "--log-level",
@@ -383,8 +390,11 @@ class Stack:
         for attribute, kind in SEARCH_ATTRIBUTES.items():
             argv += ["--search-attribute", f"{attribute}={kind}"]
         pid, log = self._spawn("temporal", argv)
-        wait_until(lambda: port_open(self.ports.temporal) and port_open(self.ports.ui), 60, "Temporal", log)
-        return Piece("temporal", self.temporal_address, pid, str(log), {"ui": self.ui_url})
+        ready = (self.ports.temporal, self.ports.ui, self.ports.http)
+        wait_until(lambda: all(port_open(port) for port in ready), 60, "Temporal", log)
+        # The HTTP API is recorded with the piece that serves it: a Temporal started by an older opsctl has none.
+        extra = {"ui": self.ui_url, "http": self.temporal_http_address}
+        return Piece("temporal", self.temporal_address, pid, str(log), extra)
 
     def _start_aws(self) -> Piece:
         argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.ports.aws)]

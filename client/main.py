@@ -474,6 +474,9 @@ def _arguments(name: str, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--aws-port", type=int, default=54566)
         parser.add_argument("--metrics-port", type=int, default=9464, help="the worker's Prometheus /metrics")
         parser.add_argument("--codec-port", type=int, default=8234, help="the codec server the Web UI decodes through")
+        parser.add_argument(
+            "--http-port", type=int, default=7243, help="Temporal's HTTP API, which status and list read through"
+        )
         parser.add_argument("--no-worker", action="store_true", help="start the servers only")
 
 

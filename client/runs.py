@@ -17,6 +17,7 @@ from temporalio.api.failure.v1 import Failure
 from temporalio.client import (
     Client,
     RPCTimeoutOrCancelledError,
+    WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
@@ -35,6 +36,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from client.config import Config
 from client.keys import Keyring
+from client.reading import Listed, NoAnswer, Pending, no_run, read_run
 from contracts import markdown
 from contracts.failures import ExitCode, FailureKind, OpsctlError
 from contracts.phases import Phase
@@ -43,7 +45,6 @@ from contracts.run import (
     Decision,
     DecisionInput,
     DecisionRecord,
-    LiveActivity,
     Mode,
     ResolveInput,
     RunInput,
@@ -51,7 +52,6 @@ from contracts.run import (
 )
 from encryption.codec import with_encryption
 
-QUERY_TIMEOUT = timedelta(seconds=5)
 # How long a run may go unanswered (no worker polls its task queue) before a waiting command says
 # so (exit 4): long enough for workers to come back after a restart of theirs or of the server.
 UNANSWERED_FOR = 20.0
@@ -142,50 +142,8 @@ async def start_run(
 
 
 async def read_state(handle: WorkflowHandle[Any, RunState]) -> RunState:
-    """The run's state: from the result if it finished, else from the `state` query."""
-    described = await handle.describe()
-    if described.status is WorkflowExecutionStatus.COMPLETED:
-        return await handle.result()
-    if described.status is not WorkflowExecutionStatus.RUNNING:
-        raise OpsctlError(
-            ExitCode.UNEXPECTED,
-            f"run {handle.id} ended as {described.status.name.lower() if described.status else 'unknown'}",
-            hint="inspect its history in the Temporal Web UI",
-        )
-    try:
-        state: RunState = await handle.query("state", result_type=RunState, rpc_timeout=QUERY_TIMEOUT)
-    except RPCError as exc:
-        raise OpsctlError(
-            ExitCode.DEPENDENCY_FAILURE,
-            f"run {handle.id} did not answer within {QUERY_TIMEOUT.total_seconds():.0f}s ({exc.message})",
-            hint="a run answers through a worker: is one polling its task queue? `opsctl dev status`",
-        ) from exc
-    state.live = await _live_activities(handle, described)
-    for activity in state.live:  # the step as the runbook names it, not the activity's type
-        activity.step = state.progress.step if state.phase is Phase.APPLYING else markdown.PHASE_WORDS[state.phase]
-    return state
-
-
-async def _live_activities(handle: WorkflowHandle[Any, RunState], described: Any) -> list[LiveActivity]:
-    """What running steps report through heartbeats: progress inside one long step."""
-    live = []
-    converter = handle._client.data_converter  # the handle's own converter decodes its payloads
-    for pending in described.raw_description.pending_activities:
-        details: dict[str, Any] = {}
-        if pending.heartbeat_details.payloads:
-            decoded = await converter.decode(pending.heartbeat_details.payloads)
-            details = decoded[0] if decoded and isinstance(decoded[0], dict) else {}
-        live.append(
-            LiveActivity(
-                activity_type=pending.activity_type.name,
-                attempt=pending.attempt,
-                details=details,
-                last_failure=await _failure_message(converter, pending.last_failure)
-                if pending.HasField("last_failure")
-                else "",
-            )
-        )
-    return live
+    """The run's state: from the result if it finished, else from the `state` query (`client.reading`)."""
+    return await read_run(SdkRun(handle))
 
 
 async def _failure_message(converter: DataConverter, failure: Failure) -> str:
@@ -307,7 +265,7 @@ _SERVER_AWAY = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCS
 async def handle_for(client: Client, run: str) -> WorkflowHandle[Any, RunState]:
     handle = await find_run(client, run)
     if handle is None:
-        raise OpsctlError(ExitCode.INVALID_INPUT, f"no run {run!r}", hint="list runs with `opsctl list`")
+        raise no_run(run)
     return handle
 
 
@@ -417,3 +375,69 @@ async def decide(
         ) from exc
     state = await read_state(handle)
     return record, state
+
+
+# ---- reading a run through the SDK: the transport of `client.reading` that needs no HTTP port ----
+
+
+class SdkRun:
+    """One run read through the SDK (`client.reading.RunReader`): decoded by the handle's own converter."""
+
+    def __init__(self, handle: WorkflowHandle[Any, RunState]) -> None:
+        self.handle = handle
+        self.workflow_id = handle.id
+        self._described: WorkflowExecutionDescription | None = None
+
+    async def status(self) -> str:
+        self._described = await self.handle.describe()
+        return self._described.status.name.lower() if self._described.status else ""
+
+    async def result(self) -> RunState:
+        return await self.handle.result()
+
+    async def query_state(self, timeout: float) -> RunState:
+        try:
+            state: RunState = await self.handle.query(
+                "state", result_type=RunState, rpc_timeout=timedelta(seconds=timeout)
+            )
+        except RPCError as exc:
+            raise NoAnswer(exc.message) from exc
+        return state
+
+    async def pending(self) -> list[Pending]:
+        assert self._described is not None, "status() reads the description first"
+        converter = self.handle._client.data_converter  # the handle's own converter decodes its payloads
+        return [
+            Pending(
+                activity_type=pending.activity_type.name,
+                attempt=pending.attempt,
+                details=await converter.decode(pending.heartbeat_details.payloads)
+                if pending.heartbeat_details.payloads
+                else [],
+                last_failure=await _failure_message(converter, pending.last_failure)
+                if pending.HasField("last_failure")
+                else "",
+            )
+            for pending in self._described.raw_description.pending_activities
+        ]
+
+
+class SdkRuns:
+    """The runs `status` and `list` read through the SDK (`client.reading.Runs`)."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    async def reader(self, workflow_id: str) -> SdkRun:
+        return SdkRun(await handle_for(self.client, workflow_id))
+
+    async def listing(self, query: str, limit: int) -> list[Listed]:
+        return [
+            Listed(
+                workflow_id=execution.id,
+                workflow_type=execution.workflow_type,
+                start_time=execution.start_time,
+                attributes={key.name: value for key, value in execution.typed_search_attributes},
+            )
+            async for execution in self.client.list_workflows(query, limit=limit)
+        ]

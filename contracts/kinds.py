@@ -15,20 +15,15 @@ same run as the document it came from.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 
-from contracts import sweep_volumes
-from contracts.backfill_table import BackfillTableSpec
 from contracts.failures import ExitCode
-from contracts.migrate_schema import MigrateSchemaSpec
-from contracts.read_replica import CreateReadReplicaSpec
 from contracts.request import API_VERSIONS, DocumentError, StrictModel, _shown, describe_validation_error
-from contracts.rotate_credential import RotateDbCredentialSpec
 from contracts.suggest import did_you_mean
 
 V1, V2 = API_VERSIONS
@@ -37,35 +32,74 @@ V1, V2 = API_VERSIONS
 SWEEP_V1_STOPS = date(2027, 6, 30)
 
 
+def _load(reference: str) -> Any:
+    """`module:name`, imported on first use: a document has one kind, and building every kind's
+    models would cost each `opsctl validate` what it does not need. (`__import__`, not importlib:
+    inside the workflow sandbox, the sandbox's import hook decides what is imported how.)"""
+    module, _, name = reference.partition(":")
+    return getattr(__import__(module, fromlist=[name]), name)
+
+
 @dataclass(frozen=True)
 class Version:
-    """One version of a kind's spec, and how it relates to the version before it."""
+    """One version of a kind's spec, and how it relates to the version before it.
+
+    The models and converters are named as `module:name` and imported when first asked for."""
 
     api_version: str
-    spec: type[StrictModel]
+    spec_ref: str
     # The previous version's spec → this version's exact equivalent (every older document has one).
-    # The converters are typed per kind; the table holds them side by side.
-    upgrade: Callable[[Any], StrictModel] | None = None
+    upgrade_ref: str = ""
     # This version's spec → the previous version's, or None when that cannot say it: keeps run ids stable.
-    downgrade: Callable[[Any], StrictModel | None] | None = None
+    downgrade_ref: str = ""
     stops: date | None = None  # deprecated: refused from this date (00:00 UTC) on
+
+    @property
+    def spec(self) -> type[StrictModel]:
+        return cast(type[StrictModel], _load(self.spec_ref))
+
+    # The converters are typed per kind; the table holds them side by side.
+    @property
+    def upgrade(self) -> Callable[[Any], StrictModel] | None:
+        return cast(Callable[[Any], StrictModel], _load(self.upgrade_ref)) if self.upgrade_ref else None
+
+    @property
+    def downgrade(self) -> Callable[[Any], StrictModel | None] | None:
+        return cast(Callable[[Any], StrictModel | None], _load(self.downgrade_ref)) if self.downgrade_ref else None
 
 
 VERSIONS: dict[str, tuple[Version, ...]] = {
-    "RotateDbCredential": (Version(V1, RotateDbCredentialSpec),),
-    "CreateReadReplica": (Version(V1, CreateReadReplicaSpec),),
-    "MigrateSchema": (Version(V1, MigrateSchemaSpec),),
+    "RotateDbCredential": (Version(V1, "contracts.rotate_credential:RotateDbCredentialSpec"),),
+    "CreateReadReplica": (Version(V1, "contracts.read_replica:CreateReadReplicaSpec"),),
+    "MigrateSchema": (Version(V1, "contracts.migrate_schema:MigrateSchemaSpec"),),
     "SweepStaleVolumes": (
-        Version(V1, sweep_volumes.SweepStaleVolumesSpecV1, stops=SWEEP_V1_STOPS),
+        Version(V1, "contracts.sweep_volumes:SweepStaleVolumesSpecV1", stops=SWEEP_V1_STOPS),
         Version(
-            V2, sweep_volumes.SweepStaleVolumesSpec, upgrade=sweep_volumes.upgrade, downgrade=sweep_volumes.downgrade
+            V2,
+            "contracts.sweep_volumes:SweepStaleVolumesSpec",
+            upgrade_ref="contracts.sweep_volumes:upgrade",
+            downgrade_ref="contracts.sweep_volumes:downgrade",
         ),
     ),
-    "BackfillTable": (Version(V1, BackfillTableSpec),),
+    "BackfillTable": (Version(V1, "contracts.backfill_table:BackfillTableSpec"),),
 }
 
+
+class _LatestSpecs(Mapping[str, type[StrictModel]]):
+    """Each kind's latest spec, imported when looked up (its names cost nothing)."""
+
+    def __getitem__(self, kind: str) -> type[StrictModel]:
+        return VERSIONS[kind][-1].spec
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(VERSIONS)
+
+    def __len__(self) -> int:
+        return len(VERSIONS)
+
+
 # Each kind's latest spec: what its workflow reads.
-KINDS: dict[str, type[StrictModel]] = {kind: versions[-1].spec for kind, versions in VERSIONS.items()}
+KINDS: Mapping[str, type[StrictModel]] = _LatestSpecs()
 
 
 def spec_model(kind: str) -> type[StrictModel] | None:

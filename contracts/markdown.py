@@ -22,7 +22,7 @@ from typing import Any
 from contracts import kinds
 from contracts.gate import still_needed
 from contracts.migrate_schema import sql_by_version
-from contracts.phases import Phase
+from contracts.phases import PHASE_WORDS, Phase
 from contracts.plan import Action, Plan, PlannedAction, Rollback
 from contracts.policy import Policy
 from contracts.request import DocumentError, Request
@@ -46,27 +46,6 @@ TARGETS = {
     "MigrateSchema": "{schemaName}@{database}",
     "SweepStaleVolumes": "EBS volumes older than {selector[olderThanDays]} days",
     "BackfillTable": "{database}.{table}.{setColumn}",
-}
-
-PHASE_WORDS = {
-    Phase.VALIDATING: "Validating the request",
-    Phase.PLANNING: "Computing the plan (read-only)",
-    Phase.AWAITING_APPROVAL: "Awaiting approval",
-    Phase.WAITING_FOR_WINDOW: "Approved; waiting for the change freeze to end",
-    Phase.REPLANNING: "Re-planning before apply (read-only)",
-    Phase.APPLYING: "Applying",
-    Phase.VERIFYING: "Verifying the outcome",
-    Phase.COMPENSATING: "Undoing the applied changes",
-    Phase.NEEDS_REVIEW: "Needs review by an operator",
-    Phase.AWAITING_REVIEW: "Emergency applied; post-incident review open",
-    Phase.REVIEW_OVERDUE: "Emergency applied; post-incident review OVERDUE",
-    Phase.PLANNED: "Planned (dry run)",
-    Phase.SUCCEEDED: "Succeeded",
-    Phase.NO_CHANGES: "No changes needed",
-    Phase.FAILED: "Failed",
-    Phase.REJECTED: "Rejected",
-    Phase.EXPIRED: "Expired before approval",
-    Phase.CANCELLED: "Cancelled",
 }
 
 

@@ -45,6 +45,28 @@ TERMINAL = frozenset(
     }
 )
 
+# Each phase as the runbook says it: the Web UI, and what a running step belongs to (`opsctl status`).
+PHASE_WORDS = {
+    Phase.VALIDATING: "Validating the request",
+    Phase.PLANNING: "Computing the plan (read-only)",
+    Phase.AWAITING_APPROVAL: "Awaiting approval",
+    Phase.WAITING_FOR_WINDOW: "Approved; waiting for the change freeze to end",
+    Phase.REPLANNING: "Re-planning before apply (read-only)",
+    Phase.APPLYING: "Applying",
+    Phase.VERIFYING: "Verifying the outcome",
+    Phase.COMPENSATING: "Undoing the applied changes",
+    Phase.NEEDS_REVIEW: "Needs review by an operator",
+    Phase.AWAITING_REVIEW: "Emergency applied; post-incident review open",
+    Phase.REVIEW_OVERDUE: "Emergency applied; post-incident review OVERDUE",
+    Phase.PLANNED: "Planned (dry run)",
+    Phase.SUCCEEDED: "Succeeded",
+    Phase.NO_CHANGES: "No changes needed",
+    Phase.FAILED: "Failed",
+    Phase.REJECTED: "Rejected",
+    Phase.EXPIRED: "Expired before approval",
+    Phase.CANCELLED: "Cancelled",
+}
+
 _ENDINGS = {Phase.FAILED, Phase.CANCELLED, Phase.NEEDS_REVIEW}
 _APPLIED = {Phase.SUCCEEDED, Phase.FAILED, Phase.CANCELLED}  # how a run that changed things can end
 TRANSITIONS: dict[Phase, frozenset[Phase]] = {

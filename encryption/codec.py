@@ -13,46 +13,33 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import secrets
 from collections.abc import Sequence
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from google.protobuf.message import DecodeError
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, PayloadCodec
 
-from contracts.encryption import (
-    CIPHER,
-    CIPHER_METADATA,
-    ENCODING,
-    ERROR_METADATA,
-    KEY_ID_METADATA,
-    NONCE_BYTES,
-    associated_data,
-)
-from contracts.failures import ExitCode, OpsctlError
-from encryption.keys import KEY_ID_ENV, KEYS_ENV, KEYS_FILE_ENV, EncryptionKeys
+from contracts.encryption import ERROR_METADATA
+from encryption.keys import EncryptionKeys
+from encryption.sealing import DecryptionError, Seals, is_sealed
 
-_ENCODING = ENCODING.encode()
+__all__ = ["DecryptionError", "EncryptionCodec", "is_encrypted", "with_encryption"]
+
 log = logging.getLogger("opsctl.encryption")
 
 
-class DecryptionError(OpsctlError):
-    """A payload this keyring cannot decrypt (exit 2): the message names the key id, never data."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(
-            ExitCode.INVALID_INPUT,
-            f"cannot decrypt a payload: {reason}",
-            f"configure a keyring that holds that key id ({KEYS_FILE_ENV} or {KEYS_ENV}; "
-            f"old ids stay listed after a rotation, {KEY_ID_ENV} picks the encrypting one)",
-        )
-
-
 def is_encrypted(payload: Payload) -> bool:
-    return payload.metadata.get("encoding") == _ENCODING
+    return is_sealed(payload.metadata)
+
+
+def _payload(plaintext: bytes) -> Payload:
+    """A sealed payload's plaintext: the original payload, serialized."""
+    original = Payload()
+    try:
+        original.ParseFromString(plaintext)
+    except DecodeError as exc:
+        raise ValueError(str(exc)) from None
+    return original
 
 
 class EncryptionCodec(PayloadCodec):
@@ -65,7 +52,7 @@ class EncryptionCodec(PayloadCodec):
     def __init__(self, keys: EncryptionKeys | None, *, strict: bool = True) -> None:
         self.keys = keys
         self.strict = strict
-        self._ciphers = {key_id: AESGCM(key) for key_id, key in keys.keys.items()} if keys else {}
+        self._seals = Seals(keys)
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         return [self.encrypt(payload) for payload in payloads]
@@ -76,13 +63,8 @@ class EncryptionCodec(PayloadCodec):
     def encrypt(self, payload: Payload) -> Payload:
         if self.keys is None:
             return payload
-        key_id = self.keys.encrypt_with
-        nonce = secrets.token_bytes(NONCE_BYTES)  # random per payload: never reused under one key
-        sealed = self._ciphers[key_id].encrypt(nonce, payload.SerializeToString(), associated_data(key_id))
-        return Payload(
-            metadata={"encoding": _ENCODING, KEY_ID_METADATA: key_id.encode(), CIPHER_METADATA: CIPHER.encode()},
-            data=nonce + sealed,
-        )
+        metadata, data = self._seals.seal(payload.SerializeToString())
+        return Payload(metadata=metadata, data=data)
 
     def decrypt(self, payload: Payload) -> Payload:
         if not is_encrypted(payload):
@@ -104,27 +86,7 @@ class EncryptionCodec(PayloadCodec):
             return kept
 
     def _open(self, payload: Payload) -> Payload:
-        key_id = payload.metadata.get(KEY_ID_METADATA, b"").decode(errors="replace")
-        shown = repr(key_id if len(key_id) <= 64 else f"{key_id[:63]}…")
-        cipher = self._ciphers.get(key_id)
-        if cipher is None:
-            known = f"it has {', '.join(self._ciphers)}" if self._ciphers else "no keys are configured"
-            raise DecryptionError(f"key id {shown} is not in this keyring ({known})")
-        nonce, sealed = payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:]
-        try:
-            plaintext = cipher.decrypt(nonce, sealed, associated_data(key_id))
-        except (InvalidTag, ValueError):  # ValueError: too short to hold a nonce and a tag
-            raise DecryptionError(
-                f"key id {shown}: the ciphertext fails authentication (tampered, or sealed by another key of that id)"
-            ) from None
-        original = Payload()
-        try:
-            original.ParseFromString(plaintext)
-        except DecodeError:
-            raise DecryptionError(
-                f"a payload under key id {shown} decrypts to something that is not a payload"
-            ) from None
-        return original
+        return self._seals.open(payload.metadata, payload.data, _payload)
 
 
 def with_encryption(converter: DataConverter, keys: EncryptionKeys | None, *, strict: bool) -> DataConverter:

@@ -18,7 +18,13 @@ def execute(args: argparse.Namespace, progress: Callable[[str], None]) -> Output
 
     config = config_for(args)
     ports = Ports(
-        args.temporal_port, args.ui_port, args.postgres_port, args.aws_port, args.metrics_port, args.codec_port
+        args.temporal_port,
+        args.ui_port,
+        args.postgres_port,
+        args.aws_port,
+        args.metrics_port,
+        args.codec_port,
+        args.http_port,
     )
     stack = Stack(config.state_dir, ports if args.action == "up" and not Stack(config.state_dir).pieces() else None)
     try:

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from client.config import Config, config_for
-from client.migrations import inline_directory
 from client.render import Output, table
 from contracts import kinds
 from contracts.failures import ExitCode, OpsctlError
@@ -25,7 +24,14 @@ from contracts.request import (
     parse_request,
 )
 
-LOCAL_FILES: dict[str, Callable[[dict[str, Any], Path], dict[str, Any]]] = {"MigrateSchema": inline_directory}
+
+def _inline_migrations(spec: dict[str, Any], base: Path) -> dict[str, Any]:
+    from client.migrations import inline_directory  # MigrateSchema's models: only for its documents
+
+    return inline_directory(spec, base)
+
+
+LOCAL_FILES: dict[str, Callable[[dict[str, Any], Path], dict[str, Any]]] = {"MigrateSchema": _inline_migrations}
 
 
 def now() -> datetime:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from client.commands.documents import read_request
 from client.config import Config, config_for
 from client.render import Output, run_output, table
 from contracts.failures import ExitCode, OpsctlError
@@ -17,6 +15,7 @@ from contracts.run import Decision, DecisionInput, Mode, ResolveInput, RunState
 
 if TYPE_CHECKING:
     from client.keys import Keyring
+    from client.reading import Runs
     from contracts.request import Request
 
 Progress = Callable[[str], None]
@@ -27,10 +26,29 @@ def execute(args: argparse.Namespace, progress: Progress) -> Output:
         _check_filters(args)
     config = config_for(args)
     if args.command in ("plan", "apply"):  # a bad document is exit 2 or 3 even while Temporal is down
+        from client.commands.documents import read_request
+
         args.request = read_request(args.file, config, warn=lambda w: progress(f"warning: {w}"))
     command: Callable[..., Any] = globals()[f"cmd_{args.command}"]
+    if args.command in READS:
+        http = _http_runs(config, getattr(args, "run", None))
+        if http is not None:  # it blocks instead of awaiting: no event loop, no asyncio to import
+            read: Output = _without_loop(command(http, args, config, progress))
+            return read
+    import asyncio
+
     result: Output = asyncio.run(_with_client(command, args, config, progress))
     return result
+
+
+def _without_loop(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """The value of a coroutine that never waits for anything (the HTTP reader's: its I/O blocks)."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    coroutine.close()
+    raise RuntimeError("the HTTP reader awaited something: it must block instead")
 
 
 def _check_filters(args: argparse.Namespace) -> None:
@@ -48,20 +66,35 @@ def _check_filters(args: argparse.Namespace) -> None:
             )
 
 
+# Commands that only read runs: given a `client.reading.Runs` of either transport instead of an SDK client.
+READS = ("status", "list")
+
+
+def _http_runs(config: Config, run: str | None) -> Runs | None:
+    """Temporal's HTTP API when one is configured and its paths can name the run: `status` and `list`
+    then import no SDK (it alone costs more than their budget). None: read through the SDK."""
+    if not config.temporal_http_address:
+        return None
+    from client.http_runs import HttpRuns, addressable
+
+    return HttpRuns(config) if addressable(config.namespace) and (run is None or addressable(run)) else None
+
+
 async def _with_client(
     command: Callable[..., Any], args: argparse.Namespace, config: Config, progress: Progress
 ) -> Output:
-    from client.runs import connect
+    from client.runs import SdkRuns, connect
 
+    reads = args.command in READS
     if config.trace_exporter == "none":
         client = await connect(config)
-        output: Output = await command(client, args, config, progress)
+        output: Output = await command(SdkRuns(client) if reads else client, args, config, progress)
         return output
     from client.tracing import command_span
 
     with command_span(config, args.command, _span_attributes(args)):  # one trace, down to every activity
         client = await connect(config)
-        traced: Output = await command(client, args, config, progress)
+        traced: Output = await command(SdkRuns(client) if reads else client, args, config, progress)
         return traced
 
 
@@ -437,11 +470,11 @@ async def cmd_note(client: Any, args: argparse.Namespace, config: Config, progre
     )
 
 
-async def cmd_status(client: Any, args: argparse.Namespace, config: Config, progress: Progress) -> Output:
-    from client.runs import handle_for, read_state
+async def cmd_status(runs: Runs, args: argparse.Namespace, config: Config, progress: Progress) -> Output:
+    from client.reading import read_run
 
-    handle = await handle_for(client, args.run)
-    return run_output(await read_state(handle), config.web_ui(handle.id), report=False)
+    reader = await runs.reader(args.run)
+    return run_output(await read_run(reader), config.web_ui(reader.workflow_id), report=False)
 
 
 async def cmd_result(client: Any, args: argparse.Namespace, config: Config, progress: Progress) -> Output:
@@ -455,7 +488,7 @@ async def cmd_result(client: Any, args: argparse.Namespace, config: Config, prog
     return run_output(state, config.web_ui(handle.id), all_sql=args.full)
 
 
-async def cmd_list(client: Any, args: argparse.Namespace, config: Config, progress: Progress) -> Output:
+async def cmd_list(runs: Runs, args: argparse.Namespace, config: Config, progress: Progress) -> Output:
     from contracts import search_attributes as sa
 
     words = (
@@ -476,11 +509,11 @@ async def cmd_list(client: Any, args: argparse.Namespace, config: Config, progre
         filters += [f"{sa.DRIFT} = true", f"{sa.MODE} = '{Mode.DRY_RUN.value}'"]
     query = " AND ".join([f"{sa.KIND} IS NOT NULL", *filters])
     rows = []
-    async for execution in client.list_workflows(query, limit=args.limit):
-        attributes = {key.name: value for key, value in execution.typed_search_attributes}
+    for execution in await runs.listing(query, args.limit):
+        attributes = execution.attributes
         rows.append(
             {
-                "run_id": execution.id,
+                "run_id": execution.workflow_id,
                 "kind": attributes.get(sa.KIND, execution.workflow_type),
                 "environment": attributes.get(sa.ENVIRONMENT, ""),
                 "phase": attributes.get(sa.PHASE, ""),

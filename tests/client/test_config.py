@@ -264,3 +264,50 @@ def test_a_password_in_the_trace_endpoint_is_shown_redacted(home: Path, monkeypa
     code, data, _ = show()
     assert 0 == code
     assert "https://ops:<redacted>@collector.example:4318" == data["config"]["trace_endpoint"]["value"]  # type: ignore[index]
+
+
+def stack_with_http(home: Path, http: object = "127.0.0.1:7999") -> Path:
+    """A stack record as `opsctl dev up` writes it: the HTTP API is recorded with the Temporal piece."""
+    pieces = {"temporal": {"name": "temporal", "address": "127.0.0.1:7998", "extra": {"http": http}}}
+    return write(home / "repo" / ".opsctl" / "stack.json", json.dumps({"ports": {"temporal": 7998}, "pieces": pieces}))
+
+
+def test_the_stack_tells_its_http_api_and_a_stack_from_before_tells_none(home: Path) -> None:
+    record = stack_with_http(home)
+    config = load_config()
+    assert ("127.0.0.1:7999", f"stack {record}") == (
+        config.temporal_http_address,
+        config.origins["temporal_http_address"],
+    )
+    stack_with_http(home, http=None)  # a Temporal an older opsctl started, without an HTTP port
+    assert ("", "default") == (load_config().temporal_http_address, load_config().origins["temporal_http_address"])
+
+
+def test_an_http_address_is_only_used_with_the_grpc_address_of_its_layer(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--address elsewhere` must not read the local stack's HTTP API: that is another server."""
+    stack_with_http(home)
+    moved = load_config(address="10.0.0.1:7233")
+    assert "" == moved.temporal_http_address
+    assert moved.origins["temporal_http_address"].startswith("none: temporal_address from flag --address is above")
+    monkeypatch.setenv("OPSCTL_TEMPORAL_HTTP_ADDRESS", "10.0.0.1:7243")
+    assert "" == load_config(address="10.0.0.1:7233").temporal_http_address  # the flag is above the variable
+    monkeypatch.setenv("OPSCTL_TEMPORAL_ADDRESS", "10.0.0.1:7233")
+    assert "10.0.0.1:7243" == load_config().temporal_http_address  # both from one layer: one server
+    monkeypatch.setenv("OPSCTL_TEMPORAL_HTTP_ADDRESS", "")  # empty: none, whatever the stack says
+    assert ("", "environment OPSCTL_TEMPORAL_HTTP_ADDRESS") == (
+        load_config().temporal_http_address,
+        load_config().origins["temporal_http_address"],
+    )
+
+
+@pytest.mark.parametrize("address", ["http://127.0.0.1:7243", "127.0.0.1", "a b:1", "host/x:7243", "h?x:1"])
+def test_an_http_address_that_is_not_host_port_is_exit_2(
+    home: Path, monkeypatch: pytest.MonkeyPatch, address: str
+) -> None:
+    monkeypatch.setenv("OPSCTL_TEMPORAL_HTTP_ADDRESS", address)
+    code, data, _ = show()
+    assert 2 == code
+    expected = f"temporal_http_address {address!r} from environment OPSCTL_TEMPORAL_HTTP_ADDRESS is not HOST:PORT"
+    assert expected == data["error"]["message"]  # type: ignore[index]
