@@ -4,7 +4,8 @@ and the example alert rules in `deploy/` (a test checks every name those rules u
 Names and labels only (no SDK import: contracts stay pure). `labels` are opsctl's; Temporal's meter
 adds `namespace` and `task_queue` to every run and step metric, and `workflow_type` (a run's) or
 `activity_type` (a step's). Label values are bounded on purpose: a step is labelled by its activity
-type, never by its name (a sweep names each batch), and no label carries a run id. Temporal's own
+type, never by its name (a sweep names each batch), no label carries a run id, and a run's environment
+(the caller's word) labels its metrics only when the worker serves it, else `unserved`. Temporal's own
 SDK metrics (`temporal_…`) are served beside these.
 """
 
@@ -21,6 +22,9 @@ class Metric:
     description: str
     buckets: tuple[float, ...] = ()  # histograms: upper bounds, in the metric's unit
 
+
+# The environment label of a run for an environment the worker does not serve (any string a caller sends).
+UNSERVED_ENVIRONMENT = "unserved"
 
 RUNS_STARTED = Metric(
     "opsctl_runs_started",

@@ -171,11 +171,13 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
             publish=self._publish,
             log=workflow.logger.info,
             changed=self._describe,
-            phase_changed=lambda left, entered, stayed: run_metrics.phase_changed(state, left, entered, stayed),
+            phase_changed=lambda left, entered, stayed: run_metrics.phase_changed(
+                state, left, entered, stayed, served=self._served()
+            ),
         )
-        if not continued:
-            run_metrics.started(state)
         self._settings = continued.settings if continued else await admission.resolve_settings(input)
+        if not continued:  # counted once the worker said whether it serves the run's environment
+            run_metrics.started(state, served=self._served())
         self.record.policy = policy = self.settings.policy
         if not continued and policy is not None:
             state.required_approvals, state.quorum = policy.required_approvals, policy.describe_quorum()
@@ -485,8 +487,12 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
         if state.phase is not ending.phase:
             self.record.enter(ending.phase)
         self._describe()
-        run_metrics.finished(state, ending.phase)
+        run_metrics.finished(state, ending.phase, served=self._served())
         return state
+
+    def _served(self) -> bool:
+        """Does this worker serve the run's environment (its metrics may then name it)?"""
+        return self._settings is not None and self._settings.policy is not None
 
     async def _failed(self, ending: Ending) -> Ending:
         state, failure = self.record.state, ending.failure

@@ -103,3 +103,31 @@ async def _until_visible(client: Client, queue: str) -> None:
             return
         await asyncio.sleep(0.1)
     raise AssertionError("the run never showed in visibility as awaiting approval")
+
+
+async def test_a_run_for_an_environment_the_worker_does_not_serve_is_labelled_unserved(
+    stack: Stack, worker_settings: WorkerSettings
+) -> None:
+    """The environment is the caller's word (any `^[a-z][a-z0-9-]{0,31}$`): a client that bypasses the
+    CLI's policy check must not mint a new series per string it sends."""
+    address = f"127.0.0.1:{free_port()}"
+    runtime = metrics_runtime(address)
+    assert runtime is not None
+    client = await Client.connect(stack.temporal_address, data_converter=DATA_CONVERTER, runtime=runtime)
+    queue = f"metrics-{uuid.uuid4().hex[:6]}"
+    settings = worker_settings.model_copy(
+        update={"temporal": worker_settings.temporal.model_copy(update={"task_queue": queue})}
+    )
+    invented = f"zz-{uuid.uuid4().hex[:8]}"
+    request = parse_request(rotation_request("nobody", "metrics/nobody", invented))
+    async with build_worker(client, settings):
+        handle, _ = await start_run(client, request, task_queue=queue)
+        ended: RunState = await handle.result()
+    body = await asyncio.to_thread(lambda: urllib.request.urlopen(f"http://{address}/metrics").read().decode())
+    scraped = samples(body)
+    unserved = {"kind": "RotateDbCredential", "environment": metrics.UNSERVED_ENVIRONMENT, "task_queue": queue}
+
+    assert Phase.FAILED == ended.phase
+    assert [] == [(name, labels) for name, labels, _ in scraped if labels.get("environment") == invented]
+    assert 1 == value(scraped, "opsctl_runs_started", **unserved, mode="apply")
+    assert 1 == value(scraped, "opsctl_runs_finished", **unserved, phase="failed")

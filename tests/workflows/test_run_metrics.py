@@ -63,3 +63,14 @@ def test_the_record_reports_each_phase_change_with_the_time_spent_in_the_phase_l
         (Phase.PLANNING, Phase.AWAITING_APPROVAL, None),  # planning's start is not in this record
         (Phase.AWAITING_APPROVAL, Phase.REJECTED, timedelta(minutes=5)),
     ] == seen
+
+
+def test_a_run_the_worker_does_not_serve_is_labelled_unserved_not_by_the_caller_s_environment() -> None:
+    buffer = MetricBuffer(100)
+    meter = Runtime(telemetry=TelemetryConfig(metrics=buffer)).metric_meter
+    state = record().state
+    run_metrics.started(state, meter, served=False)
+    run_metrics.phase_changed(state, Phase.AWAITING_APPROVAL, Phase.EXPIRED, timedelta(hours=1), meter, served=False)
+    run_metrics.finished(state, Phase.EXPIRED, meter, served=False)
+    environments = {update.attributes["environment"] for update in buffer.retrieve_updates()}
+    assert {"unserved"} == environments
