@@ -106,7 +106,7 @@ class Config:
     def values(self) -> dict[str, str]:
         """Every key's value as `config show` prints it: secrets redacted."""
         shown = {key: str(getattr(self, key)) for key in KEYS}
-        if self.trace_headers or "@" in self.trace_endpoint:
+        if self.trace_headers or any(mark in self.trace_endpoint for mark in "@?#"):
             from telemetry.export import redacted_endpoint, redacted_headers
 
             shown["trace_headers"] = redacted_headers(self.trace_headers)

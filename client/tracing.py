@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from client.config import Config
 from contracts.failures import ExitCode, OpsctlError
-from telemetry.export import ExportError, TraceExport
+from telemetry.export import ExportError, TraceExport, redacted_endpoint
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -85,7 +85,7 @@ def flush(stderr: TextIO) -> None:
     for key, found in _PROVIDERS.items():
         found.force_flush(int(FLUSH_SECONDS * 1000))
         if any(exporter.failed for exporter in _EXPORTERS.get(key, [])):
-            where = key[1] or f"the {key[0]} exporter's default endpoint"
+            where = redacted_endpoint(key[1]) if key[1] else f"the {key[0]} exporter's default endpoint"
             print(f"warning: traces not exported to {where} (collector unreachable or slow)", file=stderr)
             for exporter in _EXPORTERS[key]:
                 exporter.failed = False

@@ -3,13 +3,13 @@
 
 Pure: checking a configuration imports no OpenTelemetry. Header values are credentials (a
 collector's token): they are kept here and handed to the exporter, never rendered, logged or
-put into an error message.
+put into an error message; an endpoint is shown only as `redacted_endpoint` shows it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 EXPORTERS = ("none", "console", "otlp-http", "otlp-grpc")
 OTLP_HTTP_PATH = "/v1/traces"
@@ -69,9 +69,11 @@ def _check_endpoint(exporter: str, endpoint: str, source: str) -> None:
         port_ok = False
     if not (scheme_ok and parts.hostname and port_ok) or parts.query or parts.fragment:
         example = "http://collector:4318" if exporter == "otlp-http" else "collector:4317 or https://collector:4317"
-        raise ExportError(f"{source}: {endpoint!r} is not an {exporter} endpoint", hint=f"e.g. {example}")
+        shown = redacted_endpoint(endpoint)
+        raise ExportError(f"{source}: {shown!r} is not an {exporter} endpoint", hint=f"e.g. {example}")
     if exporter == "otlp-grpc" and parts.path not in ("", "/"):
-        raise ExportError(f"{source}: an otlp-grpc endpoint has no path ({endpoint!r})", hint="e.g. collector:4317")
+        shown = redacted_endpoint(endpoint)
+        raise ExportError(f"{source}: an otlp-grpc endpoint has no path ({shown!r})", hint="e.g. collector:4317")
 
 
 def parse_headers(text: str, *, source: str) -> dict[str, str]:
@@ -102,8 +104,19 @@ def redacted_headers(text: str) -> str:
 
 
 def redacted_endpoint(endpoint: str) -> str:
-    """An endpoint with the password of a `user:password@` in it hidden."""
-    parts = urlsplit(endpoint)
-    if parts.password is None:
-        return endpoint
-    return endpoint.replace(f":{parts.password}@", f":{REDACTED}@", 1)
+    """An endpoint as it may be shown: the password of a `user:password@` hidden, a lone `token@` (a
+    collector's key as the user name) hidden whole, and so are a query and a fragment."""
+    bare = "://" not in endpoint
+    try:
+        parts = urlsplit(f"//{endpoint}" if bare else endpoint)
+        password = parts.password
+    except ValueError:  # not even a URL: nothing of it can be shown
+        return REDACTED
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.partition(':')[0]}:{REDACTED}@{host}" if password is not None else f"{REDACTED}@{host}"
+    shown = urlunsplit(
+        (parts.scheme, netloc, parts.path, REDACTED if parts.query else "", REDACTED if parts.fragment else "")
+    )
+    return shown.removeprefix("//") if bare else shown

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from temporalio.runtime import OpenTelemetryConfig, PrometheusConfig, Runtime, TelemetryConfig
 
 from contracts.metrics import METRICS
-from telemetry.export import ExportError, TraceExport
+from telemetry.export import ExportError, TraceExport, redacted_endpoint
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -41,7 +41,7 @@ def metrics_runtime(
         otlp = OpenTelemetryConfig(
             url=otlp_endpoint, headers=headers or None, http=otlp_http, histogram_bucket_overrides=BUCKETS
         )
-        return _runtime(TelemetryConfig(metrics=otlp), f"metrics.otlp_endpoint {otlp_endpoint!r}")
+        return _runtime(TelemetryConfig(metrics=otlp), f"metrics.otlp_endpoint {redacted_endpoint(otlp_endpoint)!r}")
     return None
 
 

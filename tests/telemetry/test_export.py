@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from telemetry.export import REDACTED, ExportError, TraceExport, redacted_headers, trace_export
+from telemetry.export import REDACTED, ExportError, TraceExport, redacted_endpoint, redacted_headers, trace_export
 
 SOURCES = ("exporter", "endpoint", "headers")
 
@@ -53,6 +53,36 @@ def test_headers_are_parsed_percent_decoded_and_a_bad_one_is_named_by_position_n
         trace_export("otlp-http", headers="x-team=ops,s3cr3t-without-a-key", sources=SOURCES)
     assert "headers: header 2 is not key=value" == refused.value.message
     assert "s3cr3t" not in str(refused.value) + refused.value.hint
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "shown"),
+    [
+        ("https://ops:s3cr3t@collector:4318", f"https://ops:{REDACTED}@collector:4318"),
+        ("https://s3cr3t@collector:4318/v1/traces", f"https://{REDACTED}@collector:4318/v1/traces"),
+        ("http://collector:4318/v1/traces?api_key=s3cr3t", f"http://collector:4318/v1/traces?{REDACTED}"),
+        ("ops:s3cr3t@collector:4317", f"ops:{REDACTED}@collector:4317"),
+        ("http://collector:4318", "http://collector:4318"),
+        ("collector:4317", "collector:4317"),
+    ],
+)
+def test_an_endpoint_is_shown_without_its_credentials(endpoint: str, shown: str) -> None:
+    assert shown == redacted_endpoint(endpoint)
+
+
+@pytest.mark.parametrize(
+    ("exporter", "endpoint"),
+    [
+        ("otlp-http", "http://ops:s3cr3t@collector:99999"),
+        ("otlp-http", "http://collector:4318/v1/traces?api_key=s3cr3t"),
+        ("otlp-grpc", "ops:s3cr3t@collector:4317/v1/traces"),
+    ],
+)
+def test_a_refused_endpoint_is_named_without_its_credentials(exporter: str, endpoint: str) -> None:
+    with pytest.raises(ExportError) as refused:
+        trace_export(exporter, endpoint, sources=SOURCES)
+    assert "s3cr3t" not in refused.value.message + refused.value.hint
+    assert "endpoint: " in refused.value.message
 
 
 def test_redacted_headers_keep_the_names_and_hide_every_value() -> None:
@@ -112,3 +142,16 @@ def test_an_exception_s_text_never_leaves_in_a_span_only_its_type() -> None:
     assert {"exception.message", "exception.stacktrace"}.isdisjoint(exported["events"][0]["attributes"])
     assert "hunter2" not in line
     assert "prod/db" not in line
+
+
+def test_the_cli_s_warning_about_a_dead_collector_does_not_show_the_endpoint_s_password() -> None:
+    from client import tracing
+    from client.devstack import free_port
+
+    dead = trace_export("otlp-http", f"http://ops:s3cr3t@127.0.0.1:{free_port()}", sources=SOURCES)
+    with tracing.provider(dead).get_tracer("test").start_as_current_span("opsctl test"):
+        pass
+    stderr = io.StringIO()
+    tracing.flush(stderr)
+    assert f"warning: traces not exported to http://ops:{REDACTED}@127.0.0.1:" in stderr.getvalue()
+    assert "s3cr3t" not in stderr.getvalue()
