@@ -353,6 +353,7 @@ class HttpRuns:
     async def listing(self, query: str, limit: int) -> list[Listed]:
         listed: list[Listed] = []
         token = ""
+        asked_for: set[str] = set()  # a page token handed out twice would page forever
         while len(listed) < limit:
             asked = {"query": query, "pageSize": str(min(PAGE_SIZE, limit))}
             try:
@@ -367,6 +368,9 @@ class HttpRuns:
             token = page.get("nextPageToken", "")
             if not token or not isinstance(token, str):
                 break
+            if token in asked_for:
+                raise self.api.not_temporal("answered with a page token it had given before")
+            asked_for.add(token)
         return listed
 
 

@@ -284,3 +284,16 @@ def test_a_run_that_ended_outside_opsctl_is_exit_1(
     api.answer = lambda *_: (200, "application/json", json.dumps(described).encode())
     code, data, _ = opsctl("status", "x")
     assert (1, f"run x {said}") == (code, data["error"]["message"])
+
+
+def test_a_server_that_hands_out_the_same_page_token_again_is_exit_4_not_a_loop(
+    api: FakeApi, env: Callable[[str], None]
+) -> None:
+    """Every request has a deadline; the listing as a whole ends too."""
+    env(api.address)
+    page = json.dumps({"executions": [], "nextPageToken": "YWJj"}).encode()
+    api.answer = lambda *_: (200, "application/json", page)
+    code, data, _ = opsctl("list")
+    assert 4 == code
+    assert "answered with a page token it had given before" in data["error"]["message"]
+    assert 2 == len(api.paths)
