@@ -24,8 +24,11 @@ from contracts.run import RunState
 
 log = logging.getLogger("opsctl.waiting_runs")
 
-# Runs asked their state per timed phase and poll: a bound on the load; beyond it the oldest may be missed.
+# Runs asked their state per timed phase and poll: a bound on the load. Visibility lists the newest first,
+# so the oldest ASKED_PER_PHASE of at most LISTED_PER_PHASE listed are asked: the longest waits (and the
+# soonest expiries) are the ones the alerts are about.
 ASKED_PER_PHASE = 50
+LISTED_PER_PHASE = 10_000
 QUERY_TIMEOUT = timedelta(seconds=5)
 
 
@@ -62,7 +65,8 @@ async def measure(
 
 async def _states(client: Client, query: str) -> list[RunState]:
     states: list[RunState] = []
-    async for execution in client.list_workflows(query, limit=ASKED_PER_PHASE):
+    listed = [execution async for execution in client.list_workflows(query, limit=LISTED_PER_PHASE)]
+    for execution in listed[-ASKED_PER_PHASE:]:  # the oldest: visibility lists open runs newest first
         try:
             handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
             states.append(await handle.query("state", result_type=RunState, rpc_timeout=QUERY_TIMEOUT))
