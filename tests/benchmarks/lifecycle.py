@@ -38,9 +38,9 @@ RUNNER = dataclasses.replace(
 
 
 def register_kind() -> None:
-    """The no-op kind, in this process only: the CLI and `python -m worker` never know it."""
-    kinds.VERSIONS[KIND] = (kinds.Version(API_VERSIONS[0], NoOpSpec),)
-    kinds.KINDS[KIND] = NoOpSpec
+    """The no-op kind, in this process only: the CLI and `python -m worker` never know it.
+    (`kinds.KINDS` is each kind's latest row of `kinds.VERSIONS`, which names its spec as module:name.)"""
+    kinds.VERSIONS[KIND] = (kinds.Version(API_VERSIONS[0], f"{NoOpSpec.__module__}:{NoOpSpec.__name__}"),)
 
 
 def ratio(ours: list[float], bare: list[float], fraction: float) -> float:
