@@ -8,6 +8,7 @@ import asyncio
 import importlib
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,7 +23,8 @@ SECTIONS = ("lifecycle", "cli", "sweep", "backfill")
 
 
 def header() -> list[str]:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    git = shutil.which("git") or "git"
+    commit = subprocess.run([git, "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     return [
         "# Benchmarks",
         "",
@@ -30,7 +32,8 @@ def header() -> list[str]:
         "in one run on one embedded stack (Temporal dev server, PostgreSQL, moto) started for it.",
         "",
         f"- when: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit {commit.stdout.strip() or '?'}",
-        f"- machine: {os.cpu_count()} cores, {platform.system()} {platform.machine()}, Python {platform.python_version()}",
+        f"- machine: {os.cpu_count()} cores, {platform.system()} {platform.machine()}, "
+        f"Python {platform.python_version()}",
         "",
     ]
 
