@@ -108,6 +108,9 @@ class BackfillResult(BaseModel):
     resumed_from: Checkpoint = None  # the checkpoint this attempt started after (None: from the start)
     checkpoint: Checkpoint = None  # the last key done
     paused_seconds: float = 0.0
+    # This attempt's longest batch transaction (BEGIN → COMMIT): an upper bound on how long a batch
+    # held its rows' locks.
+    longest_batch_seconds: float = 0.0
 
 
 class VerifyBackfillInput(BaseModel):
@@ -348,6 +351,7 @@ class BackfillActivities:
                 started = time.monotonic()
                 sql = first_sql if result.checkpoint is None else next_sql
                 lower = input.key_min if result.checkpoint is None else str(result.checkpoint)
+                began = time.monotonic()
                 async with conn.transaction():
                     await conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
                     await conn.execute(f"SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}'")
@@ -359,6 +363,7 @@ class BackfillActivities:
                     updated = int(status.split()[-1])
                     target, last = f"{spec.database}/{spec.table}", range_done(upper, input.key_max)
                     await conn.execute(progress.advance, run, target, upper, updated, last)
+                result.longest_batch_seconds = max(result.longest_batch_seconds, time.monotonic() - began)
                 result.rows_updated += updated
                 result.rows_this_attempt += updated
                 result.batches_this_attempt += 1

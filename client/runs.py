@@ -56,9 +56,10 @@ from encryption.codec import with_encryption
 # so (exit 4): long enough for workers to come back after a restart of theirs or of the server.
 UNANSWERED_FOR = 20.0
 LIVE_INTERVAL = 1.0  # how often a waiting command looks at a running step's heartbeats (its live progress)
-# A waiting command reads the run at least this often although its history is quiet: the history's
-# long poll rides out a lost server silently, and a person following the run is told within this.
-QUIET_CHECK = 10.0
+# While a run's history is quiet, a waiting command asks the server's health this often (no query,
+# no read of the run): the history's long poll rides out a lost server silently, and a person
+# following the run is told within this.
+HEALTH_EVERY = 2.0
 
 
 async def connect(config: Config) -> Client:
@@ -166,7 +167,8 @@ async def wait_for(
     The run's history is long-polled (`wait_new_event`): its state is read again the moment the
     run writes an event, so a phase change or the close is seen within milliseconds. A step's
     heartbeats (its live progress) write no event: while a step is running, the state is also read
-    every `interval`; otherwise every `QUIET_CHECK` seconds, to say so when Temporal is lost.
+    every `interval`; otherwise the server's health is asked every `HEALTH_EVERY` seconds, to say
+    so when Temporal is lost.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -229,7 +231,18 @@ async def _wait_on_changes(
             return state
         # Heartbeats write no event: while a step runs, look at its progress every `interval` too.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(changed.wait(), min(left, interval if state.live else QUIET_CHECK))
+            await asyncio.wait_for(changed.wait(), min(left, interval if state.live else HEALTH_EVERY))
+        if not (changed.is_set() or state.live or await _answers(handle)) and lost_since is None:
+            lost_since = loop.time()  # read again at once: the read retries until Temporal is back
+            say("lost Temporal (its health check does not answer); the run goes on, retrying until it answers")
+
+
+async def _answers(handle: WorkflowHandle[Any, RunState]) -> bool:
+    """Does the server answer a health check (one try, not retried, within HEALTH_EVERY)?"""
+    try:
+        return await handle._client.service_client.check_health(timeout=timedelta(seconds=HEALTH_EVERY))
+    except (RPCError, RuntimeError):
+        return False
 
 
 async def _follow_history(handle: WorkflowHandle[Any, RunState], changed: asyncio.Event) -> None:

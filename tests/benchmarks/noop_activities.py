@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from temporalio import activity
 
 from contracts.plan import Action, Plan, PlannedAction, Rollback
@@ -44,4 +47,4 @@ async def policy(environment: str) -> str:
     return environment
 
 
-ACTIVITIES = [plan, step, verify, policy]
+ACTIVITIES: list[Callable[..., Any]] = [plan, step, verify, policy]

@@ -189,6 +189,31 @@ async def test_a_retried_batch_counts_each_deletion_and_snapshot_once(
     assert set() == existing(stack, scope)
 
 
+async def test_a_retry_adopts_the_snapshot_an_attempt_took_before_it_died(
+    stack: Stack, worker_settings: WorkerSettings
+) -> None:
+    """An attempt snapshotted a volume and died before deleting it: the retry finds that snapshot by the
+    volume and the run, takes no second one, deletes the volume and counts one snapshot."""
+    scope = uuid.uuid4().hex[:8]
+    first, second = make_volumes(stack, scope, 2)
+    steps, run_id = SweepVolumesActivities(worker_settings.aws), f"sweep-{scope}"
+    taken = await steps._snapshot(run_id, first)  # the earlier attempt, up to its snapshot
+    retry = DeleteBatchInput(
+        workflow_id=run_id, volume_ids=[first, second], snapshot_first=True, concurrency=2, present=[first, second]
+    )
+    result = await ActivityEnvironment().run(steps.delete_batch, retry)
+
+    snapshots = ec2(stack).describe_snapshots(
+        OwnerIds=["self"], Filters=[{"Name": "tag:opsctl:run", "Values": [run_id]}]
+    )["Snapshots"]
+    assert (sorted([first, second]), 2) == (sorted(result.deleted), result.snapshots)
+    assert {first: [taken], second: 1} == {
+        first: [snap["SnapshotId"] for snap in snapshots if snap["VolumeId"] == first],
+        second: sum(1 for snap in snapshots if snap["VolumeId"] == second),
+    }
+    assert set() == existing(stack, scope)
+
+
 async def test_a_deletion_whose_answer_was_lost_counts_as_deleted(
     stack: Stack, worker_settings: WorkerSettings
 ) -> None:
