@@ -173,13 +173,20 @@ async def wait_for(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     changed = asyncio.Event()
-    follower = asyncio.create_task(_follow_history(handle, changed))
+    followers: list[asyncio.Task[None]] = []
+
+    def follow() -> None:
+        """Before the first wait (a state that already answers needs no follower)."""
+        if not followers:
+            followers.append(asyncio.create_task(_follow_history(handle, changed)))
+
     try:
-        return await _wait_on_changes(handle, until, changed, deadline, on_change, interval, say)
+        return await _wait_on_changes(handle, until, changed, deadline, on_change, interval, say, follow)
     finally:
-        follower.cancel()
-        with contextlib.suppress(asyncio.CancelledError, RPCError):
-            await follower
+        for follower in followers:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError, RPCError):
+                await follower
 
 
 async def _wait_on_changes(
@@ -190,6 +197,7 @@ async def _wait_on_changes(
     on_change: Callable[[RunState], None],
     interval: float,
     say: Callable[[str], None],
+    follow: Callable[[], None],
 ) -> RunState:
     loop = asyncio.get_running_loop()
     seen: tuple[Any, ...] = ()
@@ -229,6 +237,7 @@ async def _wait_on_changes(
         left = deadline - loop.time()
         if until(state) or left <= 0:
             return state
+        follow()
         # Heartbeats write no event: while a step runs, look at its progress every `interval` too.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(changed.wait(), min(left, interval if state.live else HEALTH_EVERY))
@@ -246,7 +255,8 @@ async def _answers(handle: WorkflowHandle[Any, RunState]) -> bool:
 
 
 async def _follow_history(handle: WorkflowHandle[Any, RunState], changed: asyncio.Event) -> None:
-    """Set `changed` whenever the run (or the run it continued as) writes events, until it closes.
+    """Set `changed` whenever the run (or the run it continued as) writes events; once it has
+    closed, every HEALTH_EVERY seconds (a reset or a reused id is another run, with no event here).
 
     The server holds each request until there is a new event (a long poll). When the server is
     away, waits and asks again from the last event seen; the reader says what it sees meanwhile.
@@ -265,7 +275,10 @@ async def _follow_history(handle: WorkflowHandle[Any, RunState], changed: asynci
                     last = 0
                     break
             else:
-                return  # the history ended: the run closed
+                # The run closed. A reset, or a new run under this id, goes on elsewhere: look now and then.
+                while True:
+                    await asyncio.sleep(HEALTH_EVERY)
+                    changed.set()
         except RPCError:
             changed.set()  # the reader asks, and says whether the server is away
             await asyncio.sleep(1.0)
