@@ -185,8 +185,11 @@ async def wait_for(
     finally:
         for follower in followers:
             follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError, RPCError):
-                await follower
+        if followers:  # a long poll the SDK is slow to let go of must not hold up an exit (Ctrl-C)
+            await asyncio.wait(followers, timeout=1.0)
+            for follower in followers:  # what it ended with is not this wait's business
+                if follower.done() and not follower.cancelled():
+                    follower.exception()
 
 
 async def _wait_on_changes(
@@ -280,6 +283,9 @@ async def _follow_history(handle: WorkflowHandle[Any, RunState], changed: asynci
                     await asyncio.sleep(HEALTH_EVERY)
                     changed.set()
         except RPCError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # a cancelled call can come back as an RPCError
+                raise asyncio.CancelledError from None
             changed.set()  # the reader asks, and says whether the server is away
             await asyncio.sleep(1.0)
 
