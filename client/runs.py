@@ -60,6 +60,7 @@ LIVE_INTERVAL = 1.0  # how often a waiting command looks at a running step's hea
 # no read of the run): the history's long poll rides out a lost server silently, and a person
 # following the run is told within this.
 HEALTH_EVERY = 2.0
+LONG_POLL = timedelta(seconds=3)  # how long one request for new history events is held at most
 
 
 async def connect(config: Config) -> Client:
@@ -215,6 +216,7 @@ async def _wait_on_changes(
                 say(f"Temporal answers again after {loop.time() - lost_since:.0f} s; still following {handle.id}")
                 lost_since = None
         except RPCError as exc:
+            _reraise_cancel()
             # The server restarting or a network blip does not end the run: keep asking until the timeout.
             if exc.status not in _SERVER_AWAY or loop.time() >= deadline:
                 raise
@@ -224,6 +226,7 @@ async def _wait_on_changes(
             await asyncio.sleep(min(2.0, max(interval, 0.1)))
             continue
         except OpsctlError as exc:
+            _reraise_cancel()
             # A worker restarting does not end the run: ask again for a while before giving up.
             unanswered_since = unanswered_since or loop.time()
             if exc.exit_code is not ExitCode.DEPENDENCY_FAILURE or loop.time() >= deadline:
@@ -254,7 +257,15 @@ async def _answers(handle: WorkflowHandle[Any, RunState]) -> bool:
     try:
         return await handle._client.service_client.check_health(timeout=timedelta(seconds=HEALTH_EVERY))
     except (RPCError, RuntimeError):
+        _reraise_cancel()
         return False
+
+
+def _reraise_cancel() -> None:
+    """A call cancelled under us (Ctrl-C) can come back as an RPCError: it is the cancel, not a lost server."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 async def _follow_history(handle: WorkflowHandle[Any, RunState], changed: asyncio.Event) -> None:
@@ -264,28 +275,35 @@ async def _follow_history(handle: WorkflowHandle[Any, RunState], changed: asynci
     The server holds each request until there is a new event (a long poll). When the server is
     away, waits and asks again from the last event seen; the reader says what it sees meanwhile.
     """
-    run_id, last = handle.run_id, 0
+    run_id, last, token = handle.run_id, 0, None
     while True:
         current = handle._client.get_workflow_handle(handle.id, run_id=run_id)
+        # Each long poll is cut short and asked again from where it was: a pending call holds up the
+        # process's exit (a Ctrl-C) until it returns, and the SDK does not cut it when cancelled.
+        events = current.fetch_history_events(
+            wait_new_event=True, skip_archival=True, next_page_token=token, rpc_timeout=LONG_POLL
+        )
         try:
-            async for event in current.fetch_history_events(wait_new_event=True, skip_archival=True):
+            async for event in events:
+                token = events.next_page_token
                 if event.event_id <= last:
                     continue
                 last = event.event_id
                 changed.set()
                 if event.HasField("workflow_execution_continued_as_new_event_attributes"):
                     run_id = event.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
-                    last = 0
+                    last, token = 0, None
                     break
             else:
                 # The run closed. A reset, or a new run under this id, goes on elsewhere: look now and then.
                 while True:
                     await asyncio.sleep(HEALTH_EVERY)
                     changed.set()
-        except RPCError:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():  # a cancelled call can come back as an RPCError
-                raise asyncio.CancelledError from None
+        except RPCError as exc:
+            _reraise_cancel()
+            if exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):  # "Timeout expired"
+                token = events.next_page_token or token
+                continue  # our own cut: no news, ask again
             changed.set()  # the reader asks, and says whether the server is away
             await asyncio.sleep(1.0)
 
