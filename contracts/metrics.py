@@ -51,19 +51,21 @@ STEP_FAILURES = Metric(
     ("kind", "error_class", "retryable"),
     "failed activity attempts by error class; retryable=true ones are retried while the step's window lasts",
 )
+# Seconds a person may take: a minute to a week.
+WAIT_BUCKETS = (60, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600, 24 * 3600, 72 * 3600, 7 * 86400)
 APPROVAL_WAIT = Metric(
     "opsctl_approval_wait_seconds",
     "histogram",
     ("kind", "environment", "outcome"),
     "from the plan being ready for approval to the decision: approved, rejected, expired or cancelled",
-    (60, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600, 24 * 3600, 72 * 3600, 7 * 86400),
+    WAIT_BUCKETS,
 )
 REVIEW_WAIT = Metric(
     "opsctl_review_wait_seconds",
     "histogram",
     ("kind", "environment", "outcome"),
     "time in needs_review until an operator answered: retried, marked_done, aborted or cancelled",
-    (60, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600, 24 * 3600, 72 * 3600, 7 * 86400),
+    WAIT_BUCKETS,
 )
 RUNS_WAITING = Metric(
     "opsctl_runs_waiting",
