@@ -32,6 +32,8 @@ with workflow.unsafe.imports_passed_through():
 REFUSE_WORKFLOW_TIMEOUTS = "admission-refuses-workflow-timeouts"
 # Runs started before deprecated versions were judged here replay without that judgement.
 JUDGE_DEPRECATED_VERSIONS = "admission-judges-deprecated-versions"
+# Runs started before admission's patches were decided up front decide them where they are asked.
+PATCHES_FIRST = "admission-decides-patches-first"
 POLICY_TIMEOUT = timedelta(seconds=10)  # a local read of the worker's loaded policy set
 # A few tries, not forever: the answer is in memory, so failing to get it is not transient.
 POLICY_RETRY = RetryPolicy(maximum_attempts=3)
@@ -45,6 +47,32 @@ def continues_itself() -> bool:
     """
     info = workflow.info()
     return bool(info.continued_run_id) and not info.cron_schedule and info.retry_policy is None
+
+
+def decide_patches(input: RunInput) -> None:
+    """Decide, before the run's first local activity, every patch that admission will ask about.
+
+    A query that lands while that local activity runs can split the first workflow task in two.
+    A patch decided after the local activity then has its marker in the second task, and on
+    replay the workflow asks for it while replaying the first: Temporal reports nondeterminism
+    (TMPRL1100) and the run is wedged. `workflow.patched` remembers its answer, so the later
+    calls, under the same conditions, return what was decided here and record nothing more.
+    """
+    if not workflow.patched(PATCHES_FIRST):
+        return  # a run started before this replays as it ran
+    if input.schedule is not None:
+        workflow.patched(scheduled.SCHEDULED_RUNS)
+    if _short_timeouts():
+        workflow.patched(REFUSE_WORKFLOW_TIMEOUTS)
+    if kinds.deprecation(input.request.kind, input.request.api_version) is not None:
+        workflow.patched(JUDGE_DEPRECATED_VERSIONS)
+
+
+def _short_timeouts() -> list[timedelta]:
+    """The workflow timeouts this run was started with (0 is none): opsctl runs take none."""
+    info = workflow.info()
+    shortest = timedelta(days=SHORTEST_WORKFLOW_TIMEOUT_DAYS)
+    return [t for t in (info.execution_timeout, info.run_timeout) if t and t < shortest]
 
 
 async def resolve_settings(input: RunInput) -> RunSettings:
@@ -104,8 +132,7 @@ def admit(input: RunInput, state: RunState, settings: RunSettings, started: Sche
     if input.continuation is not None:
         raise stop(FailureKind.VALIDATION, "a continuation is only accepted from this run's own continue-as-new")
     info = workflow.info()
-    shortest = timedelta(days=SHORTEST_WORKFLOW_TIMEOUT_DAYS)
-    timeouts = [t for t in (info.execution_timeout, info.run_timeout) if t and t < shortest]  # 0: none
+    timeouts = _short_timeouts()
     if timeouts and workflow.patched(REFUSE_WORKFLOW_TIMEOUTS):
         raise stop(
             FailureKind.VALIDATION,

@@ -175,6 +175,8 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
                 state, left, entered, stayed, served=self._served()
             ),
         )
+        if not continued:
+            admission.decide_patches(input)
         self._settings = continued.settings if continued else await admission.resolve_settings(input)
         if not continued:  # counted once the worker said whether it serves the run's environment
             run_metrics.started(state, served=self._served())
