@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
+from temporalio.api.common.v1 import Payloads
 from temporalio.api.failure.v1 import Failure
 from temporalio.client import (
     Client,
@@ -162,6 +164,7 @@ async def wait_for(
     on_change: Callable[[RunState], None] = lambda _: None,
     interval: float = LIVE_INTERVAL,
     say: Callable[[str], None] = lambda _: None,
+    just_started: bool = False,
 ) -> RunState:
     """Follow the run until `until(state)` holds or the timeout passes; report each change.
 
@@ -169,20 +172,27 @@ async def wait_for(
     run writes an event, so a phase change or the close is seen within milliseconds. A step's
     heartbeats (its live progress) write no event: while a step is running, the state is also read
     every `interval`; otherwise the server's health is asked every `HEALTH_EVERY` seconds, to say
-    so when Temporal is lost.
+    so when Temporal is lost. Once the follower sees the run complete, its state is the result in
+    that event, and a read still in flight is dropped (`_read`).
+
+    The follower starts before the first wait (a state that already answers needs none), or at
+    once for a run `just_started`: that one is certainly still running.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     changed = asyncio.Event()
+    completed: asyncio.Future[Payloads] = loop.create_future()
     followers: list[asyncio.Task[None]] = []
 
     def follow() -> None:
-        """Before the first wait (a state that already answers needs no follower)."""
         if not followers:
-            followers.append(asyncio.create_task(_follow_history(handle, changed)))
+            followers.append(asyncio.create_task(_follow_history(handle, changed, completed)))
 
+    if just_started:
+        follow()
     try:
-        return await _wait_on_changes(handle, until, changed, deadline, on_change, interval, say, follow)
+        read = functools.partial(_read, handle, completed)
+        return await _wait_on_changes(handle, read, until, changed, deadline, on_change, interval, say, follow)
     finally:
         for follower in followers:
             follower.cancel()
@@ -193,8 +203,32 @@ async def wait_for(
                     follower.exception()
 
 
+async def _read(handle: WorkflowHandle[Any, RunState], completed: asyncio.Future[Payloads]) -> RunState:
+    """The run's state (`read_state`), unless the follower sees the run complete first: then the
+    result in its completion event. A query still in flight is dropped: answering it after the
+    close means a worker replaying the whole run, and one sent during the run's first workflow
+    task can be held by Temporal until well after the close (a second, measured)."""
+    if not completed.done():
+        reading = asyncio.ensure_future(read_state(handle))
+        await asyncio.wait((reading, completed), return_when=asyncio.FIRST_COMPLETED)
+        if reading.done():
+            return reading.result()
+        reading.cancel()
+        reading.add_done_callback(_forget)
+    decoded = await handle._client.data_converter.decode(completed.result().payloads, [RunState])
+    state: RunState = decoded[0]
+    return state
+
+
+def _forget(task: asyncio.Future[Any]) -> None:
+    """What a dropped read ended with is nobody's business."""
+    if not task.cancelled():
+        task.exception()
+
+
 async def _wait_on_changes(
     handle: WorkflowHandle[Any, RunState],
+    read: Callable[[], Awaitable[RunState]],
     until: Callable[[RunState], bool],
     changed: asyncio.Event,
     deadline: float,
@@ -210,7 +244,7 @@ async def _wait_on_changes(
     while True:
         changed.clear()  # before reading: an event written while the state is read wakes the next round
         try:
-            state = await read_state(handle)
+            state = await read()
             unanswered_since = None
             if lost_since is not None:
                 say(f"Temporal answers again after {loop.time() - lost_since:.0f} s; still following {handle.id}")
@@ -268,9 +302,12 @@ def _reraise_cancel() -> None:
         raise asyncio.CancelledError
 
 
-async def _follow_history(handle: WorkflowHandle[Any, RunState], changed: asyncio.Event) -> None:
+async def _follow_history(
+    handle: WorkflowHandle[Any, RunState], changed: asyncio.Event, completed: asyncio.Future[Payloads]
+) -> None:
     """Set `changed` whenever the run (or the run it continued as) writes events; once it has
     closed, every HEALTH_EVERY seconds (a reset or a reused id is another run, with no event here).
+    A completion sets `completed` to the run's result.
 
     The server holds each request until there is a new event (a long poll). When the server is
     away, waits and asks again from the last event seen; the reader says what it sees meanwhile.
@@ -294,6 +331,8 @@ async def _follow_history(handle: WorkflowHandle[Any, RunState], changed: asynci
                     run_id = event.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
                     last, token = 0, None
                     break
+                if event.HasField("workflow_execution_completed_event_attributes") and not completed.done():
+                    completed.set_result(event.workflow_execution_completed_event_attributes.result)
             else:
                 # The run closed. A reset, or a new run under this id, goes on elsewhere: look now and then.
                 while True:

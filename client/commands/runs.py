@@ -181,13 +181,11 @@ async def cmd_plan(client: Any, args: argparse.Namespace, config: Config, progre
     if existing is not None:
         _same_request(existing, request)
         return _planned_before(existing, config)
-    handle, _ = await start_run(
+    handle, new = await start_run(
         client, request, task_queue=config.task_queue, mode=Mode.DRY_RUN, keys=_keys(config, request, progress)
     )
     progress(f"planning on the worker (dry run {handle.id}) …")
-    state = await wait_for(
-        handle, lambda s: s.phase.terminal or s.phase is Phase.NEEDS_REVIEW, timeout=args.timeout, say=progress
-    )
+    state = await wait_for(handle, _planned, timeout=args.timeout, say=progress, just_started=new)
     if not state.phase.terminal:
         raise OpsctlError(
             ExitCode.DEPENDENCY_FAILURE,
@@ -195,6 +193,10 @@ async def cmd_plan(client: Any, args: argparse.Namespace, config: Config, progre
             hint="is a worker running? `opsctl dev status`",
         )
     return run_output(state, config.web_ui(handle.id), all_sql=args.full)
+
+
+def _planned(state: RunState) -> bool:
+    return state.phase.terminal or state.phase is Phase.NEEDS_REVIEW
 
 
 async def _existing_run(client: Any, request: Request) -> RunState | None:
@@ -257,7 +259,9 @@ async def cmd_apply(client: Any, args: argparse.Namespace, config: Config, progr
         progress(f"attached to {handle.id}: this request was submitted before (same idempotency key or spec)")
     progress(f"Web UI: {config.web_ui(handle.id)}")
     until = _waiting(args) if args.wait else _settled
-    state = await wait_for(handle, until, timeout=args.timeout, on_change=_reporter(progress), say=progress)
+    state = await wait_for(
+        handle, until, timeout=args.timeout, on_change=_reporter(progress), say=progress, just_started=new
+    )
     if args.wait:  # without it, apply reports where the submitted run stands when the time is up
         _still_running(state, until, args.timeout)
     output = run_output(state, config.web_ui(handle.id), all_sql=args.full)
