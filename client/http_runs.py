@@ -284,7 +284,7 @@ class HttpRun:
         try:
             return self.api.call(method, path, query)
         except ServerError as exc:
-            raise _refused(exc) from None
+            raise refused(exc) from None
 
 
 # The message the SDK gives a failure without one, by the kind of failure (`temporalio.converter`).
@@ -328,7 +328,7 @@ def _object(parent: Any, key: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _refused(exc: ServerError) -> OpsctlError:
+def refused(exc: ServerError) -> OpsctlError:
     """What the CLI says of any other gRPC error (`client.main`: Temporal refused the request, exit 4)."""
     return OpsctlError(ExitCode.DEPENDENCY_FAILURE, f"Temporal refused the request: {exc.message}", hint=_REFUSED_HINT)
 
@@ -347,7 +347,7 @@ class HttpRuns:
         except ServerError as exc:
             if exc.code == NOT_FOUND and exc.details:  # the server's NotFound (run or namespace), not a route's
                 raise no_run(workflow_id) from None
-            raise _refused(exc) from None
+            raise refused(exc) from None
         return HttpRun(self.api, self.decoder, workflow_id, described)
 
     async def listing(self, query: str, limit: int) -> list[Listed]:
@@ -359,7 +359,7 @@ class HttpRuns:
             try:
                 page = self.api.call("GET", "/workflows", asked | ({"nextPageToken": token} if token else {}))
             except ServerError as exc:
-                raise _refused(exc) from None
+                raise refused(exc) from None
             executions = page.get("executions", [])
             for execution in executions if isinstance(executions, list) else []:
                 listed.append(_listed(self.api, execution))

@@ -126,6 +126,29 @@ def _varint(raw: bytes, at: int) -> tuple[int, int]:
             return value, at
 
 
+def serialize_payload(payload: Payload) -> bytes:
+    """`parse_payload`'s inverse: the metadata map (field 1, one entry per key) and the data (field 2)."""
+    out = bytearray()
+    for key, value in payload.metadata.items():
+        entry = _delimited(1, key.encode()) + _delimited(2, value)
+        out += _delimited(1, entry)
+    out += _delimited(2, payload.data)
+    return bytes(out)
+
+
+def _delimited(number: int, value: bytes) -> bytes:
+    return _varint_bytes(number << 3 | 2) + _varint_bytes(len(value)) + value
+
+
+def _varint_bytes(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
 # ---- converting, as the CLI's SDK data converter does ----
 
 
@@ -148,6 +171,26 @@ class Decoder:
     def model(self, payload: Payload, model: type[M]) -> M:
         converted: M = _convert(self.plain(payload), model)
         return converted
+
+
+class Encoder:
+    """Payloads as the CLI's SDK client sends them: `json/plain`, sealed with the keyring's key if it has one."""
+
+    def __init__(self, keys: EncryptionKeys | None) -> None:
+        self._seals = Seals(keys) if keys is not None else None
+
+    def json(self, data: bytes) -> dict[str, Any]:
+        """The proto JSON of a payload holding the JSON document `data`."""
+        payload = Payload({"encoding": b"json/plain"}, data)
+        if self._seals is not None:
+            payload = Payload(*self._seals.seal(serialize_payload(payload)))
+        return to_json(payload)
+
+
+def to_json(payload: Payload) -> dict[str, Any]:
+    """`from_json`'s inverse."""
+    encoded = {key: base64.b64encode(value).decode() for key, value in payload.metadata.items()}
+    return {"metadata": encoded, "data": base64.b64encode(payload.data).decode()}
 
 
 def _convert(payload: Payload, model: type[BaseModel] | None) -> Any:

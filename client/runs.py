@@ -41,7 +41,6 @@ from client.keys import Keyring
 from client.reading import Listed, NoAnswer, Pending, no_run, read_run
 from contracts import markdown
 from contracts.failures import ExitCode, FailureKind, OpsctlError
-from contracts.phases import Phase
 from contracts.request import Request
 from contracts.run import (
     Decision,
@@ -93,13 +92,7 @@ def _search_attributes(request: Request, mode: Mode) -> TypedSearchAttributes:
     """What `opsctl list` filters on from the first moment; the workflow sets them again as it believes them."""
     from contracts import search_attributes as sa
 
-    values = {
-        sa.KIND: request.kind,
-        sa.ENVIRONMENT: request.metadata.environment,
-        sa.PHASE: Phase.VALIDATING.value,
-        sa.REQUESTER: request.metadata.requester or "",
-        sa.MODE: mode.value,
-    }
+    values = sa.at_start(request.kind, request.metadata.environment, request.metadata.requester, mode.value)
     return TypedSearchAttributes([SearchAttributePair(SearchAttributeKey.for_keyword(k), v) for k, v in values.items()])
 
 

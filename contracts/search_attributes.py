@@ -28,3 +28,9 @@ SEARCH_ATTRIBUTES: dict[str, str] = {
     RERUN_OF: "Keyword",
     DRIFT: "Bool",
 }
+
+
+def at_start(kind: str, environment: str, requester: str | None, mode: str) -> dict[str, str]:
+    """What `opsctl list` filters on from a run's first moment (all Keyword); the workflow sets them
+    again as it believes them."""
+    return {KIND: kind, ENVIRONMENT: environment, PHASE: "validating", REQUESTER: requester or "", MODE: mode}

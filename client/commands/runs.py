@@ -29,6 +29,8 @@ def execute(args: argparse.Namespace, progress: Progress) -> Output:
         from client.commands.documents import read_request
 
         args.request = read_request(args.file, config, warn=lambda w: progress(f"warning: {w}"))
+    if args.command == "apply":
+        args.started = _start_over_http(args, config, progress)
     command: Callable[..., Any] = globals()[f"cmd_{args.command}"]
     if args.command in READS:
         http = _http_runs(config, getattr(args, "run", None))
@@ -72,8 +74,9 @@ READS = ("status", "list")
 
 def _http_runs(config: Config, run: str | None) -> Runs | None:
     """Temporal's HTTP API when one is configured and its paths can name the run: `status` and `list`
-    then import no SDK (it alone costs more than their budget). None: read through the SDK."""
-    if not config.temporal_http_address:
+    then import no SDK (it alone costs more than their budget). None: read through the SDK, as when
+    a trace is asked for (it begins with the SDK client's span)."""
+    if not config.temporal_http_address or config.trace_exporter != "none":
         return None
     from client.http_runs import HttpRuns, addressable
 
@@ -246,10 +249,15 @@ async def cmd_apply(client: Any, args: argparse.Namespace, config: Config, progr
 
     request: Request = args.request
     emergency = _emergency(args)
-    keys = _keys(config, request, progress)
-    args.submitting = True  # for Ctrl-C's message: from here on the run may exist
-    handle, new = await start_run(client, request, task_queue=config.task_queue, emergency=emergency, keys=keys)
-    args.submitted = True
+    started = getattr(args, "started", None)
+    if started is None:
+        keys = _keys(config, request, progress)
+        args.submitting = True  # for Ctrl-C's message: from here on the run may exist
+        handle, new = await start_run(client, request, task_queue=config.task_queue, emergency=emergency, keys=keys)
+        args.submitted = True
+    else:  # started over HTTP before the SDK was imported (`_start_over_http`)
+        workflow_id, run_id, new = started
+        handle = client.get_workflow_handle(workflow_id, run_id=run_id or None, result_type=RunState)
     if not new:
         _same_request(await wait_for(handle, lambda _: True, timeout=UNANSWERED_FOR), request)  # busy: ask again
     if new:
@@ -267,6 +275,30 @@ async def cmd_apply(client: Any, args: argparse.Namespace, config: Config, progr
     output = run_output(state, config.web_ui(handle.id), all_sql=args.full)
     output.extra_json["attached"] = not new
     return output
+
+
+def _start_over_http(args: argparse.Namespace, config: Config, progress: Progress) -> tuple[str, str, bool] | None:
+    """apply through Temporal's HTTP API when one is configured: the run is going while the SDK is
+    imported to follow it (`client.http_start`). Returns (workflow id, run id, new), or None to
+    start through the SDK, as when a trace is asked for (it begins with the SDK client's span)."""
+    request: Request = args.request
+    workflow_id = request.workflow_id()  # an apply's run id (`client.runs.run_id_for`)
+    if not config.temporal_http_address or config.trace_exporter != "none":
+        return None
+    from client.http_runs import addressable
+
+    if not (addressable(config.namespace) and addressable(workflow_id)):
+        return None
+    from client.http_start import start
+    from contracts.run import RunInput
+
+    emergency = _emergency(args)
+    keys = _keys(config, request, progress)
+    input = keys.sign_request(RunInput(request=request, mode=Mode.APPLY, emergency=emergency), workflow_id)
+    args.submitting = True  # for Ctrl-C's message: from here on the run may exist
+    run_id, new = start(config, input, workflow_id, config.task_queue)
+    args.submitted = True
+    return workflow_id, run_id, new
 
 
 def _keys(config: Config, request: Request, progress: Progress) -> Keyring:

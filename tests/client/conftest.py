@@ -44,6 +44,8 @@ def opsctl_env(stack: Stack, task_queue: str, tmp_path: Path) -> dict[str, str]:
     return {
         **os.environ,
         "OPSCTL_TEMPORAL_ADDRESS": stack.temporal_address,
+        # As `opsctl dev up` leaves it: status, list and apply's start go through the HTTP API.
+        "OPSCTL_TEMPORAL_HTTP_ADDRESS": stack.temporal_http_address,
         "OPSCTL_TASK_QUEUE": task_queue,
         "OPSCTL_UI_URL": stack.ui_url,
         "OPSCTL_STATE_DIR": str(tmp_path / "state"),

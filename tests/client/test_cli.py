@@ -206,8 +206,14 @@ async def test_a_partial_application_exits_5(cli_env: dict[str, str], tmp_path: 
     assert "unknown" == ran.json()["retryable"]
 
 
-async def test_an_unreachable_temporal_exits_4_with_a_hint(cli_env: dict[str, str], tmp_path: Path) -> None:
-    env = {**cli_env, "OPSCTL_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"}
+@pytest.mark.parametrize("http", [False, True], ids=["sdk", "http"])
+async def test_an_unreachable_temporal_exits_4_with_a_hint(cli_env: dict[str, str], tmp_path: Path, http: bool) -> None:
+    http_address = f"127.0.0.1:{free_port()}" if http else ""
+    env = {
+        **cli_env,
+        "OPSCTL_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+        "OPSCTL_TEMPORAL_HTTP_ADDRESS": http_address,
+    }
     ran = await opsctl(env, "status", "anything")
     assert 4 == ran.code
     assert "opsctl dev up" in ran.stderr

@@ -61,11 +61,14 @@ async def test_ten_applies_of_one_document_at_once_are_one_run(chaos: Chaos) -> 
 
 
 async def test_no_history_log_or_output_of_those_runs_holds_a_secret(chaos: Chaos, stack: Stack) -> None:
+    if not chaos.secrets:  # the tests above ran in another pytest-xdist worker: a killed rotation of its own
+        rotation = next(op for op in OPERATIONS if op.kind == "RotateDbCredential")
+        await scenarios.kill_matrix(chaos, [(rotation, MAIN_STEPS[rotation.kind], "during")], parallel=1)
     places, secrets, leaks = await scenarios.secret_scan(chaos, [chaos.workdir, stack.logs])
 
     assert [] == leaks
     assert secrets >= 3, "the old and new passwords of the rotations, and the admin's"
-    assert places >= 10
+    assert places > len(set(chaos.workflow_ids)), "every run's histories, and the logs and outputs beside them"
     print(f"{places} histories and files searched for {secrets} secrets")
 
 
