@@ -200,10 +200,17 @@ async def _read(handle: WorkflowHandle[Any, RunState], completed: asyncio.Future
     """The run's state (`read_state`), unless the follower sees the run complete first: then the
     result in its completion event. A query still in flight is dropped: answering it after the
     close means a worker replaying the whole run, and one sent during the run's first workflow
-    task can be held by Temporal until well after the close (a second, measured)."""
+    task can be held by Temporal until well after the close (a second, measured). The server still
+    hands a dropped query to a worker (which says "Query not found" when it answers too late):
+    dropping it saves the waiting command's time, not the worker's."""
     if not completed.done():
         reading = asyncio.ensure_future(read_state(handle))
-        await asyncio.wait((reading, completed), return_when=asyncio.FIRST_COMPLETED)
+        try:
+            await asyncio.wait((reading, completed), return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # the wait itself cancelled: the read goes with it
+            reading.cancel()
+            reading.add_done_callback(_forget)
+            raise
         if reading.done():
             return reading.result()
         reading.cancel()
@@ -272,8 +279,11 @@ async def _wait_on_changes(
             return state
         follow()
         # Heartbeats write no event: while a step runs, look at its progress every `interval` too.
+        # `asyncio.timeout`, not `wait_for`: on Python 3.11 a cancel (Ctrl-C) that lands as the event is
+        # set is swallowed by `wait_for`, and the wait would go on until its --timeout.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(changed.wait(), min(left, interval if state.live else HEALTH_EVERY))
+            async with asyncio.timeout(min(left, interval if state.live else HEALTH_EVERY)):
+                await changed.wait()
         if not (changed.is_set() or state.live or await _answers(handle)) and lost_since is None:
             lost_since = loop.time()  # read again at once: the read retries until Temporal is back
             say("lost Temporal (its health check does not answer); the run goes on, retrying until it answers")
@@ -296,7 +306,9 @@ def _reraise_cancel() -> None:
 
 
 async def _follow_history(
-    handle: WorkflowHandle[Any, RunState], changed: asyncio.Event, completed: asyncio.Future[Payloads]
+    handle: WorkflowHandle[Any, RunState],
+    changed: asyncio.Event,
+    completed: asyncio.Future[Payloads],
 ) -> None:
     """Set `changed` whenever the run (or the run it continued as) writes events; once it has
     closed, every HEALTH_EVERY seconds (a reset or a reused id is another run, with no event here).

@@ -98,7 +98,9 @@ async def test_result_wait_rides_out_a_temporal_restart(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-        await asyncio.sleep(2)
+        assert follower.stderr is not None
+        # Once it follows the run (its first line, the phase it found): a loaded machine can take seconds to get there.
+        first = await asyncio.wait_for(follower.stderr.readline(), timeout=60)
         await own_server.stop()  # the server goes away mid-wait ...
         await asyncio.sleep(12)
         await own_server.start()  # ... and comes back with the same database
@@ -108,7 +110,7 @@ async def test_result_wait_rides_out_a_temporal_restart(
         )
         assert record.accepted
         out, err = await asyncio.wait_for(follower.communicate(), timeout=120)
-    text = err.decode()
+    text = (first + err).decode()
     assert 0 == follower.returncode, text + out.decode()
     assert "lost Temporal" in text
     assert "Temporal answers again" in text

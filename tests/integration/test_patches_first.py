@@ -14,6 +14,7 @@ import base64
 import contextlib
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
@@ -26,6 +27,8 @@ from worker.converter import DATA_CONVERTER
 from workflows.admission import JUDGE_DEPRECATED_VERSIONS, PATCHES_FIRST
 from workflows.sweep_volumes import SweepStaleVolumes
 
+HISTORIES = Path(__file__).parents[1] / "workflows" / "histories"
+
 RUNS = 4
 
 
@@ -37,7 +40,7 @@ async def ask_state_until_closed(handle: WorkflowHandle[Any, RunState]) -> None:
 
 
 def markers_of_the_first_task(events: list[dict[str, Any]]) -> list[str]:
-    """Marker names up to the first task's completion's next command, patches named by their id."""
+    """Marker names before the run's first scheduled activity, patches named by their id."""
     names = []
     for event in events:
         if "ACTIVITY_TASK_SCHEDULED" in event["eventType"]:
@@ -79,3 +82,17 @@ async def test_a_v1_sweep_queried_from_its_start_replays_and_decides_its_patches
             markers = markers_of_the_first_task(events)
             assert [PATCHES_FIRST, JUDGE_DEPRECATED_VERSIONS, "core_local_activity"] == markers[:3], markers
             await replayer.replay_workflow(history)  # raises on nondeterminism
+
+
+def test_every_recorded_history_that_decides_patches_first_has_no_patch_after_a_local_activity() -> None:
+    """A patch added to admission later, but not to `decide_patches`, would show here once recorded."""
+    checked = 0
+    for path in sorted(HISTORIES.glob("*.json")):
+        markers = markers_of_the_first_task(json.loads(path.read_text())["events"])
+        if PATCHES_FIRST not in markers:
+            continue  # recorded before patches were decided first
+        checked += 1
+        first_local = markers.index("core_local_activity") if "core_local_activity" in markers else len(markers)
+        late = [m for m in markers[first_local:] if m != "core_local_activity"]
+        assert [] == late, path.name
+    assert checked >= 5, "every kind's example history, recorded with patches first"
