@@ -52,7 +52,7 @@ def start(config: Config, input: RunInput, workflow_id: str, task_queue: str) ->
     try:
         answer = api.call("POST", f"/workflows/{quote(workflow_id, safe='')}", body=body)
     except ServerError as exc:
-        if exc.code == ALREADY_EXISTS:
+        if exc.code == ALREADY_EXISTS and _already_started(exc.details):
             return "", False
         raise refused(exc) from None
     finally:
@@ -64,3 +64,11 @@ def start(config: Config, input: RunInput, workflow_id: str, task_queue: str) ->
 def _keyword(value: str) -> dict[str, object]:
     """A Keyword search attribute's payload, as the SDK writes it (never sealed: the server indexes it)."""
     return payload_json(Payload({"encoding": b"json/plain", "type": b"Keyword"}, json.dumps(value).encode()))
+
+
+def _already_started(details: list[object]) -> bool:
+    """Is ALREADY_EXISTS the workflow id's (as the SDK tells), not something else that exists?"""
+    return any(
+        isinstance(detail, dict) and str(detail.get("@type", "")).endswith("WorkflowExecutionAlreadyStartedFailure")
+        for detail in details
+    )

@@ -90,7 +90,7 @@ async def _with_client(
 
     reads = args.command in READS
     if config.trace_exporter == "none":
-        client = await connect(config)
+        client = await _connect_after_start(connect, args, config)
         output: Output = await command(SdkRuns(client) if reads else client, args, config, progress)
         return output
     from client.tracing import command_span
@@ -99,6 +99,22 @@ async def _with_client(
         client = await connect(config)
         traced: Output = await command(SdkRuns(client) if reads else client, args, config, progress)
         return traced
+
+
+async def _connect_after_start(connect: Callable[[Config], Any], args: argparse.Namespace, config: Config) -> Any:
+    """The SDK client; when `apply` already started its run over HTTP, a failure to connect says so."""
+    try:
+        return await connect(config)
+    except OpsctlError as exc:
+        started = getattr(args, "started", None)
+        if started is None:
+            raise
+        workflow_id = started[0]
+        raise OpsctlError(
+            exc.kind or exc.exit_code,
+            f"run {workflow_id} was submitted and goes on, but following it failed: {exc.message}",
+            hint=f"follow it with `opsctl result {workflow_id} --wait` once Temporal answers",
+        ) from exc
 
 
 def _span_attributes(args: argparse.Namespace) -> dict[str, str]:
@@ -257,7 +273,9 @@ async def cmd_apply(client: Any, args: argparse.Namespace, config: Config, progr
         args.submitted = True
     else:  # started over HTTP before the SDK was imported (`_start_over_http`)
         workflow_id, run_id, new = started
-        handle = client.get_workflow_handle(workflow_id, run_id=run_id or None, result_type=RunState)
+        # As the SDK's start hands it back: the chain's first run, read and followed at its latest
+        # (a continue-as-new or a reset goes on as another run of this id).
+        handle = client.get_workflow_handle(workflow_id, first_execution_run_id=run_id or None, result_type=RunState)
     if not new:
         _same_request(await wait_for(handle, lambda _: True, timeout=UNANSWERED_FOR), request)  # busy: ask again
     if new:

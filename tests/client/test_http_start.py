@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from temporalio.api.history.v1 import HistoryEvent
-from temporalio.client import WorkflowHandle
+from temporalio.client import Client, WorkflowHandle
 
 from client import http_start
 from client.config import Config, load_config
@@ -26,8 +26,10 @@ from client.devstack import Stack, seed_role
 from client.runs import connect, start_run
 from contracts.request import Request, parse_request
 from contracts.run import Mode, RunInput
-from tests.client.conftest import ROOT, opsctl_env
+from tests.client.conftest import ROOT, opsctl, opsctl_env
 from tests.identities import KEYRING
+from tests.integration.test_sweep_volumes import existing, make_volumes, sweep_worker
+from worker.settings import WorkerSettings
 
 
 @pytest.fixture
@@ -144,3 +146,24 @@ async def test_apply_starts_its_run_before_it_imports_the_sdk(stack: Stack, task
     assert 0 == process.returncode, err.decode()
     output = json.loads(stdout.split("\n", 1)[1])
     assert ("succeeded", False) == (output["phase"], output["attached"])
+
+
+async def test_apply_started_over_http_follows_its_run_across_continue_as_new(
+    stack: Stack, client: Client, worker_settings: WorkerSettings, tmp_path: Path
+) -> None:
+    """A sweep of 30 volumes, 5 per batch, under a tiny history limit: several runs under one id."""
+    scope = uuid.uuid4().hex[:8]
+    make_volumes(stack, scope, 30)
+    document = tmp_path / "sweep.yaml"
+    spec = {"olderThanDays": 0, "tagFilters": {"sweep-test": scope}, "batchSize": 5}
+    metadata = {"environment": "dev", "idempotencyKey": scope}
+    document.write_text(
+        json.dumps({"apiVersion": "opsctl/v1", "kind": "SweepStaleVolumes", "metadata": metadata, "spec": spec})
+    )
+    async with sweep_worker(client, worker_settings, history_event_limit=40) as queue:
+        ran = await opsctl(
+            opsctl_env(stack, queue, tmp_path), "apply", "-f", str(document), "--wait", "--format", "json"
+        )
+    assert 0 == ran.code, ran.stderr
+    assert "succeeded" == ran.json()["phase"]
+    assert set() == existing(stack, scope)
