@@ -241,10 +241,17 @@ async def _wait_on_changes(
     seen: tuple[Any, ...] = ()
     unanswered_since: float | None = None
     lost_since: float | None = None
+
+    def lost() -> None:
+        nonlocal lost_since
+        if lost_since is None:
+            lost_since = loop.time()  # read again at once: the read retries until Temporal is back
+            say("lost Temporal (its health check does not answer); the run goes on, retrying until it answers")
+
     while True:
         changed.clear()  # before reading: an event written while the state is read wakes the next round
         try:
-            state = await read()
+            state = await _watched(read, handle, lost)
             unanswered_since = None
             if lost_since is not None:
                 say(f"Temporal answers again after {loop.time() - lost_since:.0f} s; still following {handle.id}")
@@ -284,9 +291,27 @@ async def _wait_on_changes(
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(min(left, interval if state.live else HEALTH_EVERY)):
                 await changed.wait()
-        if not (changed.is_set() or state.live or await _answers(handle)) and lost_since is None:
-            lost_since = loop.time()  # read again at once: the read retries until Temporal is back
-            say("lost Temporal (its health check does not answer); the run goes on, retrying until it answers")
+        if not (changed.is_set() or state.live or await _answers(handle)):
+            lost()
+
+
+async def _watched(
+    read: Callable[[], Awaitable[RunState]], handle: WorkflowHandle[Any, RunState], lost: Callable[[], None]
+) -> RunState:
+    """`read()`; while it takes longer than HEALTH_EVERY, the server's health is asked, and `lost()`
+    called when it does not answer: the SDK retries a read of a lost server silently for seconds."""
+    reading = asyncio.ensure_future(read())
+    try:
+        while True:
+            done, _ = await asyncio.wait((reading,), timeout=HEALTH_EVERY)
+            if done:
+                return reading.result()
+            if not await _answers(handle):
+                lost()
+    except BaseException:
+        reading.cancel()
+        reading.add_done_callback(_forget)
+        raise
 
 
 async def _answers(handle: WorkflowHandle[Any, RunState]) -> bool:
