@@ -11,7 +11,7 @@ from client.config import Config, config_for
 from client.render import Output, run_output, table
 from contracts.failures import ExitCode, OpsctlError
 from contracts.phases import Phase
-from contracts.run import Decision, DecisionInput, Mode, ResolveInput, RunState
+from contracts.run import Decision, DecisionInput, Mode, ResolveInput, RunInput, RunState
 
 if TYPE_CHECKING:
     from client.keys import Keyring
@@ -308,7 +308,6 @@ def _start_over_http(args: argparse.Namespace, config: Config, progress: Progres
     if not (addressable(config.namespace) and addressable(workflow_id)):
         return None
     from client.http_start import start
-    from contracts.run import RunInput
 
     emergency = _emergency(args)
     keys = _keys(config, request, progress)
