@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -184,8 +183,7 @@ async def wait_for(
     if just_started:
         follow()
     try:
-        read = functools.partial(_read, handle, completed)
-        return await _wait_on_changes(handle, read, until, changed, deadline, on_change, interval, say, follow)
+        return await _wait_on_changes(handle, completed, until, changed, deadline, on_change, interval, say, follow)
     finally:
         for follower in followers:
             follower.cancel()
@@ -196,25 +194,31 @@ async def wait_for(
                     follower.exception()
 
 
-async def _read(handle: WorkflowHandle[Any, RunState], completed: asyncio.Future[Payloads]) -> RunState:
+async def _read(
+    handle: WorkflowHandle[Any, RunState], completed: asyncio.Future[Payloads], lost: Callable[[], None]
+) -> RunState:
     """The run's state (`read_state`), unless the follower sees the run complete first: then the
     result in its completion event. A query still in flight is dropped: answering it after the
     close means a worker replaying the whole run, and one sent during the run's first workflow
     task can be held by Temporal until well after the close (a second, measured). The server still
     hands a dropped query to a worker (which says "Query not found" when it answers too late):
-    dropping it saves the waiting command's time, not the worker's."""
+    dropping it saves the waiting command's time, not the worker's.
+
+    While the read takes longer than HEALTH_EVERY, the server's health is asked, and `lost()`
+    called when it does not answer: the SDK retries a read of a lost server silently for seconds."""
     if not completed.done():
         reading = asyncio.ensure_future(read_state(handle))
         try:
-            await asyncio.wait((reading, completed), return_when=asyncio.FIRST_COMPLETED)
-        except BaseException:  # the wait itself cancelled: the read goes with it
-            reading.cancel()
-            reading.add_done_callback(_forget)
-            raise
-        if reading.done():
-            return reading.result()
-        reading.cancel()
-        reading.add_done_callback(_forget)
+            while not (reading.done() or completed.done()):
+                await asyncio.wait((reading, completed), timeout=HEALTH_EVERY, return_when=asyncio.FIRST_COMPLETED)
+                if not (reading.done() or completed.done() or await _answers(handle)):
+                    lost()
+            if reading.done():
+                return reading.result()
+        finally:
+            if not reading.done():  # dropped, or the wait itself cancelled: the read goes too
+                reading.cancel()
+                reading.add_done_callback(_forget)
     decoded = await handle._client.data_converter.decode(completed.result().payloads, [RunState])
     state: RunState = decoded[0]
     return state
@@ -228,7 +232,7 @@ def _forget(task: asyncio.Future[Any]) -> None:
 
 async def _wait_on_changes(
     handle: WorkflowHandle[Any, RunState],
-    read: Callable[[], Awaitable[RunState]],
+    completed: asyncio.Future[Payloads],
     until: Callable[[RunState], bool],
     changed: asyncio.Event,
     deadline: float,
@@ -242,16 +246,16 @@ async def _wait_on_changes(
     unanswered_since: float | None = None
     lost_since: float | None = None
 
-    def lost() -> None:
+    def lost(why: str = "its health check does not answer") -> None:
         nonlocal lost_since
         if lost_since is None:
-            lost_since = loop.time()  # read again at once: the read retries until Temporal is back
-            say("lost Temporal (its health check does not answer); the run goes on, retrying until it answers")
+            lost_since = loop.time()
+            say(f"lost Temporal ({why}); the run goes on, retrying until it answers")
 
     while True:
         changed.clear()  # before reading: an event written while the state is read wakes the next round
         try:
-            state = await _watched(read, handle, lost)
+            state = await _read(handle, completed, lost)
             unanswered_since = None
             if lost_since is not None:
                 say(f"Temporal answers again after {loop.time() - lost_since:.0f} s; still following {handle.id}")
@@ -261,9 +265,7 @@ async def _wait_on_changes(
             # The server restarting or a network blip does not end the run: keep asking until the timeout.
             if exc.status not in _SERVER_AWAY or loop.time() >= deadline:
                 raise
-            if lost_since is None:
-                lost_since = loop.time()
-                say(f"lost Temporal ({exc.message or exc.status.name}); the run goes on, retrying until it answers")
+            lost(exc.message or exc.status.name)
             await asyncio.sleep(min(2.0, max(interval, 0.1)))
             continue
         except OpsctlError as exc:
@@ -293,25 +295,6 @@ async def _wait_on_changes(
                 await changed.wait()
         if not (changed.is_set() or state.live or await _answers(handle)):
             lost()
-
-
-async def _watched(
-    read: Callable[[], Awaitable[RunState]], handle: WorkflowHandle[Any, RunState], lost: Callable[[], None]
-) -> RunState:
-    """`read()`; while it takes longer than HEALTH_EVERY, the server's health is asked, and `lost()`
-    called when it does not answer: the SDK retries a read of a lost server silently for seconds."""
-    reading = asyncio.ensure_future(read())
-    try:
-        while True:
-            done, _ = await asyncio.wait((reading,), timeout=HEALTH_EVERY)
-            if done:
-                return reading.result()
-            if not await _answers(handle):
-                lost()
-    except BaseException:
-        reading.cancel()
-        reading.add_done_callback(_forget)
-        raise
 
 
 async def _answers(handle: WorkflowHandle[Any, RunState]) -> bool:
