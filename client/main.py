@@ -684,6 +684,9 @@ def _is_terminal(stream: TextIO) -> bool:
 def main() -> None:
     # A closed stream (`opsctl … >&-`) is None here: write that stream's share nowhere.
     devnull = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+    # opsctl uses no pydantic plugin. Looking for them scans every installed distribution's entry
+    # points at the first model each command builds, and one found would see every document validated.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     code = run(sys.argv[1:], sys.stdout or devnull, sys.stderr or devnull)
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -21,7 +21,6 @@ from typing import Any
 
 from contracts import kinds
 from contracts.gate import still_needed
-from contracts.migrate_schema import sql_by_version
 from contracts.phases import PHASE_WORDS, Phase
 from contracts.plan import Action, Plan, PlannedAction, Rollback
 from contracts.policy import Policy
@@ -350,6 +349,8 @@ def _migration_sql(state: RunState) -> list[str]:
     """
     if state.plan is None or state.kind != "MigrateSchema":
         return []
+    from contracts.migrate_schema import sql_by_version  # its models: only a migration's run builds them
+
     sql = sql_by_version(state.request.spec)
     lines: list[str] = []
     for action in state.plan.actions:

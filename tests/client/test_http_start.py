@@ -27,6 +27,7 @@ from client.runs import connect, start_run
 from contracts.request import Request, parse_request
 from contracts.run import Mode, RunInput
 from tests.client.conftest import ROOT, opsctl, opsctl_env
+from tests.client.test_hot_paths import OTHER_KINDS
 from tests.identities import KEYRING
 from tests.integration.test_sweep_volumes import existing, make_volumes, sweep_worker
 from worker.settings import WorkerSettings
@@ -114,12 +115,14 @@ async def test_the_same_request_again_is_not_a_second_start(
     assert ("", False) == http_start.start(config, RunInput(request=request), workflow_id, queue)
 
 
-SPY = """
+SPY = f"""
+OTHER_KINDS = {OTHER_KINDS!r}
 import os, sys
 import client.http_start as http_start
 real = http_start.start
 def spy(*args, **kwargs):
     print("sdk loaded at start:", "temporalio" in sys.modules, flush=True)
+    print("other kinds at start:", sorted(set(OTHER_KINDS) & set(sys.modules)), flush=True)
     return real(*args, **kwargs)
 http_start.start = spy
 from client.main import main
@@ -143,8 +146,9 @@ async def test_apply_starts_its_run_before_it_imports_the_sdk(stack: Stack, task
     out, err = await asyncio.wait_for(process.communicate(), 120)
     stdout = out.decode()
     assert "sdk loaded at start: False" in stdout, (stdout, err.decode())
+    assert "other kinds at start: []" in stdout, stdout  # a rotation builds no migration's models
     assert 0 == process.returncode, err.decode()
-    output = json.loads(stdout.split("\n", 1)[1])
+    output = json.loads(stdout.split("\n", 2)[2])
     assert ("succeeded", False) == (output["phase"], output["attached"])
 
 
