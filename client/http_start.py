@@ -12,20 +12,25 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 import uuid
 from urllib.parse import quote
 
 from pydantic_core import to_json
 
 from client.config import Config
-from client.http_runs import HttpApi, ServerError, refused
+from client.http_runs import HttpApi, ServerError, Unanswered, refused
 from client.payloads import Encoder, Payload
 from client.payloads import to_json as payload_json
 from contracts import markdown
 from contracts import search_attributes as sa
+from contracts.failures import OpsctlError
 from contracts.run import RunInput
 
 ALREADY_EXISTS = 6  # the gRPC status of a workflow id already started (WorkflowExecutionAlreadyStarted)
+# RESOURCE_EXHAUSTED and UNAVAILABLE: asked again, with the same request id (the server starts the run
+# once whatever it answered before), for this long at most, as the SDK's client retries them.
+RETRIED, RETRY_FOR = (8, 14), 5.0
 
 
 def start(config: Config, input: RunInput, workflow_id: str, task_queue: str) -> tuple[str, bool]:
@@ -50,15 +55,33 @@ def start(config: Config, input: RunInput, workflow_id: str, task_queue: str) ->
         "requestId": str(uuid.uuid4()),
     }
     try:
-        answer = api.call("POST", f"/workflows/{quote(workflow_id, safe='')}", body=body)
+        answer = _post(api, f"/workflows/{quote(workflow_id, safe='')}", body)
     except ServerError as exc:
         if exc.code == ALREADY_EXISTS and _already_started(exc.details):
             return "", False
         raise refused(exc) from None
+    except Unanswered as exc:  # sent, and no answer: it may have started
+        raise OpsctlError(
+            exc.kind or exc.exit_code,
+            f"{exc.message}; run {workflow_id} may have started",
+            hint=f"`opsctl status {workflow_id}` says; applying the same document again attaches to it if it did",
+        ) from None
     finally:
         api.close()
     run_id = answer.get("runId")
     return (run_id if isinstance(run_id, str) else ""), True
+
+
+def _post(api: HttpApi, path: str, body: dict[str, object]) -> dict[str, object]:
+    delay, give_up = 0.1, time.monotonic() + RETRY_FOR
+    while True:
+        try:
+            return api.call("POST", path, body=body)
+        except ServerError as exc:
+            if exc.code not in RETRIED or time.monotonic() + delay > give_up:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 1.0)
 
 
 def _keyword(value: str) -> dict[str, object]:

@@ -32,6 +32,7 @@ class FakeApi:
     def __init__(self) -> None:
         self.answer: Callable[[str, str], Answer] = lambda method, path: (200, "application/json", b"{}")
         self.paths: list[str] = []
+        self.bodies: list[bytes] = []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -40,7 +41,7 @@ class FakeApi:
             def _reply(self) -> None:
                 outer.paths.append(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
-                self.rfile.read(length)
+                outer.bodies.append(self.rfile.read(length))
                 status, kind, body = outer.answer(self.command, self.path)
                 self.send_response(status)
                 self.send_header("Content-Type", kind)
@@ -53,7 +54,11 @@ class FakeApi:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # a client that gave up (a test's deadline) before the answer was written
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.address = f"127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -297,3 +302,58 @@ def test_a_server_that_hands_out_the_same_page_token_again_is_exit_4_not_a_loop(
     assert 4 == code
     assert "answered with a page token it had given before" in data["error"]["message"]
     assert 2 == len(api.paths)
+
+
+def _started(api: FakeApi) -> tuple[int, str, bool]:
+    """`http_start.start` of a rotation against `api`: (requests sent, distinct request ids, new)."""
+    from client import http_start
+    from client.config import load_config
+    from contracts.request import parse_request
+    from contracts.run import RunInput
+    from tests.integration.test_rotate_credential import rotation_request
+
+    request = parse_request(rotation_request("app_user", "app/app_user"))
+    _, new = http_start.start(load_config("alice"), RunInput(request=request), request.workflow_id(), "q")
+    ids = {json.loads(body)["requestId"] for body in api.bodies}
+    return len(api.bodies), ",".join(sorted(ids)), new
+
+
+def test_a_start_the_server_cannot_take_yet_is_sent_again_with_the_same_request_id(
+    api: FakeApi, env: Callable[[str], None]
+) -> None:
+    """UNAVAILABLE and RESOURCE_EXHAUSTED, as the SDK's client retries them: the request id makes it one start."""
+    answers = iter([(503, grpc_status(14, "unavailable")), (429, grpc_status(8, "busy"))])
+
+    def answer(method: str, path: str) -> Answer:
+        status, body = next(answers, (200, b'{"runId": "r1", "started": true}'))
+        return status, "application/json", body
+
+    api.answer = answer
+    env(api.address)
+    sent, ids, new = _started(api)
+    assert (3, True) == (sent, new)
+    assert "," not in ids  # one request id for all three
+
+
+def test_a_start_that_is_never_answered_says_the_run_may_have_started(
+    api: FakeApi, env: Callable[[str], None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+
+    monkeypatch.setattr(http_runs, "REQUEST_TIMEOUT", 0.5)
+
+    def answer(method: str, path: str) -> Answer:
+        time.sleep(2)  # past the deadline: the start may have happened, the answer never came
+        return 200, "application/json", b"{}"
+
+    api.answer = answer
+    env(api.address)
+    document = Path("rotation.yaml")
+    document.write_text(
+        "apiVersion: opsctl/v1\nkind: RotateDbCredential\nmetadata: {environment: dev}\n"
+        "spec: {database: app, role: app_user, secretId: app/app_user}\n"
+    )
+    code, data, _ = opsctl("apply", "-f", str(document))
+    assert 4 == code
+    assert "no answer within 0.5s; run RotateDbCredential-dev-" in data["error"]["message"]
+    assert data["error"]["message"].endswith("may have started")
+    assert "applying the same document again attaches to it" in data["error"]["hint"]
