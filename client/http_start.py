@@ -24,7 +24,7 @@ from client.payloads import Encoder, Payload
 from client.payloads import to_json as payload_json
 from contracts import markdown
 from contracts import search_attributes as sa
-from contracts.failures import OpsctlError
+from contracts.failures import FailureKind, OpsctlError
 from contracts.run import RunInput
 
 ALREADY_EXISTS = 6  # the gRPC status of a workflow id already started (WorkflowExecutionAlreadyStarted)
@@ -55,33 +55,42 @@ def start(config: Config, input: RunInput, workflow_id: str, task_queue: str) ->
         "requestId": str(uuid.uuid4()),
     }
     try:
-        answer = _post(api, f"/workflows/{quote(workflow_id, safe='')}", body)
+        answer = _post(api, workflow_id, body)
     except ServerError as exc:
         if exc.code == ALREADY_EXISTS and _already_started(exc.details):
             return "", False
         raise refused(exc) from None
     except Unanswered as exc:  # sent, and no answer: it may have started
-        raise OpsctlError(
-            exc.kind or exc.exit_code,
-            f"{exc.message}; run {workflow_id} may have started",
-            hint=f"`opsctl status {workflow_id}` says; applying the same document again attaches to it if it did",
-        ) from None
+        raise _maybe_started(exc.message, workflow_id) from None
     finally:
         api.close()
     run_id = answer.get("runId")
     return (run_id if isinstance(run_id, str) else ""), True
 
 
-def _post(api: HttpApi, path: str, body: dict[str, object]) -> dict[str, object]:
-    delay, give_up = 0.1, time.monotonic() + RETRY_FOR
+def _post(api: HttpApi, workflow_id: str, body: dict[str, object]) -> dict[str, object]:
+    """The start's answer. A retry has what is left of RETRY_FOR (at least a second) for its answer."""
+    path = f"/workflows/{quote(workflow_id, safe='')}"
+    delay, give_up, timeout = 0.1, time.monotonic() + RETRY_FOR, None
     while True:
         try:
-            return api.call("POST", path, body=body)
+            return api.call("POST", path, body=body, timeout=timeout)
         except ServerError as exc:
-            if exc.code not in RETRIED or time.monotonic() + delay > give_up:
+            if exc.code not in RETRIED:
                 raise
+            if time.monotonic() + delay > give_up:
+                raise _maybe_started(f"Temporal could not take the start ({exc.message})", workflow_id) from None
         time.sleep(delay)
         delay = min(delay * 2, 1.0)
+        timeout = max(1.0, give_up - time.monotonic())
+
+
+def _maybe_started(why: str, workflow_id: str) -> OpsctlError:
+    return OpsctlError(
+        FailureKind.DEPENDENCY_UNAVAILABLE,
+        f"{why}; run {workflow_id} may have started",
+        hint=f"`opsctl status {workflow_id}` says; applying the same document again attaches to it if it did",
+    )
 
 
 def _keyword(value: str) -> dict[str, object]:

@@ -55,6 +55,9 @@ from encryption.codec import with_encryption
 # How long a run may go unanswered (no worker polls its task queue) before a waiting command says
 # so (exit 4): long enough for workers to come back after a restart of theirs or of the server.
 UNANSWERED_FOR = 20.0
+# After the server itself was away: its workers reconnect with a backoff of their own (seconds
+# between tries, longer on a loaded machine), so they are given this long from its return.
+UNANSWERED_AFTER_OUTAGE = 60.0
 LIVE_INTERVAL = 1.0  # how often a waiting command looks at a running step's heartbeats (its live progress)
 # While a run's history is quiet, a waiting command asks the server's health this often (no query,
 # no read of the run): the history's long poll rides out a lost server silently, and a person
@@ -245,9 +248,11 @@ async def _wait_on_changes(
     seen: tuple[Any, ...] = ()
     unanswered_since: float | None = None
     lost_since: float | None = None
+    patience = UNANSWERED_FOR
 
     def lost(why: str = "its health check does not answer") -> None:
-        nonlocal lost_since
+        nonlocal lost_since, patience
+        patience = UNANSWERED_AFTER_OUTAGE
         if lost_since is None:
             lost_since = loop.time()
             say(f"lost Temporal ({why}); the run goes on, retrying until it answers")
@@ -271,10 +276,12 @@ async def _wait_on_changes(
         except OpsctlError as exc:
             _reraise_cancel()
             # A worker restarting does not end the run: ask again for a while before giving up.
-            unanswered_since = unanswered_since or loop.time()
             if exc.exit_code is not ExitCode.DEPENDENCY_FAILURE or loop.time() >= deadline:
                 raise
-            if loop.time() - unanswered_since >= UNANSWERED_FOR:
+            if unanswered_since is None:
+                unanswered_since = loop.time()
+                say(f"{exc.message}; asking again for up to {patience:.0f} s")
+            if loop.time() - unanswered_since >= patience:
                 raise
             await asyncio.sleep(max(interval, 1.0))
             continue

@@ -35,6 +35,7 @@ class Metadata(StrictModel):
     requester: str | None = Field(
         default=None,
         min_length=1,
+        max_length=128,  # a search attribute of the run: Temporal refuses values past 2 KB (and terminates it)
         description="Who asks for the run. Filled from your identity; must match it if given.",
     )
     idempotency_key: str | None = Field(
@@ -57,7 +58,7 @@ class Request(StrictModel):
     """A validated request. `spec` holds the kind's spec, normalised to document form."""
 
     api_version: Literal["opsctl/v1", "opsctl/v2"] = "opsctl/v1"
-    kind: str
+    kind: str = Field(max_length=64)  # a search attribute too; the workflow judges whether it is its own
     metadata: Metadata
     spec: dict[str, Any]
 

@@ -7,10 +7,12 @@ before a handler runs, and drops the whole signal if that fails (bytes that are 
 JSON, an unknown encoding). Here such a payload is handed on as a `RawValue` instead, for
 the handler to refuse by name. Typed decoding (activity results, workflow input) is the
 plain pydantic converter's, but a workflow input that does not decode as the `RunInput` it must
-be (a raw `temporal workflow start`: a field of the wrong shape, bytes that are not JSON) fails
-the run at once, saying why, instead of failing its every workflow task: the SDK fails the run
-itself for an `ApplicationError` raised while decoding. `ArgumentCount` does the same for a start
-with more or fewer inputs than the workflow takes.
+be is handed on as an `UndecodedInput` saying why, and `WorkflowInputCheck` (an interceptor, where
+the run's own facts are at hand) decides: a run someone started (a raw `temporal workflow start`:
+a field of the wrong shape, bytes that are not JSON, no input or two) fails at once, saying what
+is wrong, instead of failing its every workflow task; the input of a run's own continue-as-new,
+or of a run its parent started, is opsctl's own: one this worker cannot read (a newer worker
+wrote it) fails the workflow task, retried until a worker that reads it comes.
 
 With encryption keys every payload is encrypted (`encryption.codec`); the worker's codec keeps
 a payload it cannot decrypt as it is, marked with the reason, so that too becomes a raw value
@@ -20,10 +22,12 @@ the handler refuses instead of an error that fails the run's every workflow task
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from pydantic import ValidationError
+from temporalio import workflow
 from temporalio.api.common.v1 import Payload
 from temporalio.common import RawValue
 from temporalio.contrib.pydantic import PydanticPayloadConverter
@@ -38,11 +42,18 @@ from temporalio.worker import (
 
 from contracts.encryption import ERROR_METADATA
 from contracts.run import RunInput
+from contracts.words import visible
 from encryption.codec import with_encryption
 from encryption.keys import EncryptionKeys
 
 INVALID_INPUT = "InvalidWorkflowInput"  # the failure's type: the run was refused before it began
-START_HINT = "opsctl runs are started by `opsctl apply` / `opsctl plan`, which send a RunInput"
+
+
+class UndecodedInput:
+    """A workflow input that is no RunInput, and why (`WorkflowInputCheck` judges it)."""
+
+    def __init__(self, why: str) -> None:
+        self.why = why
 
 
 class UntrustedInputPayloadConverter(PydanticPayloadConverter):
@@ -51,13 +62,17 @@ class UntrustedInputPayloadConverter(PydanticPayloadConverter):
             return [self._decode_or_raw(payload) for payload in payloads]
         if RunInput not in type_hints:
             return super().from_payloads(payloads, type_hints)
-        at = type_hints.index(RunInput)
-        try:
-            values = super().from_payloads(payloads, type_hints)
-        except Exception as exc:
-            raise _not_a_run_input(_why(payloads[at], exc)) from None
-        if not isinstance(values[at], RunInput):  # another encoding (binary/plain) decodes whatever the hint
-            raise _not_a_run_input(_why(payloads[at], None))
+        values: list[Any] = []
+        for payload, hint in zip(payloads, type_hints, strict=True):
+            try:
+                value = super().from_payloads([payload], [hint])[0]
+            except Exception as exc:
+                if hint is not RunInput:
+                    raise
+                value = UndecodedInput(_why(payload, exc))
+            if hint is RunInput and not isinstance(value, RunInput | UndecodedInput):
+                value = UndecodedInput(_why(payload, None))  # another encoding (binary/plain) decodes whatever the hint
+            values.append(value)
         return values
 
     def _decode_or_raw(self, payload: Payload) -> Any:
@@ -65,11 +80,6 @@ class UntrustedInputPayloadConverter(PydanticPayloadConverter):
             return super().from_payloads([payload], None)[0]
         except Exception:  # undecodable: the handler refuses it, naming its encoding
             return RawValue(payload)
-
-
-def _not_a_run_input(why: str) -> ApplicationError:
-    message = f"the workflow input is not a RunInput: {why}; {START_HINT}"
-    return ApplicationError(message, type=INVALID_INPUT, non_retryable=True)
 
 
 def _why(payload: Payload, exc: Exception | None) -> str:
@@ -85,35 +95,53 @@ def _why(payload: Payload, exc: Exception | None) -> str:
     if cause is None:
         return "it does not decode as one"
     errors = cause.errors(include_url=False, include_input=False, include_context=False)
-    shown = "; ".join(
-        f"{'.'.join(str(part) for part in error['loc']) or 'the input'}: {error['msg']}" for error in errors[:5]
-    )
+    shown = "; ".join(f"{_where(error['loc'])}: {error['msg']}" for error in errors[:5])
     more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
-    return shown[:1000] + more
+    return visible(shown[:1000]) + more
 
 
-class ArgumentCount(Interceptor):
-    """Refuses a run started with more or fewer inputs than its workflow takes (the SDK would call
-    the workflow with them, and a TypeError there fails every workflow task of the run)."""
+def _where(loc: tuple[int | str, ...]) -> str:
+    """A field's path; a key the caller made up is quoted and cut short (it is theirs, not a field's name)."""
+    parts = [part if isinstance(part, str) and _NAME.fullmatch(part) else repr(part)[:40] for part in loc]
+    return ".".join(str(part) for part in parts) or "the input"
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
+
+
+class WorkflowInputCheck(Interceptor):
+    """Refuses a run started with inputs it cannot take: more or fewer than its workflow's parameters
+    (the SDK would call the workflow with them, and the TypeError would fail its every workflow task),
+    or an `UndecodedInput`."""
 
     def workflow_interceptor_class(self, input: WorkflowInterceptorClassInput) -> type[WorkflowInboundInterceptor]:
-        return _CountedArguments
+        return _CheckedInput
 
 
-class _CountedArguments(WorkflowInboundInterceptor):
+class _CheckedInput(WorkflowInboundInterceptor):
     async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
         parameters = list(inspect.signature(input.run_fn).parameters.values())[1:]  # past self
         if not any(p.kind is p.VAR_POSITIONAL for p in parameters):
             required = sum(p.default is p.empty for p in parameters)
             if not required <= len(input.args) <= len(parameters):
-                raise ApplicationError(
-                    f"the workflow was started with {len(input.args)} inputs; it takes "
-                    f"{required if required == len(parameters) else f'{required} to {len(parameters)}'}"
-                    f"; {START_HINT}",
-                    type=INVALID_INPUT,
-                    non_retryable=True,
-                )
+                taken = required if required == len(parameters) else f"{required} to {len(parameters)}"
+                raise _refused(f"the workflow was started with {len(input.args)} inputs; it takes {taken}")
+        for arg in input.args:
+            if isinstance(arg, UndecodedInput):
+                info = workflow.info()
+                if info.continued_run_id or info.parent:  # opsctl's own input: a worker that reads it goes on
+                    raise RuntimeError(f"this run's input, from {_origin(info)}, does not decode here: {arg.why}")
+                raise _refused(f"the workflow input is not a RunInput: {arg.why}")
         return await super().execute_workflow(input)
+
+
+def _origin(info: workflow.Info) -> str:
+    return f"its continue-as-new ({info.continued_run_id})" if info.continued_run_id else "the run that started it"
+
+
+def _refused(why: str) -> ApplicationError:
+    hint = "opsctl runs are started by `opsctl apply` / `opsctl plan`, which send a RunInput"
+    return ApplicationError(f"{why}; {hint}", type=INVALID_INPUT, non_retryable=True)
 
 
 def data_converter(keys: EncryptionKeys | None) -> DataConverter:

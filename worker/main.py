@@ -27,7 +27,7 @@ from activities.sweep_volumes import SweepVolumesActivities
 from encryption.keys import KeysError
 from telemetry.export import ExportError
 from worker import logs, telemetry, waiting_runs
-from worker.converter import ArgumentCount, data_converter
+from worker.converter import WorkflowInputCheck, data_converter
 from worker.run_context import RunContextInterceptor
 from worker.search_attributes import missing_search_attributes, registration_commands
 from worker.settings import WorkerSettings
@@ -126,7 +126,7 @@ async def connect(
 def worker_options(interceptors: Sequence[Interceptor] = ()) -> dict[str, Any]:
     """How every opsctl worker runs its workflows and activities (the benchmarks' workers too)."""
     return {
-        "interceptors": [ArgumentCount(), RunContextInterceptor(), *interceptors],
+        "interceptors": [WorkflowInputCheck(), RunContextInterceptor(), *interceptors],
         "workflow_runner": WORKFLOW_RUNNER,
         # Heartbeats carry checkpoints and live progress: send them often, not every ~48 s.
         "max_heartbeat_throttle_interval": HEARTBEAT_THROTTLE,

@@ -357,3 +357,21 @@ def test_a_start_that_is_never_answered_says_the_run_may_have_started(
     assert "no answer within 0.5s; run RotateDbCredential-dev-" in data["error"]["message"]
     assert data["error"]["message"].endswith("may have started")
     assert "applying the same document again attaches to it" in data["error"]["hint"]
+
+
+def test_a_start_still_unavailable_when_the_retries_end_says_the_run_may_have_started(
+    api: FakeApi, env: Callable[[str], None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from client import http_start
+
+    monkeypatch.setattr(http_start, "RETRY_FOR", 1.0)
+    api.answer = lambda method, path: (503, "application/json", grpc_status(14, "unavailable"))
+    env(api.address)
+    started = time.monotonic()
+    with pytest.raises(http_runs.OpsctlError) as refused:
+        _started(api)
+    assert time.monotonic() - started < 3  # the retries' window, not a request's 10 s more
+    assert refused.value.exit_code == 4
+    assert refused.value.message.startswith("Temporal could not take the start (unavailable); run ")
+    assert refused.value.message.endswith("may have started")
+    assert len({json.loads(body)["requestId"] for body in api.bodies}) == 1 < len(api.bodies)
