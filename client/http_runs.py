@@ -208,15 +208,28 @@ class HttpRun:
         return "" if name == "unspecified" else name
 
     async def result(self) -> RunState:
-        query = {"execution.runId": self._run_id, "historyEventFilterType": "HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT"}
-        history = self._call("GET", f"{self._path}/history", query)
-        events = _object(history, "history").get("events")
-        last = events[-1] if isinstance(events, list) and events else {}
-        completed = _object(last, "workflowExecutionCompletedEventAttributes") if isinstance(last, dict) else {}
+        completed = _object(self._close_event(), "workflowExecutionCompletedEventAttributes")
         payloads = _object(completed, "result").get("payloads")
         if not isinstance(payloads, list) or not payloads:
             raise self.api.not_temporal("sent a close event without the run's result")
         return self._model(payloads[0])
+
+    async def failure(self) -> tuple[str, str]:
+        failure = _object(_object(self._close_event(), "workflowExecutionFailedEventAttributes"), "failure")
+        if not failure:
+            return "", ""
+        kind = _object(failure, "applicationFailureInfo").get("type", "")
+        try:
+            message = self._failure_message(failure)
+        except OpsctlError:  # as the SDK reader: a failure this keyring cannot open says nothing more
+            return "", ""
+        return (kind if isinstance(kind, str) else ""), message
+
+    def _close_event(self) -> dict[str, Any]:
+        query = {"execution.runId": self._run_id, "historyEventFilterType": "HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT"}
+        events = _object(self._call("GET", f"{self._path}/history", query), "history").get("events")
+        last = events[-1] if isinstance(events, list) and events else {}
+        return last if isinstance(last, dict) else {}
 
     async def query_state(self, timeout: float) -> RunState:
         # The deadline travels as gRPC's header (grpc-gateway honours it): the server gives up in time and

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from contracts.failures import ExitCode, OpsctlError
+from contracts.failures import INVALID_WORKFLOW_INPUT, ExitCode, OpsctlError
 from contracts.phases import PHASE_WORDS, Phase
 from contracts.run import LiveActivity, RunState
+from contracts.words import visible
 
 QUERY_TIMEOUT = 5.0  # seconds a running run has to answer its `state` query (through a worker)
 
@@ -65,6 +66,9 @@ class RunReader(Protocol):
     async def pending(self) -> list[Pending]:
         """The run's pending activities, from the description `status` read."""
 
+    async def failure(self) -> tuple[str, str]:
+        """A failed run's failure: (its type, its message); ('', '') when its close event says none."""
+
 
 class Runs(Protocol):
     """The runs one transport reads: what `opsctl status` and `opsctl list` need."""
@@ -86,11 +90,7 @@ async def read_run(reader: RunReader) -> RunState:
     if status == "completed":
         return await reader.result()
     if status != "running":
-        raise OpsctlError(
-            ExitCode.UNEXPECTED,
-            f"run {reader.workflow_id} ended as {status or 'unknown'}",
-            hint="inspect its history in the Temporal Web UI",
-        )
+        raise ended_elsewhere(reader.workflow_id, status, *(await reader.failure() if status == "failed" else ("", "")))
     try:
         state = await reader.query_state(QUERY_TIMEOUT)
     except NoAnswer as exc:
@@ -103,6 +103,22 @@ async def read_run(reader: RunReader) -> RunState:
     for activity in state.live:  # the step as the runbook names it, not the activity's type
         activity.step = state.progress.step if state.phase is Phase.APPLYING else PHASE_WORDS[state.phase]
     return state
+
+
+def ended_elsewhere(run: str, status: str, kind: str, message: str) -> OpsctlError:
+    """A run that did not end with opsctl's record: terminated, timed out, or failed by Temporal or
+    the worker — refused before it began when its input was no RunInput (exit 3)."""
+    said = visible(message[:MESSAGE_CHARS]) + ("…" if len(message) > MESSAGE_CHARS else "")
+    if kind == INVALID_WORKFLOW_INPUT:
+        return OpsctlError(ExitCode.VALIDATION_FAILED, f"run {run} was refused before it began: {said}")
+    return OpsctlError(
+        ExitCode.UNEXPECTED,
+        f"run {run} ended as {status or 'unknown'}{f': {said}' if said else ''}",
+        hint="inspect its history in the Temporal Web UI",
+    )
+
+
+MESSAGE_CHARS = 600  # of a failure's message, in an error line
 
 
 def _live(pending: Pending) -> LiveActivity:

@@ -20,6 +20,7 @@ from temporalio.client import (
     RPCTimeoutOrCancelledError,
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
+    WorkflowFailureError,
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
@@ -32,7 +33,7 @@ from temporalio.common import (
 )
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
-from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, FailureError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from client.config import Config
@@ -512,6 +513,17 @@ class SdkRun:
         except RPCError as exc:
             raise NoAnswer(exc.message) from exc
         return state
+
+    async def failure(self) -> tuple[str, str]:
+        try:
+            await self.handle.result()
+        except WorkflowFailureError as exc:
+            cause = exc.cause
+            kind = (cause.type or "") if isinstance(cause, ApplicationError) else ""
+            return kind, cause.message if isinstance(cause, FailureError) else str(cause)
+        except Exception:  # as the HTTP reader: a close that does not decode says nothing more
+            return "", ""
+        return "", ""
 
     async def pending(self) -> list[Pending]:
         assert self._described is not None, "status() reads the description first"

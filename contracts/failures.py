@@ -21,6 +21,10 @@ class ExitCode(IntEnum):
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it): the command stopped, the run goes on
 
 
+# The failure type of a run the worker refused before it began: its input was no RunInput (a raw start).
+INVALID_WORKFLOW_INPUT = "InvalidWorkflowInput"
+
+
 class FailureKind(StrEnum):
     """Why a run (or a step) failed. Activities raise ApplicationError with type=<value>."""
 

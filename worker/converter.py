@@ -41,12 +41,11 @@ from temporalio.worker import (
 )
 
 from contracts.encryption import ERROR_METADATA
+from contracts.failures import INVALID_WORKFLOW_INPUT
 from contracts.run import RunInput
 from contracts.words import visible
 from encryption.codec import with_encryption
 from encryption.keys import EncryptionKeys
-
-INVALID_INPUT = "InvalidWorkflowInput"  # the failure's type: the run was refused before it began
 
 
 class UndecodedInput:
@@ -141,7 +140,7 @@ def _origin(info: workflow.Info) -> str:
 
 def _refused(why: str) -> ApplicationError:
     hint = "opsctl runs are started by `opsctl apply` / `opsctl plan`, which send a RunInput"
-    return ApplicationError(f"{why}; {hint}", type=INVALID_INPUT, non_retryable=True)
+    return ApplicationError(f"{why}; {hint}", type=INVALID_WORKFLOW_INPUT, non_retryable=True)
 
 
 def data_converter(keys: EncryptionKeys | None) -> DataConverter:

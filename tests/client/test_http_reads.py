@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from temporalio import activity
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
@@ -27,7 +27,7 @@ from encryption.keys import load_keys, new_key_entry
 from tests.client.conftest import Ran, opsctl
 from tests.client.test_cli import document
 from tests.workflows.test_lifecycle import FakeRotation
-from worker.converter import data_converter
+from worker.converter import WorkflowInputCheck, data_converter
 from workflows.rotate_credential import RotateDbCredential
 
 
@@ -75,7 +75,10 @@ async def slow_promotions(client: Client, env: dict[str, str]) -> AsyncIterator[
     fake = FakeRotation()
     activities = [a for a in fake.activities() if a != fake.promote] + [slow_promote]
     queue = f"http-{uuid.uuid4().hex[:6]}"
-    async with Worker(client, task_queue=queue, workflows=[RotateDbCredential], activities=activities):
+    checked = [WorkflowInputCheck()]
+    async with Worker(
+        client, task_queue=queue, workflows=[RotateDbCredential], activities=activities, interceptors=checked
+    ):
         yield {**env, "OPSCTL_TASK_QUEUE": queue}, release
 
 
@@ -108,6 +111,15 @@ async def runs_and_reads(client: Client, env: dict[str, str], stack: Stack, tmp_
         running_status = await same(worker_env, stack, "status", running)
         listed = await same(worker_env, stack, "list", "--since", since)
         missing = await same(worker_env, stack, "status", f"no-such-run-{uuid.uuid4().hex[:6]}")
+        raw = await client.start_workflow(  # what `temporal workflow start --input '{"request": 5}'` sends
+            "RotateDbCredential",
+            {"request": 5},
+            id=f"raw-{uuid.uuid4().hex[:6]}",
+            task_queue=worker_env["OPSCTL_TASK_QUEUE"],
+        )
+        with contextlib.suppress(WorkflowFailureError):
+            await raw.result()
+        refused = await same(worker_env, stack, "status", raw.id)
         release.set()
 
     assert (0, "succeeded") == (finished_status.code, finished_status.json()["phase"])
@@ -117,6 +129,11 @@ async def runs_and_reads(client: Client, env: dict[str, str], stack: Stack, tmp_
     assert {done.json()["workflow_id"], running} == {row["run_id"] for row in listed.json()["runs"]}
     assert 2 == missing.code
     assert "no run" in missing.json()["error"]["message"]
+    assert 3 == refused.code  # refused before it began, and why: not "ended as failed"
+    assert (
+        f"run {raw.id} was refused before it began: the workflow input is not a RunInput: "
+        "request: Input should be an object"
+    ) in refused.json()["error"]["message"]
 
 
 async def test_plain_runs_read_the_same_through_either_transport(

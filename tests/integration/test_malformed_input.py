@@ -18,10 +18,10 @@ from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
+from contracts.failures import INVALID_WORKFLOW_INPUT
 from contracts.request import parse_request
 from contracts.run import RunInput
 from tests.integration.test_rotate_credential import rotation_request
-from worker.converter import INVALID_INPUT
 from worker.main import worker_options
 
 CALLERS_VALUE = "a-value-the-caller-sent"
@@ -59,7 +59,7 @@ async def test_a_malformed_raw_start_fails_the_run_at_once(client: Client, task_
         await asyncio.wait_for(handle.result(), 20)
     cause = failed.value.cause
     assert isinstance(cause, ApplicationError), cause
-    assert (INVALID_INPUT, True) == (cause.type, cause.non_retryable)
+    assert (INVALID_WORKFLOW_INPUT, True) == (cause.type, cause.non_retryable)
     assert said in cause.message, cause.message
     assert CALLERS_VALUE not in cause.message  # what is wrong, not the caller's values
     assert "\n" not in cause.message  # nor lines of theirs in the Web UI
