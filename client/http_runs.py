@@ -215,15 +215,12 @@ class HttpRun:
         return self._model(payloads[0])
 
     async def failure(self) -> tuple[str, str]:
-        failure = _object(_object(self._close_event(), "workflowExecutionFailedEventAttributes"), "failure")
-        if not failure:
+        failed = _object(self._close_event(), "workflowExecutionFailedEventAttributes")
+        if "failure" not in failed:
             return "", ""
+        failure = _object(failed, "failure")
         kind = _object(failure, "applicationFailureInfo").get("type", "")
-        try:
-            message = self._failure_message(failure)
-        except OpsctlError:  # as the SDK reader: a failure this keyring cannot open says nothing more
-            return "", ""
-        return (kind if isinstance(kind, str) else ""), message
+        return (kind if isinstance(kind, str) else ""), self._failure_message(failure)
 
     def _close_event(self) -> dict[str, Any]:
         query = {"execution.runId": self._run_id, "historyEventFilterType": "HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT"}

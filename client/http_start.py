@@ -26,6 +26,7 @@ from contracts import markdown
 from contracts import search_attributes as sa
 from contracts.failures import FailureKind, OpsctlError
 from contracts.run import RunInput
+from contracts.words import visible
 
 ALREADY_EXISTS = 6  # the gRPC status of a workflow id already started (WorkflowExecutionAlreadyStarted)
 # RESOURCE_EXHAUSTED and UNAVAILABLE: asked again, with the same request id (the server starts the run
@@ -79,10 +80,16 @@ def _post(api: HttpApi, workflow_id: str, body: dict[str, object]) -> dict[str, 
             if exc.code not in RETRIED:
                 raise
             if time.monotonic() + delay > give_up:
-                raise _maybe_started(f"Temporal could not take the start ({exc.message})", workflow_id) from None
+                raise _maybe_started(
+                    f"Temporal could not take the start ({visible(exc.message)})", workflow_id
+                ) from None
+        except OpsctlError as exc:  # unreachable after a first attempt reached it: that one may have started it
+            if timeout is None:
+                raise
+            raise _maybe_started(exc.message, workflow_id) from None
         time.sleep(delay)
         delay = min(delay * 2, 1.0)
-        timeout = max(1.0, give_up - time.monotonic())
+        timeout = round(max(1.0, give_up - time.monotonic()), 1)
 
 
 def _maybe_started(why: str, workflow_id: str) -> OpsctlError:

@@ -252,8 +252,8 @@ async def _wait_on_changes(
     patience = UNANSWERED_FOR
 
     def lost(why: str = "its health check does not answer") -> None:
-        nonlocal lost_since, patience
-        patience = UNANSWERED_AFTER_OUTAGE
+        nonlocal lost_since, patience, unanswered_since
+        patience, unanswered_since = UNANSWERED_AFTER_OUTAGE, None  # the workers' time counts from its return
         if lost_since is None:
             lost_since = loop.time()
             say(f"lost Temporal ({why}); the run goes on, retrying until it answers")
@@ -262,7 +262,7 @@ async def _wait_on_changes(
         changed.clear()  # before reading: an event written while the state is read wakes the next round
         try:
             state = await _read(handle, completed, lost)
-            unanswered_since = None
+            unanswered_since, patience = None, UNANSWERED_FOR
             if lost_since is not None:
                 say(f"Temporal answers again after {loop.time() - lost_since:.0f} s; still following {handle.id}")
                 lost_since = None
@@ -515,14 +515,14 @@ class SdkRun:
         return state
 
     async def failure(self) -> tuple[str, str]:
+        run_id = self._described.run_id if self._described is not None else None
+        described = self.handle._client.get_workflow_handle(self.workflow_id, run_id=run_id)  # not a later run
         try:
-            await self.handle.result()
+            await described.result(follow_runs=False, rpc_timeout=timedelta(seconds=10))
         except WorkflowFailureError as exc:
             cause = exc.cause
             kind = (cause.type or "") if isinstance(cause, ApplicationError) else ""
             return kind, cause.message if isinstance(cause, FailureError) else str(cause)
-        except Exception:  # as the HTTP reader: a close that does not decode says nothing more
-            return "", ""
         return "", ""
 
     async def pending(self) -> list[Pending]:

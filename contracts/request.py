@@ -28,6 +28,9 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
 
 
+REQUESTER_CHARS = 128
+
+
 class Metadata(StrictModel):
     environment: str = Field(
         pattern=r"^[a-z][a-z0-9-]{0,31}$", description="Target environment; the worker's policy for it governs the run."
@@ -35,7 +38,7 @@ class Metadata(StrictModel):
     requester: str | None = Field(
         default=None,
         min_length=1,
-        max_length=128,  # a search attribute of the run: Temporal refuses values past 2 KB (and terminates it)
+        max_length=REQUESTER_CHARS,  # a search attribute of the run: Temporal terminates a run whose upsert passes 2 KB
         description="Who asks for the run. Filled from your identity; must match it if given.",
     )
     idempotency_key: str | None = Field(

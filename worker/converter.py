@@ -9,10 +9,10 @@ the handler to refuse by name. Typed decoding (activity results, workflow input)
 plain pydantic converter's, but a workflow input that does not decode as the `RunInput` it must
 be is handed on as an `UndecodedInput` saying why, and `WorkflowInputCheck` (an interceptor, where
 the run's own facts are at hand) decides: a run someone started (a raw `temporal workflow start`:
-a field of the wrong shape, bytes that are not JSON, no input or two) fails at once, saying what
-is wrong, instead of failing its every workflow task; the input of a run's own continue-as-new,
-or of a run its parent started, is opsctl's own: one this worker cannot read (a newer worker
-wrote it) fails the workflow task, retried until a worker that reads it comes.
+a field of the wrong shape, bytes that are not JSON, no input or two; a cron run or a child too)
+fails at once, saying what is wrong, instead of failing its every workflow task; the input of a
+run's own continue-as-new is opsctl's: one this worker cannot read (a newer worker wrote it)
+fails the workflow task, retried until a worker that reads it comes.
 
 With encryption keys every payload is encrypted (`encryption.codec`); the worker's codec keeps
 a payload it cannot decrypt as it is, marked with the reason, so that too becomes a raw value
@@ -100,9 +100,15 @@ def _why(payload: Payload, exc: Exception | None) -> str:
 
 
 def _where(loc: tuple[int | str, ...]) -> str:
-    """A field's path; a key the caller made up is quoted and cut short (it is theirs, not a field's name)."""
-    parts = [part if isinstance(part, str) and _NAME.fullmatch(part) else repr(part)[:40] for part in loc]
+    """A field's path; a key that is no plain name is quoted and cut short (a caller's, not a field's)."""
+    parts = [part if isinstance(part, str) and _NAME.fullmatch(part) else _quoted(part) for part in loc]
     return ".".join(str(part) for part in parts) or "the input"
+
+
+def _quoted(part: int | str) -> str:
+    if isinstance(part, int):
+        return str(part)
+    return repr(part if len(part) <= 40 else part[:39] + "…")
 
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
@@ -128,14 +134,16 @@ class _CheckedInput(WorkflowInboundInterceptor):
         for arg in input.args:
             if isinstance(arg, UndecodedInput):
                 info = workflow.info()
-                if info.continued_run_id or info.parent:  # opsctl's own input: a worker that reads it goes on
-                    raise RuntimeError(f"this run's input, from {_origin(info)}, does not decode here: {arg.why}")
+                # A continue-as-new (as `workflows.admission.continues_itself` tells it: cron runs and
+                # workflow retries carry the caller's input again) wrote its input itself: a worker
+                # that reads it goes on. Anything else is someone's start, a child's included.
+                if info.continued_run_id and not info.cron_schedule and info.retry_policy is None:
+                    raise RuntimeError(
+                        f"this run's input, from its continue-as-new ({info.continued_run_id}), "
+                        f"does not decode here: {arg.why}"
+                    )
                 raise _refused(f"the workflow input is not a RunInput: {arg.why}")
         return await super().execute_workflow(input)
-
-
-def _origin(info: workflow.Info) -> str:
-    return f"its continue-as-new ({info.continued_run_id})" if info.continued_run_id else "the run that started it"
 
 
 def _refused(why: str) -> ApplicationError:

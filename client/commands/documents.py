@@ -16,6 +16,7 @@ from contracts import kinds
 from contracts.failures import ExitCode, OpsctlError
 from contracts.request import (
     MAX_DOCUMENT_BYTES,
+    REQUESTER_CHARS,
     DocumentError,
     Request,
     check_size,
@@ -78,6 +79,12 @@ def read_request(path: str, config: Config, warn: Callable[[str], None] | None =
     check_size(request)
     _check_environment(request, config)
     user = config.user
+    if len(user) > REQUESTER_CHARS:  # model_copy below does not validate: the worker would refuse the run
+        raise DocumentError(
+            f"is {len(user)} characters long (you, {user[:20]!r}…); a requester has at most {REQUESTER_CHARS}",
+            field="metadata.requester",
+            exit_code=ExitCode.VALIDATION_FAILED,
+        )
     asked = request.metadata.requester
     if asked is not None and asked != user:
         raise DocumentError(

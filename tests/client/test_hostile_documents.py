@@ -185,3 +185,14 @@ def test_an_integer_too_big_to_print_is_refused_where_it_stands(tmp_path: Path) 
     code, err = validate(tmp_path, GOOD.replace("app_user\n", "app_user\n  labels: 0x" + "f" * 4000 + "\n").encode())
     assert 2 == code
     assert "an integer of 16,000 bits is larger than any field takes" in err
+
+
+def test_a_requester_longer_than_a_run_may_carry_is_refused_before_submitting(tmp_path: Path) -> None:
+    """`--as` fills the requester after the document's validation: its limit is checked there too."""
+    path = tmp_path / "doc.yaml"
+    path.write_bytes(GOOD.encode())
+    err = io.StringIO()
+    code = run(["--as", "a" * 200, "validate", "-f", str(path)], stdout=io.StringIO(), stderr=err)
+    assert 3 == code, err.getvalue()
+    assert "metadata.requester" in err.getvalue()
+    assert "a requester has at most 128" in err.getvalue()
