@@ -14,20 +14,21 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 
 from tests.benchmarks.common import ROOT, Bench
 
 # The issue's order: a. lifecycle overhead, b. CLI, c. sweep at scale, d. backfill at scale.
 SECTIONS = ("lifecycle", "cli", "sweep", "backfill")
-PACKAGES = ("contracts", "workflows", "activities", "worker", "client", "encryption", "telemetry")
 
 
 def compile_bytecode() -> None:
     """The project's bytecode, current, as an installed wheel has it: an edit since `make` installed
     would otherwise be compiled again at every command's start where PYTHONDONTWRITEBYTECODE is set."""
-    for package in PACKAGES:
-        compileall.compile_dir(str(ROOT / package), quiet=1)
+    found = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    for package in found["include"]:  # "client*": the package and its subpackages
+        compileall.compile_dir(str(ROOT / package.rstrip("*")), quiet=1)
 
 
 def header() -> list[str]:
