@@ -14,7 +14,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, FailureError
 
-from workflows import scheduled
+from workflows import scheduled, visibility
 from workflows.ending import stop
 
 with workflow.unsafe.imports_passed_through():
@@ -57,8 +57,12 @@ def decide_patches(input: RunInput) -> None:
     replay the workflow asks for it while replaying the first: Temporal reports nondeterminism
     (TMPRL1100) and the run is wedged. `workflow.patched` remembers its answer, so the later
     calls, under the same conditions, return what was decided here and record nothing more.
+
+    A run records one of the patches that change it from its first task on, the newest: each
+    marker costs the run an event and an upsert of TemporalChangeVersion, and a newer one implies
+    the ones before it (visibility's patch came after this one).
     """
-    if not workflow.patched(PATCHES_FIRST):
+    if not (workflow.patched(visibility.ONCE_PER_ACTIVATION) or workflow.patched(PATCHES_FIRST)):
         return  # a run started before this replays as it ran
     if input.schedule is not None:
         workflow.patched(scheduled.SCHEDULED_RUNS)

@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, CancelledError
 from temporalio.workflow import ActivityCancellationType
 
@@ -25,6 +25,7 @@ from workflows import admission, gate, run_metrics, scheduled
 from workflows.decisions import DecisionHandlers
 from workflows.ending import Ending, Stop, classify, default_next, stop
 from workflows.run_record import RunRecord
+from workflows.visibility import RunVisibility
 
 with workflow.unsafe.imports_passed_through():
     from contracts import kinds, markdown
@@ -47,7 +48,6 @@ with workflow.unsafe.imports_passed_through():
         RunState,
         StepRecord,
     )
-    from contracts.search_attributes import SEARCH_ATTRIBUTES
     from contracts.words import plural
 
 SpecT = TypeVar("SpecT", bound=BaseModel)
@@ -67,10 +67,6 @@ STEP_TIMEOUT = timedelta(seconds=60)
 # Every step activity heartbeats every 2 s (activities.heartbeats): a killed worker's step is
 # retried within this, not after its whole start-to-close timeout.
 HEARTBEAT_TIMEOUT = timedelta(seconds=10)
-_KEYS = {
-    name: SearchAttributeKey.for_bool(name) if kind == "Bool" else SearchAttributeKey.for_keyword(name)
-    for name, kind in SEARCH_ATTRIBUTES.items()
-}
 
 
 PLANNED_STEPS_KEPT = 20  # step names the state keeps (the count is always whole)
@@ -93,6 +89,7 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
     applied_model: type[AppliedT]
     _record: RunRecord | None = None
     _settings: RunSettings | None = None  # the worker's answer, once the run has it
+    _visibility: RunVisibility | None = None
 
     # ---- what an operation writes -------------------------------------------------
 
@@ -164,6 +161,7 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
     async def run_lifecycle(self, input: RunInput) -> RunState:
         continued = input.continuation if admission.continues_itself() else None
         state = continued.state if continued else admission.initial_state(input)
+        self._visibility = RunVisibility(lambda: markdown.current_details(self.record.state, self.record.policy))
         self._record = RunRecord(
             state,
             None,
@@ -371,6 +369,7 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
         continuation = Continuation(
             state=self.record.state, settings=self.settings, applied=applied.model_dump(mode="json")
         )
+        self.visibility.flush()
         workflow.continue_as_new(RunInput(request=self.record.state.request, continuation=continuation))
 
     async def probe(
@@ -490,6 +489,7 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
             self.record.enter(ending.phase)
         self._describe()
         run_metrics.finished(state, ending.phase, served=self._served())
+        self.visibility.flush()  # now, before the run's result: nothing may follow it
         return state
 
     def _served(self) -> bool:
@@ -594,13 +594,18 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
 
     # ---- settings and state ------------------------------------------------------------
 
+    @property
+    def visibility(self) -> RunVisibility:
+        assert self._visibility is not None, "it exists from the run's first moment"
+        return self._visibility
+
     def _describe(self) -> None:
         """The run as a person reads it in the Web UI (current details): kept up to date."""
-        workflow.set_current_details(markdown.current_details(self.record.state, self.record.policy))
+        self.visibility.describe()
 
     def _publish(self, values: dict[str, Any]) -> None:
         if self._settings is not None and self._settings.search_attributes:
-            workflow.upsert_search_attributes([_KEYS[name].value_set(value) for name, value in values.items()])
+            self.visibility.publish(values)
 
 
 def with_repair(repair: str) -> str:
