@@ -175,7 +175,16 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
         )
         if not continued:
             admission.decide_patches(input)
-        self._settings = continued.settings if continued else await admission.resolve_settings(input)
+        self.visibility.decide()
+        cancelled = False
+        try:
+            self._settings = continued.settings if continued else await admission.resolve_settings(input)
+        except asyncio.CancelledError:
+            if not self.visibility.batched:
+                raise  # a run started before this closed as the cancel found it, unseen
+            # Cancelled while the policy loads: the run still ends through `finish`, and shows it.
+            cancelled = True
+            self._settings = await admission.resolve_settings(input)
         if not continued:  # counted once the worker said whether it serves the run's environment
             run_metrics.started(state, served=self._served())
         self.record.policy = policy = self.settings.policy
@@ -184,14 +193,20 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
         state.policy_source = self._settings.policy_source
         self._applied = self.applied_model.model_validate(continued.applied if continued else {})
         self.record.publish()
+        if cancelled:
+            return await self.finish(self._cancelled_through_temporal())
         try:
             ending = await (self._resume() if continued else self._run(input))
         except Stop as stopped:
             ending = stopped.ending
-        except asyncio.CancelledError:  # a Temporal cancel request: undo what can be undone
-            self.warn("cancelled through Temporal")
-            ending = Ending(Phase.CANCELLED)
+        except asyncio.CancelledError:
+            ending = self._cancelled_through_temporal()
         return await self.finish(ending)
+
+    def _cancelled_through_temporal(self) -> Ending:
+        """A Temporal cancel request: undo what can be undone."""
+        self.warn("cancelled through Temporal")
+        return Ending(Phase.CANCELLED)
 
     async def _run(self, input: RunInput) -> Ending:
         # A schedule's run (or a drift's apply): what Temporal says about the schedule, before admission.

@@ -5,9 +5,11 @@ Both are brought up to date once per activation, when the workflow next waits, n
 Entering a phase, recording the plan and entering the next phase in one workflow task were an
 upsert of every attribute each: a history event and a visibility write for the server, three
 times over where one says it all. Now a run upserts what changed since its last upsert; its first
-upsert sets every attribute, so a caller's start-time values never stand. The current details
-(markdown, rendered from the whole state) are rendered once per activation too; they are not
-in the history, so that needs no patch.
+upsert sets every attribute, so a caller's start-time values do not stand once the run has its
+settings. A workflow task has one activation, unless it waits on a local activity (a schedule's
+run asks Temporal about its schedule before planning): then each activation upserts what it
+changed. The current details (markdown, rendered from the whole state) are rendered once per
+activation too; they are not in the history, so that needs no patch.
 
 Runs started before this replay as they ran: every change upserted every attribute at once.
 """
@@ -37,14 +39,27 @@ _NEVER_SET = object()
 class RunVisibility:
     def __init__(self, details: Callable[[], str]) -> None:
         self._details = details  # the current details, rendered from the run's state as it is now
+        self._batched: bool | None = None  # decided in the run's first activation
         self._details_due = False
         self._pending: dict[str, Any] = {}
         self._published: dict[str, Any] = {}
         self._flush_scheduled = False
+        self._failed: Exception | None = None  # a flush's error, raised where the workflow calls next
+
+    def decide(self) -> None:
+        """In the run's first activation, before any local activity (see `admission.decide_patches`)."""
+        self._batched = workflow.patched(ONCE_PER_ACTIVATION)
+
+    @property
+    def batched(self) -> bool:
+        """Was the run started by this code (it upserts once per activation)?"""
+        assert self._batched is not None, "decided in the run's first activation"
+        return self._batched
 
     def publish(self, values: dict[str, Any]) -> None:
         """Set these search attributes (by name) once the workflow next waits."""
-        if not workflow.patched(ONCE_PER_ACTIVATION):
+        self._raise_failure()
+        if not self.batched:
             workflow.upsert_search_attributes(_updates(values))
             return
         self._pending.update(values)
@@ -52,26 +67,41 @@ class RunVisibility:
 
     def describe(self) -> None:
         """The state changed: render the current details again once the workflow next waits."""
+        self._raise_failure()
         self._details_due = True
         self._flush_soon()
 
     def flush(self) -> None:
         """Bring both up to date now: before the run closes or continues as new, nothing may follow."""
+        self._raise_failure()
         self._flush_scheduled = False
         if self._details_due:
-            self._details_due = False
             workflow.set_current_details(self._details())
-        pending, self._pending = self._pending, {}
-        changed = {name: value for name, value in pending.items() if self._published.get(name, _NEVER_SET) != value}
+            self._details_due = False
+        published = self._published
+        changed = {name: value for name, value in self._pending.items() if published.get(name, _NEVER_SET) != value}
         if changed:
             workflow.upsert_search_attributes(_updates(changed))
             self._published.update(changed)
+        self._pending.clear()
 
     def _flush_soon(self) -> None:
         """After the running coroutine yields, still in this activation: its commands stay in this workflow task."""
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
+            asyncio.get_running_loop().call_soon(self._scheduled_flush)
+
+    def _scheduled_flush(self) -> None:
+        # The loop only logs a callback's exception: keep it, so that the workflow's next call here
+        # (at the latest the flush before the run closes) fails the workflow task, visibly.
+        try:
+            self.flush()
+        except Exception as exc:
+            self._failed = exc
+
+    def _raise_failure(self) -> None:
+        if self._failed is not None:
+            raise self._failed
 
 
 def _updates(values: dict[str, Any]) -> list[SearchAttributeUpdate[Any]]:

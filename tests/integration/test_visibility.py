@@ -1,4 +1,4 @@
-"""What a run shows in Temporal's visibility: one upsert per workflow task at most, of what changed.
+"""What a run shows in Temporal's visibility: one upsert per activation at most, of what changed.
 
 On the dev server (the time-skipping server has no custom search attributes).
 """
@@ -76,16 +76,17 @@ async def test_an_approved_rotation_upserts_once_per_task_and_only_what_changed(
     assert seen == shown(await handle.describe())
 
 
-async def test_a_callers_start_time_search_attributes_never_stand(
-    stack: Stack, client: Client, task_queue: str
-) -> None:
-    """A raw start claiming another phase, plan and drift: the run's first upsert sets its own."""
-    _, _, _, request = await seeded_request(stack, "dev")
+FORGED = {sa.PHASE: "succeeded", sa.PLAN_HASH: "f" * 64, sa.KIND: "BackfillTable", sa.REQUESTER: "mallory"}
+
+
+async def start_forged(client: Client, task_queue: str, request: Any) -> WorkflowHandle[Any, RunState]:
+    """A raw start claiming another phase, plan, kind, requester and drift."""
     workflow_id = f"forged-{uuid.uuid4().hex[:8]}"
-    forged = {sa.PHASE: "succeeded", sa.PLAN_HASH: "f" * 64, sa.KIND: "BackfillTable", sa.REQUESTER: "mallory"}
-    pairs = [SearchAttributePair(SearchAttributeKey.for_keyword(k), v) for k, v in forged.items()]
+    pairs: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(SearchAttributeKey.for_keyword(k), v) for k, v in FORGED.items()
+    ]
     pairs.append(SearchAttributePair(SearchAttributeKey.for_bool(sa.DRIFT), True))
-    result = await client.execute_workflow(
+    return await client.start_workflow(
         request.kind,
         KEYRING.sign_request(RunInput(request=request), workflow_id),
         id=workflow_id,
@@ -93,8 +94,32 @@ async def test_a_callers_start_time_search_attributes_never_stand(
         search_attributes=TypedSearchAttributes(pairs),
         result_type=RunState,
     )
+
+
+async def test_a_callers_start_time_search_attributes_never_stand(
+    stack: Stack, client: Client, task_queue: str
+) -> None:
+    """The run's first upsert sets its own values."""
+    _, _, _, request = await seeded_request(stack, "dev")
+    handle = await start_forged(client, task_queue, request)
+    result = await handle.result()
     assert Phase.SUCCEEDED == result.phase, result.failure
-    described = shown(await client.get_workflow_handle(workflow_id).describe())
+    described = shown(await handle.describe())
     expected = {sa.PHASE: "succeeded", sa.PLAN_HASH: result.plan_hash, sa.KIND: request.kind, sa.DRIFT: False}
     assert expected == {name: described[name] for name in expected}
     assert request.metadata.requester == described[sa.REQUESTER]
+
+
+async def test_a_run_cancelled_while_its_policy_loads_shows_it_was_cancelled(
+    stack: Stack, client: Client, task_queue: str
+) -> None:
+    """Cancelled at once (in its first workflow task's policy read): it still ends through the
+    lifecycle and sets its own values; it used to close as Temporal's Canceled with the forged ones."""
+    _, _, _, request = await seeded_request(stack, "prod")
+    handle = await start_forged(client, task_queue, request)
+    await handle.cancel()
+    result = await handle.result()
+    assert (Phase.CANCELLED, []) == (result.phase, result.changed)
+    described = shown(await handle.describe())
+    expected = {sa.PHASE: "cancelled", sa.KIND: request.kind, sa.REQUESTER: "alice", sa.DRIFT: False}
+    assert expected == {name: described[name] for name in expected}
