@@ -181,7 +181,7 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
             self._settings = continued.settings if continued else await admission.resolve_settings(input)
         except asyncio.CancelledError:
             if not self.visibility.batched:
-                raise  # a run started before this closed as the cancel found it, unseen
+                raise  # a run without the visibility patch closed as the cancel found it, unseen
             # Cancelled while the policy loads: the run still ends through `finish`, and shows it.
             cancelled = True
             self._settings = await admission.resolve_settings(input)

@@ -37,6 +37,11 @@ _NEVER_SET = object()
 
 
 class RunVisibility:
+    """What can fail is done where the workflow calls: an attribute's name and type are checked in
+    `publish`, so a mistake fails that workflow task as before. The flush then cannot fail (the
+    loop would only log it, and the task would be committed without its upsert); the current
+    details, which are not in the history, fall back to a line saying they could not be rendered."""
+
     def __init__(self, details: Callable[[], str]) -> None:
         self._details = details  # the current details, rendered from the run's state as it is now
         self._batched: bool | None = None  # decided in the run's first activation
@@ -44,7 +49,6 @@ class RunVisibility:
         self._pending: dict[str, Any] = {}
         self._published: dict[str, Any] = {}
         self._flush_scheduled = False
-        self._failed: Exception | None = None  # a flush's error, raised where the workflow calls next
 
     def decide(self) -> None:
         """In the run's first activation, before any local activity (see `admission.decide_patches`)."""
@@ -52,57 +56,58 @@ class RunVisibility:
 
     @property
     def batched(self) -> bool:
-        """Was the run started by this code (it upserts once per activation)?"""
+        """Has the run this patch (it upserts once per activation, and a cancel while its policy loads
+        ends through the lifecycle)?"""
         assert self._batched is not None, "decided in the run's first activation"
         return self._batched
 
     def publish(self, values: dict[str, Any]) -> None:
         """Set these search attributes (by name) once the workflow next waits."""
-        self._raise_failure()
+        updates = _updates(values)  # checked now: a wrong name or type fails this workflow task
         if not self.batched:
-            workflow.upsert_search_attributes(_updates(values))
+            workflow.upsert_search_attributes(updates)
             return
         self._pending.update(values)
         self._flush_soon()
 
     def describe(self) -> None:
         """The state changed: render the current details again once the workflow next waits."""
-        self._raise_failure()
         self._details_due = True
         self._flush_soon()
 
     def flush(self) -> None:
         """Bring both up to date now: before the run closes or continues as new, nothing may follow."""
-        self._raise_failure()
         self._flush_scheduled = False
-        if self._details_due:
-            workflow.set_current_details(self._details())
-            self._details_due = False
         published = self._published
         changed = {name: value for name, value in self._pending.items() if published.get(name, _NEVER_SET) != value}
+        self._pending.clear()
         if changed:
             workflow.upsert_search_attributes(_updates(changed))
-            self._published.update(changed)
-        self._pending.clear()
+            published.update(changed)
+        if self._details_due:
+            self._details_due = False
+            workflow.set_current_details(self._rendered())
+
+    def _rendered(self) -> str:
+        try:
+            return self._details()
+        except Exception:  # a person's view of the run; the run goes on, and its state query answers
+            workflow.logger.exception("the run's current details could not be rendered")
+            return "The run's details could not be rendered; `opsctl status` shows its state."
 
     def _flush_soon(self) -> None:
         """After the running coroutine yields, still in this activation: its commands stay in this workflow task."""
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._scheduled_flush)
-
-    def _scheduled_flush(self) -> None:
-        # The loop only logs a callback's exception: keep it, so that the workflow's next call here
-        # (at the latest the flush before the run closes) fails the workflow task, visibly.
-        try:
-            self.flush()
-        except Exception as exc:
-            self._failed = exc
-
-    def _raise_failure(self) -> None:
-        if self._failed is not None:
-            raise self._failed
+            asyncio.get_running_loop().call_soon(self.flush)
 
 
 def _updates(values: dict[str, Any]) -> list[SearchAttributeUpdate[Any]]:
-    return [_KEYS[name].value_set(value) for name, value in values.items()]
+    """Raises KeyError for a name opsctl has not registered, TypeError for a value of the wrong type."""
+    updates = []
+    for name, value in values.items():
+        key: SearchAttributeKey[Any] = _KEYS[name]
+        if not isinstance(value, key.origin_value_type):
+            raise TypeError(f"search attribute {name} takes {key.origin_value_type.__name__}, not {value!r}")
+        updates.append(key.value_set(value))
+    return updates

@@ -12,6 +12,7 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.worker import Worker
 
 from client.devstack import Stack
 from client.runs import decide, start_run, wait_for
@@ -20,6 +21,8 @@ from contracts.phases import Phase
 from contracts.run import Decision, DecisionInput, RunInput, RunState
 from tests.identities import KEYRING
 from tests.integration.test_rotate_credential import seeded_request
+from worker.main import build_worker
+from worker.settings import WorkerSettings
 
 CHANGE_VERSION = "TemporalChangeVersion"  # Temporal's own, upserted with each patch marker
 
@@ -110,16 +113,37 @@ async def test_a_callers_start_time_search_attributes_never_stand(
     assert request.metadata.requester == described[sa.REQUESTER]
 
 
-async def test_a_run_cancelled_while_its_policy_loads_shows_it_was_cancelled(
-    stack: Stack, client: Client, task_queue: str
-) -> None:
-    """Cancelled at once (in its first workflow task's policy read): it still ends through the
-    lifecycle and sets its own values; it used to close as Temporal's Canceled with the forged ones."""
-    _, _, _, request = await seeded_request(stack, "prod")
-    handle = await start_forged(client, task_queue, request)
-    await handle.cancel()
+def worker_for(client: Client, settings: WorkerSettings, queue: str) -> Worker:
+    """The production worker, on `queue`."""
+    temporal = settings.temporal.model_copy(update={"task_queue": queue})
+    return build_worker(client, settings.model_copy(update={"temporal": temporal}))
+
+
+async def cancelled_in_its_policy_read(handle: WorkflowHandle[Any, RunState], request: Any) -> None:
     result = await handle.result()
-    assert (Phase.CANCELLED, []) == (result.phase, result.changed)
+    assert (Phase.CANCELLED, []) == (result.phase, result.changed), result.failure
     described = shown(await handle.describe())
-    expected = {sa.PHASE: "cancelled", sa.KIND: request.kind, sa.REQUESTER: "alice", sa.DRIFT: False}
+    expected = {sa.PHASE: "cancelled", sa.KIND: request.kind, sa.REQUESTER: "alice", sa.DRIFT: False, sa.PLAN_HASH: ""}
     assert expected == {name: described[name] for name in expected}
+    events = json.loads((await handle.fetch_history()).to_json())["events"]
+    markers = [e["markerRecordedEventAttributes"]["markerName"] for e in events if "markerRecordedEventAttributes" in e]
+    assert 2 == markers.count("core_local_activity"), markers  # the cancelled read, and the one after it
+    assert not any("ACTIVITY_TASK_SCHEDULED" in e["eventType"] for e in events), "it never planned"
+
+
+async def test_a_run_cancelled_before_its_first_task_shows_it_was_cancelled(
+    stack: Stack, client: Client, worker_settings: WorkerSettings
+) -> None:
+    """Start and cancel in its first activation: the policy read is cancelled before it runs. The run
+    used to close as Temporal's Canceled with the caller's forged values standing."""
+    _, _, _, request = await seeded_request(stack, "prod")
+    queue = f"test-{uuid.uuid4().hex[:8]}"  # nobody polls it yet
+    handle = await start_forged(client, queue, request)
+    await handle.cancel()
+    async with worker_for(client, worker_settings, queue):
+        await cancelled_in_its_policy_read(handle, request)
+    events = json.loads((await handle.fetch_history()).to_json())["events"]
+    types = [e["eventType"] for e in events]
+    assert types.index("EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED") < types.index(
+        "EVENT_TYPE_WORKFLOW_TASK_STARTED"
+    )
