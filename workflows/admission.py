@@ -14,7 +14,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, FailureError
 
-from workflows import scheduled, visibility
+from workflows import patches, scheduled
 from workflows.ending import stop
 
 with workflow.unsafe.imports_passed_through():
@@ -32,8 +32,6 @@ with workflow.unsafe.imports_passed_through():
 REFUSE_WORKFLOW_TIMEOUTS = "admission-refuses-workflow-timeouts"
 # Runs started before deprecated versions were judged here replay without that judgement.
 JUDGE_DEPRECATED_VERSIONS = "admission-judges-deprecated-versions"
-# Runs started before admission's patches were decided up front decide them where they are asked.
-PATCHES_FIRST = "admission-decides-patches-first"
 POLICY_TIMEOUT = timedelta(seconds=10)  # a local read of the worker's loaded policy set
 # A few tries, not forever: the answer is in memory, so failing to get it is not transient.
 POLICY_RETRY = RetryPolicy(maximum_attempts=3)
@@ -58,11 +56,9 @@ def decide_patches(input: RunInput) -> None:
     (TMPRL1100) and the run is wedged. `workflow.patched` remembers its answer, so the later
     calls, under the same conditions, return what was decided here and record nothing more.
 
-    A run records one of the patches that change it from its first task on, the newest: each
-    marker costs the run an event and an upsert of TemporalChangeVersion, and a newer one implies
-    the ones before it (visibility's patch came after this one).
+    Runs started before admission's patches were decided up front decide them where they are asked.
     """
-    if not (workflow.patched(visibility.ONCE_PER_ACTIVATION) or workflow.patched(PATCHES_FIRST)):
+    if not patches.has(patches.PATCHES_FIRST):
         return  # a run started before this replays as it ran
     if input.schedule is not None:
         workflow.patched(scheduled.SCHEDULED_RUNS)

@@ -21,7 +21,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, CancelledError
 from temporalio.workflow import ActivityCancellationType
 
-from workflows import admission, gate, run_metrics, scheduled
+from workflows import admission, gate, patches, run_metrics, scheduled
 from workflows.decisions import DecisionHandlers
 from workflows.ending import Ending, Stop, classify, default_next, stop
 from workflows.run_record import RunRecord
@@ -90,6 +90,8 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
     _record: RunRecord | None = None
     _settings: RunSettings | None = None  # the worker's answer, once the run has it
     _visibility: RunVisibility | None = None
+    _keeps_temporal_cancels = False  # decided in the run's first activation (`patches`)
+    _temporal_cancel_kept = False  # the run has acted on Temporal's cancel request
 
     # ---- what an operation writes -------------------------------------------------
 
@@ -173,9 +175,11 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
                 state, left, entered, stayed, served=self._served()
             ),
         )
+        patches.decide()
         if not continued:
             admission.decide_patches(input)
         self.visibility.decide()
+        self._keeps_temporal_cancels = patches.has(patches.KEEPS_TEMPORAL_CANCELS)
         cancelled = False
         try:
             self._settings = continued.settings if continued else await admission.resolve_settings(input)
@@ -205,8 +209,28 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
 
     def _cancelled_through_temporal(self) -> Ending:
         """A Temporal cancel request: undo what can be undone."""
+        self._temporal_cancel_kept = True
         self.warn("cancelled through Temporal")
         return Ending(Phase.CANCELLED)
+
+    def _keep_a_temporal_cancel(self) -> None:
+        """After an activity: a Temporal cancel that came while it ran, and that it finished anyway.
+
+        Temporal asked the activity to stop; one that had no heartbeat left to hear it returns its
+        result, and the run's code never sees the cancel. It is kept as the run's cancel request,
+        judged like `opsctl cancel`, and honoured at the next safe point like one.
+        """
+        if not self._keeps_temporal_cancels or self._temporal_cancel_kept:
+            return
+        reason = workflow.cancellation_reason()
+        if reason is None:
+            return
+        self._temporal_cancel_kept = True
+        decision = self.record.cancel_through_temporal(reason)
+        if decision.accepted:
+            self.warn("cancelled through Temporal")
+        else:
+            self.warn(f"a cancel through Temporal was refused: {decision.reason}")
 
     async def _run(self, input: RunInput) -> Ending:
         # A schedule's run (or a drift's apply): what Temporal says about the schedule, before admission.
@@ -228,6 +252,8 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
                     input, self.record.state, planned, started, self._publish, self.warn, submit=False
                 )
             raise
+        if self._keeps_temporal_cancels and self.record.cancel_request is not None:
+            return Ending(Phase.CANCELLED)  # cancelled while planning: nothing follows the plan
         if input.mode is Mode.DRY_RUN:
             if started is None:
                 return Ending(Phase.PLANNED)
@@ -420,20 +446,32 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
                     def stopped_or_cancelled(running: asyncio.Future[Any] = running) -> bool:
                         return running.done() or self.record.cancel_request is not None
 
-                    await workflow.wait_condition(stopped_or_cancelled)
+                    try:
+                        await workflow.wait_condition(stopped_or_cancelled)
+                    except asyncio.CancelledError:  # a Temporal cancel: the step stops before anything undoes it
+                        if not self._keeps_temporal_cancels:
+                            raise
+                        await self._stop_step(running, step)
+                        raise Stop(self._cancelled_through_temporal()) from None
                     if not running.done():
-                        running.cancel()
-                        with contextlib.suppress(ActivityError, asyncio.CancelledError):
-                            await running
-                        self._interrupted(step)
+                        await self._stop_step(running, step)
                         raise Stop(Ending(Phase.CANCELLED))
-                return await running
+                result = await running
+                self._keep_a_temporal_cancel()
+                return result
             except ActivityError as err:
                 if isinstance(err.cause, CancelledError):  # the run itself was cancelled in Temporal
-                    self.warn("cancelled through Temporal")
+                    if not self._keeps_temporal_cancels:
+                        ending = self._cancelled_through_temporal()
+                    else:
+                        self._keep_a_temporal_cancel()
+                        if self.record.cancel_request is None or self.record.state.phase is Phase.COMPENSATING:
+                            continue  # refused where `opsctl cancel` is (verify, undoing): the activity runs again
+                        ending = Ending(Phase.CANCELLED)
                     if self.record.state.phase is Phase.APPLYING:
                         self._interrupted(step)
-                    raise Stop(Ending(Phase.CANCELLED)) from None
+                    raise Stop(ending) from None
+                self._keep_a_temporal_cancel()
                 failure = classify(step, err)
                 if failure.kind is not FailureKind.UNKNOWN:
                     raise Stop(Ending(Phase.FAILED, failure)) from None
@@ -449,6 +487,13 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
         policy = self.record.policy
         seconds = self.settings.retry_window_seconds or (policy.retry_window_seconds if policy else RETRY_WINDOW)
         return timedelta(seconds=seconds)
+
+    async def _stop_step(self, running: asyncio.Future[Any], step: str) -> None:
+        """Cancel a running step and wait until its activity has stopped: what it did counts as partial."""
+        running.cancel()
+        with contextlib.suppress(ActivityError, asyncio.CancelledError):
+            await running
+        self._interrupted(step)
 
     def _interrupted(self, step: str) -> None:
         """A step stopped half-way may have changed things: count it, so the report says partial."""

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.request import describe_validation_error
     from contracts.run import Decision, DecisionInput, DecisionRecord, ResolveInput, Resource, RunState
 
+TEMPORAL = "temporal"  # who sent a cancel that came through Temporal itself, and how
 _CANCEL_TOO_LATE = {Phase.VERIFYING, Phase.AWAITING_REVIEW, Phase.REVIEW_OVERDUE}
 _REVIEWING = (Phase.AWAITING_REVIEW, Phase.REVIEW_OVERDUE)
 
@@ -338,18 +339,42 @@ class RunRecord:
                 accepted=waiting, reason="rejected" if waiting else f"nothing to reject in phase {phase.value}"
             )
         if decision is Decision.CANCEL:
-            if self.cancel_request is not None:
-                return refuse(f"a cancel is already requested (by {self.cancel_request.actor})")
-            if self.compensation_started:
-                return refuse("already undoing the applied changes")
-            if phase.terminal or phase in _CANCEL_TOO_LATE:
-                return refuse(f"cannot cancel in phase {phase.value}")
-            return Verdict(accepted=True, reason="cancel requested: stopping at the next safe point")
+            return self._judge_cancel()
         if phase is not Phase.NEEDS_REVIEW:
             return refuse(f"nothing to resolve in phase {phase.value}")
         return judge_resolution(
             self.policy, actor=input.actor, resolution=decision.value, requester=self.state.requester
         )
+
+    def _judge_cancel(self) -> Verdict:
+        phase = self.state.phase
+        if self.cancel_request is not None:
+            return refuse(f"a cancel is already requested (by {self.cancel_request.actor})")
+        if self.compensation_started:
+            return refuse("already undoing the applied changes")
+        if phase.terminal or phase in _CANCEL_TOO_LATE:
+            return refuse(f"cannot cancel in phase {phase.value}")
+        return Verdict(accepted=True, reason="cancel requested: stopping at the next safe point")
+
+    def cancel_through_temporal(self, reason: str) -> DecisionRecord:
+        """A cancel Temporal delivered (the Web UI's button, `temporal workflow cancel`), kept as a decision.
+
+        Judged like `opsctl cancel`, without an identity to check: Temporal admitted the request
+        (its namespace permissions), and the run says so (actor and via "temporal").
+        """
+        verdict = self._judge_cancel()
+        record = DecisionRecord(
+            decision=Decision.CANCEL,
+            actor=TEMPORAL,
+            plan_hash="",
+            comment=_clip(reason, 1000),
+            attempt_id="",
+            accepted=verdict.accepted,
+            reason=verdict.reason,
+            at=self._clock(),
+            via=TEMPORAL,
+        )
+        return self._keep(record)
 
     def _accepted(self, *decisions: Decision, since: int = 0) -> list[DecisionRecord]:
         return [d for d in self.state.decisions[since:] if d.accepted and d.decision in decisions]

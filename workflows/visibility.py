@@ -23,11 +23,10 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
 
+from workflows import patches
+
 with workflow.unsafe.imports_passed_through():
     from contracts.search_attributes import SEARCH_ATTRIBUTES
-
-# Decided with admission's patches, before the run's first local activity (`admission.decide_patches`).
-ONCE_PER_ACTIVATION = "search-attributes-once-per-activation"
 
 _KEYS = {
     name: SearchAttributeKey.for_bool(name) if kind == "Bool" else SearchAttributeKey.for_keyword(name)
@@ -51,8 +50,8 @@ class RunVisibility:
         self._flush_scheduled = False
 
     def decide(self) -> None:
-        """In the run's first activation, before any local activity (see `admission.decide_patches`)."""
-        self._batched = workflow.patched(ONCE_PER_ACTIVATION)
+        """In the run's first activation, after `patches.decide`."""
+        self._batched = patches.has(patches.ONCE_PER_ACTIVATION)
 
     @property
     def batched(self) -> bool:

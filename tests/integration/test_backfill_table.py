@@ -349,3 +349,25 @@ async def test_a_role_that_cannot_keep_progress_is_refused_at_plan_time(
     assert "validation" == result.failure.kind.value
     assert f"grant it CREATE on schema {schema_name}" in result.failure.message
     assert 10 == (await sql(databases, f"SELECT count(*) FROM {table} WHERE email_lower IS NULL"))[0]
+
+
+async def test_a_temporal_cancel_stops_a_running_backfill_before_counting_what_stays(
+    client: Client, databases: Databases, queue: str
+) -> None:
+    """The Web UI's cancel (a Temporal cancel) also stops the batch step first: what the run reports as
+    done is what the table holds once the run has closed."""
+    table = await make_table(databases, 1000)
+    handle, _ = await start_run(
+        client, backfill_request(table, batchSize=50, maxRowsPerSecond=250), task_queue=queue, keys=KEYRING
+    )
+    await until(lambda: _done_at_least(databases, table, 100))
+    await handle.cancel()
+    result = await asyncio.wait_for(handle.result(), timeout=30)
+
+    done = (await counts(databases, table))["done"]
+    assert Phase.CANCELLED == result.phase
+    assert "cancelled through Temporal" in result.warnings
+    assert 100 <= done < 1000, "stopped mid-range, batches done so far stay done"
+    assert f"not undone: {done:,} rows of {table} already backfilled keep their new email_lower" in result.warnings
+    await asyncio.sleep(1)
+    assert done == (await counts(databases, table))["done"], "nothing runs after the cancel"

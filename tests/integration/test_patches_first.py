@@ -24,13 +24,13 @@ from contracts.run import RunInput, RunState
 from tests.identities import policy_activities
 from tests.workflows.test_sweep_versions import V1_SPEC, FakeSweep, request
 from worker.converter import DATA_CONVERTER
-from workflows.admission import JUDGE_DEPRECATED_VERSIONS, PATCHES_FIRST
+from workflows.admission import JUDGE_DEPRECATED_VERSIONS
+from workflows.patches import FIRST_TASK, KEEPS_TEMPORAL_CANCELS
 from workflows.sweep_volumes import SweepStaleVolumes
-from workflows.visibility import ONCE_PER_ACTIVATION
 
 HISTORIES = Path(__file__).parents[1] / "workflows" / "histories"
 # The patches a run records first, when admission decides its patches first: one of them, the newest.
-DECIDING_FIRST = {PATCHES_FIRST, ONCE_PER_ACTIVATION}
+DECIDING_FIRST = set(FIRST_TASK)
 
 RUNS = 4
 
@@ -83,7 +83,7 @@ async def test_a_v1_sweep_queried_from_its_start_replays_and_decides_its_patches
             history = await handle.fetch_history()
             events = json.loads(history.to_json())["events"]
             markers = markers_of_the_first_task(events)
-            assert [ONCE_PER_ACTIVATION, JUDGE_DEPRECATED_VERSIONS, "core_local_activity"] == markers[:3], markers
+            assert [KEEPS_TEMPORAL_CANCELS, JUDGE_DEPRECATED_VERSIONS, "core_local_activity"] == markers[:3], markers
             await replayer.replay_workflow(history)  # raises on nondeterminism
 
 

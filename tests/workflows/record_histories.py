@@ -13,16 +13,18 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from temporalio import activity
 from temporalio.client import WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.rotate_credential import RotationStepInput, StepResult
 from contracts.phases import Phase
 from contracts.run import Decision, DecisionInput, ResolveInput, RunState
 from tests.identities import KEYRING, policy_activities
 from tests.workflows.conftest import time_skipping_server
-from tests.workflows.test_lifecycle import FakeRotation, run_input, send, until_phase
+from tests.workflows.test_lifecycle import FakeRotation, cancel_requested, run_input, send, until_phase
 from worker.converter import DATA_CONVERTER
 from workflows.policy_probe import PolicyProbe
 from workflows.rotate_credential import RotateDbCredential
@@ -96,6 +98,27 @@ async def nothing(env: WorkflowEnvironment, handle: Handle) -> None:
     del env, handle
 
 
+class UnheedingSetPassword(FakeRotation):
+    """Its set_password never heartbeats: it finishes after Temporal's cancel has reached it."""
+
+    started = asyncio.Event()
+    release = asyncio.Event()
+
+    @activity.defn(name="rotate_credential.set_password")
+    async def set_password(self, input: RotationStepInput) -> StepResult:
+        UnheedingSetPassword.started.set()
+        await UnheedingSetPassword.release.wait()
+        return await FakeRotation.set_password(self, input)
+
+
+async def cancel_through_temporal(env: WorkflowEnvironment, handle: Handle) -> None:
+    del env
+    await asyncio.wait_for(UnheedingSetPassword.started.wait(), timeout=10)
+    await handle.cancel()
+    await cancel_requested(handle, "rotate_credential.set_password")
+    UnheedingSetPassword.release.set()
+
+
 def unknown_once() -> FakeRotation:
     return FakeRotation(failures={"set_password": [ApplicationError("reset", type="unknown", non_retryable=True)]})
 
@@ -105,6 +128,7 @@ SCENARIOS: dict[str, dict[str, object]] = {
     "approved_by_update": {"fake": FakeRotation, "input": run_input("prod"), "drive": approve_by_update},
     "expired": {"fake": FakeRotation, "input": run_input("prod"), "drive": nothing},
     "review_retry": {"fake": unknown_once, "input": run_input("dev"), "drive": retry_review},
+    "temporal_cancel": {"fake": UnheedingSetPassword, "input": run_input("dev"), "drive": cancel_through_temporal},
 }
 
 if __name__ == "__main__":

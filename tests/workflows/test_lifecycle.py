@@ -187,8 +187,16 @@ async def until_phase(handle: WorkflowHandle[Any, RunState], phase: Phase) -> Ru
     raise AssertionError(f"never reached {phase}; last phase {state.phase}")
 
 
-def worker(env: WorkflowEnvironment, fake: FakeRotation, queue: str) -> Worker:
-    return Worker(env.client, task_queue=queue, workflows=[RotateDbCredential], activities=fake.activities())
+def worker(env: WorkflowEnvironment, fake: FakeRotation, queue: str, **replaced: Any) -> Worker:
+    """`fake`'s activities, those named in `replaced` (`promote=...`) swapped; heartbeats reach Temporal at once."""
+    activities = [a for a in fake.activities() if all(a != getattr(fake, name) for name in replaced)]
+    return Worker(
+        env.client,
+        task_queue=queue,
+        workflows=[RotateDbCredential],
+        activities=[*activities, *replaced.values()],
+        max_heartbeat_throttle_interval=timedelta(milliseconds=100),
+    )
 
 
 async def test_an_unapproved_run_expires_at_its_deadline_without_mutating(env: WorkflowEnvironment) -> None:
@@ -376,14 +384,7 @@ async def test_a_temporal_cancel_during_a_step_compensates_and_ends_cancelled(en
             await asyncio.sleep(0.05)
 
     fake, queue = FakeRotation(), uuid.uuid4().hex
-    activities = [a for a in fake.activities() if a != fake.promote] + [endless_promote]
-    async with Worker(
-        env.client,
-        task_queue=queue,
-        workflows=[RotateDbCredential],
-        activities=activities,
-        max_heartbeat_throttle_interval=timedelta(milliseconds=100),
-    ):
+    async with worker(env, fake, queue, promote=endless_promote):
         handle = await start(env, fake, queue, run_input("dev"))
         await asyncio.wait_for(started.wait(), timeout=10)
         await handle.cancel()
@@ -550,3 +551,97 @@ async def test_a_rotation_that_ends_with_a_working_awscurrent_is_not_sent_to_rep
     assert "diagnose" in fake.calls
     assert "need repair" not in result.next_action
     assert not any(item.startswith("at the end:") for item in result.uncertain)
+
+
+async def cancel_requested(handle: WorkflowHandle[Any, RunState], activity_type: str) -> None:
+    """Until the run has asked Temporal to cancel its running `activity_type` (the cancel reached it)."""
+    for _ in range(200):
+        scheduled: dict[int, str] = {}
+        async for event in handle.fetch_history_events():
+            attributes = event.activity_task_scheduled_event_attributes
+            if event.HasField("activity_task_scheduled_event_attributes"):
+                scheduled[event.event_id] = attributes.activity_type.name
+            if event.HasField("activity_task_cancel_requested_event_attributes"):
+                requested = event.activity_task_cancel_requested_event_attributes.scheduled_event_id
+                if scheduled.get(requested) == activity_type:
+                    return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the run never asked to cancel {activity_type}")
+
+
+async def cancelled_while_it_finishes(
+    env: WorkflowEnvironment, name: str, input: RunInput
+) -> tuple[RunState, FakeRotation]:
+    """Cancel the run through Temporal while `name` runs as an activity that never heartbeats: it
+    finishes once the cancel has reached it (Temporal asked it to stop), whatever the run asked."""
+    fake, queue = FakeRotation(), uuid.uuid4().hex
+    started, release = asyncio.Event(), asyncio.Event()
+    original = getattr(fake, name)
+
+    @activity.defn(name=f"rotate_credential.{name}")
+    async def unheeding(input: Any) -> Any:
+        started.set()
+        await release.wait()
+        return await original(input)
+
+    unheeding.__annotations__["input"] = original.__annotations__["input"]
+    unheeding.__annotations__["return"] = original.__annotations__["return"]
+    async with worker(env, fake, queue, **{name: unheeding}):
+        handle = await start(env, fake, queue, input)
+        await asyncio.wait_for(started.wait(), timeout=10)
+        await handle.cancel()
+        await cancel_requested(handle, f"rotate_credential.{name}")
+        release.set()
+        return await asyncio.wait_for(handle.result(), timeout=20), fake
+
+
+async def test_a_temporal_cancel_while_the_plan_runs_ends_the_run_once_the_plan_is_back(
+    env: WorkflowEnvironment,
+) -> None:
+    """The plan activity does not heartbeat, so it finishes and hands its plan back: the run must still
+    end cancelled, not wait for approvals nobody will give."""
+    result, fake = await cancelled_while_it_finishes(env, "plan", run_input())
+    assert Phase.CANCELLED == result.phase
+    assert ["plan"] == fake.calls
+    assert "cancelled through Temporal" in result.warnings
+    [kept] = [d for d in result.decisions if d.via == "temporal"]
+    assert kept.accepted
+    assert "temporal" == kept.actor
+
+
+async def test_a_temporal_cancel_during_a_step_that_finishes_anyway_stops_before_the_next_and_compensates(
+    env: WorkflowEnvironment,
+) -> None:
+    result, fake = await cancelled_while_it_finishes(env, "set_password", run_input("dev"))
+    assert Phase.CANCELLED == result.phase
+    assert "promote" not in fake.calls
+    assert "compensate" == fake.calls[-1]
+    assert "cancelled through Temporal" in result.warnings
+
+
+async def test_a_temporal_cancel_during_verify_is_refused_like_opsctl_cancel_and_verify_runs_again(
+    env: WorkflowEnvironment,
+) -> None:
+    """Apply is done: undoing a finished rotation because a verify probe was slow is not a cancel."""
+    fake, queue = FakeRotation(), uuid.uuid4().hex
+    started = asyncio.Event()
+
+    @activity.defn(name="rotate_credential.verify")
+    async def heartbeating_verify(input: RotationStepInput) -> VerifyRotationResult:
+        if not started.is_set():
+            started.set()
+            while True:  # the first attempt, until the cancel reaches it
+                activity.heartbeat()
+                await asyncio.sleep(0.05)
+        return await fake.verify(input)
+
+    async with worker(env, fake, queue, verify=heartbeating_verify):
+        handle = await start(env, fake, queue, run_input("dev"))
+        await asyncio.wait_for(started.wait(), timeout=10)
+        await handle.cancel()
+        result = await asyncio.wait_for(handle.result(), timeout=20)
+    assert Phase.SUCCEEDED == result.phase
+    assert "compensate" not in fake.calls
+    assert "a cancel through Temporal was refused: cannot cancel in phase verifying" in result.warnings
+    [refused] = [d for d in result.decisions if d.via == "temporal"]
+    assert not refused.accepted
