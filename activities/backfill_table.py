@@ -336,6 +336,8 @@ class BackfillActivities:
                 await conn.execute(progress.create)
                 await conn.execute(progress.prune)
                 committed = await conn.fetchrow(progress.read, run)
+            # For every batch after this, set once for the session (two round trips fewer per batch).
+            await conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'; SET statement_timeout = '{STATEMENT_TIMEOUT}'")
             checkpoint = None if committed is None else to_checkpoint(committed["checkpoint"], input.key_type)
             result = BackfillResult(
                 rows_updated=0 if committed is None else committed["rows_done"],
@@ -353,8 +355,6 @@ class BackfillActivities:
                 lower = input.key_min if result.checkpoint is None else str(result.checkpoint)
                 began = time.monotonic()
                 async with conn.transaction():
-                    await conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
-                    await conn.execute(f"SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}'")
                     upper = await conn.fetchval(sql.upper_bound, lower, input.key_max, spec.batch_size)
                     if upper is None:
                         await conn.execute(progress.finish, run)

@@ -371,3 +371,32 @@ async def test_a_temporal_cancel_stops_a_running_backfill_before_counting_what_s
     assert f"not undone: {done:,} rows of {table} already backfilled keep their new email_lower" in result.warnings
     await asyncio.sleep(1)
     assert done == (await counts(databases, table))["done"], "nothing runs after the cancel"
+
+
+async def test_a_batch_behind_a_held_row_lock_gives_up_at_the_lock_timeout(
+    databases: Databases, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every batch runs under the lock timeout: a row another session holds fails the attempt as
+    transient (retried by the step), it never waits behind that session."""
+    from temporalio.exceptions import ApplicationError
+    from temporalio.testing import ActivityEnvironment
+
+    from activities import backfill_table
+    from contracts.backfill_table import BackfillTableSpec
+
+    monkeypatch.setattr(backfill_table, "LOCK_TIMEOUT", "300ms")
+    table = await make_table(databases, 100)
+    spec = BackfillTableSpec.model_validate(backfill_request(table, batchSize=10).spec)
+    input = backfill_table.BackfillInput(
+        workflow_id=f"lock-{table}", spec=spec, key_type="bigint", key_min="1", key_max="100", estimated_rows=100
+    )
+    holder = await databases.connect(databases.target("app"))
+    try:
+        async with holder.transaction():
+            await holder.execute(f"SELECT * FROM {table} WHERE id = 55 FOR UPDATE")
+            with pytest.raises(ApplicationError) as raised:
+                await asyncio.wait_for(ActivityEnvironment().run(BackfillActivities(databases).backfill, input), 10)
+    finally:
+        await holder.close()
+    assert "dependency_unavailable" == raised.value.type, raised.value
+    assert 50 == (await counts(databases, table))["done"], "the batches before the locked row committed"
