@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
@@ -180,6 +180,30 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
             admission.decide_patches(input)
         self.visibility.decide()
         self._keeps_temporal_cancels = patches.has(patches.KEEPS_TEMPORAL_CANCELS)
+        if not self._keeps_temporal_cancels:
+            return await self._procedure(input, continued)
+        return await self._shielded(self._procedure(input, continued))
+
+    async def _shielded(self, procedure: Coroutine[Any, Any, RunState]) -> RunState:
+        """Run the procedure where a Temporal cancel cannot interrupt it: the cancel is kept instead.
+
+        Temporal cancels a run by cancelling whatever its main coroutine awaits: an activity half-way
+        (compensated as if applied), a review or an undo (opsctl cancel is refused there), or an
+        activity that had just finished (its result lost). Here the cancel becomes the run's cancel
+        request, judged like `opsctl cancel` and honoured at the procedure's next safe point, or
+        refused (kept, with why) where `opsctl cancel` is.
+        """
+        running = asyncio.ensure_future(procedure)
+        while True:
+            try:
+                return await asyncio.shield(running)
+            except asyncio.CancelledError:
+                if running.done():  # the procedure itself was cancelled: nothing left to shield
+                    raise
+                self._keep_a_temporal_cancel()
+
+    async def _procedure(self, input: RunInput, continued: Continuation | None) -> RunState:
+        state = self.record.state
         cancelled = False
         try:
             self._settings = continued.settings if continued else await admission.resolve_settings(input)
@@ -214,23 +238,19 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
         return Ending(Phase.CANCELLED)
 
     def _keep_a_temporal_cancel(self) -> None:
-        """After an activity: a Temporal cancel that came while it ran, and that it finished anyway.
-
-        Temporal asked the activity to stop; one that had no heartbeat left to hear it returns its
-        result, and the run's code never sees the cancel. It is kept as the run's cancel request,
-        judged like `opsctl cancel`, and honoured at the next safe point like one.
-        """
-        if not self._keeps_temporal_cancels or self._temporal_cancel_kept:
-            return
-        reason = workflow.cancellation_reason()
-        if reason is None:
+        """Temporal's cancel request, as a decision of the run's own (see `_shielded`)."""
+        if self._temporal_cancel_kept:
             return
         self._temporal_cancel_kept = True
-        decision = self.record.cancel_through_temporal(reason)
+        decision = self.record.cancel_through_temporal(workflow.cancellation_reason() or "")
         if decision.accepted:
-            self.warn("cancelled through Temporal")
+            self.warn("a cancel came through Temporal: stopping at the next safe point")
         else:
             self.warn(f"a cancel through Temporal was refused: {decision.reason}")
+
+    def _cancel_kept(self) -> bool:
+        """A safe point of runs that keep Temporal's cancels: is a cancel (either kind) in effect?"""
+        return self._keeps_temporal_cancels and self.record.cancel_request is not None
 
     async def _run(self, input: RunInput) -> Ending:
         # A schedule's run (or a drift's apply): what Temporal says about the schedule, before admission.
@@ -241,6 +261,8 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
         )
         policy = admission.admit(input, self.record.state, self.settings, started)
         spec = self._spec(input.request)
+        if self._cancel_kept():
+            return Ending(Phase.CANCELLED)  # cancelled before planning
         self.record.enter(Phase.PLANNING)
         try:
             plan = await self._plan(spec, policy)
@@ -252,7 +274,7 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
                     input, self.record.state, planned, started, self._publish, self.warn, submit=False
                 )
             raise
-        if self._keeps_temporal_cancels and self.record.cancel_request is not None:
+        if self._cancel_kept():
             return Ending(Phase.CANCELLED)  # cancelled while planning: nothing follows the plan
         if input.mode is Mode.DRY_RUN:
             if started is None:
@@ -324,6 +346,8 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
             approved_hash = self.record.state.plan_hash
             self.record.enter(Phase.REPLANNING)
             plan = await self._plan(spec, policy)
+            if self._cancel_kept():
+                raise Stop(Ending(Phase.CANCELLED))  # cancelled while re-planning
             if not plan.has_changes:
                 raise Stop(Ending(Phase.NO_CHANGES))
             if not needs_approval or self.record.state.plan_hash == approved_hash:
@@ -446,32 +470,18 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
                     def stopped_or_cancelled(running: asyncio.Future[Any] = running) -> bool:
                         return running.done() or self.record.cancel_request is not None
 
-                    try:
-                        await workflow.wait_condition(stopped_or_cancelled)
-                    except asyncio.CancelledError:  # a Temporal cancel: the step stops before anything undoes it
-                        if not self._keeps_temporal_cancels:
-                            raise
-                        await self._stop_step(running, step)
-                        raise Stop(self._cancelled_through_temporal()) from None
+                    await workflow.wait_condition(stopped_or_cancelled)
                     if not running.done():
                         await self._stop_step(running, step)
                         raise Stop(Ending(Phase.CANCELLED))
-                result = await running
-                self._keep_a_temporal_cancel()
-                return result
+                return await running
             except ActivityError as err:
-                if isinstance(err.cause, CancelledError):  # the run itself was cancelled in Temporal
-                    if not self._keeps_temporal_cancels:
-                        ending = self._cancelled_through_temporal()
-                    else:
-                        self._keep_a_temporal_cancel()
-                        if self.record.cancel_request is None or self.record.state.phase is Phase.COMPENSATING:
-                            continue  # refused where `opsctl cancel` is (verify, undoing): the activity runs again
-                        ending = Ending(Phase.CANCELLED)
+                # The run itself was cancelled in Temporal (runs started before `_shielded`).
+                if isinstance(err.cause, CancelledError):
+                    ending = self._cancelled_through_temporal()
                     if self.record.state.phase is Phase.APPLYING:
                         self._interrupted(step)
                     raise Stop(ending) from None
-                self._keep_a_temporal_cancel()
                 failure = classify(step, err)
                 if failure.kind is not FailureKind.UNKNOWN:
                     raise Stop(Ending(Phase.FAILED, failure)) from None

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from temporalio import workflow
 
-# A Temporal cancel that reaches a run while an activity finishes anyway (the Web UI's cancel
-# button, `temporal workflow cancel`) is kept as the run's cancel; before, it could be lost.
+# A Temporal cancel (the Web UI's cancel button, `temporal workflow cancel`) is kept as the run's
+# cancel decision and judged like `opsctl cancel` (`Lifecycle._shielded`); before, it interrupted
+# whatever the run awaited, and was lost when that finished anyway.
 KEEPS_TEMPORAL_CANCELS = "lifecycle-keeps-temporal-cancels"
 # Search attributes upserted once per activation (`visibility`).
 ONCE_PER_ACTIVATION = "search-attributes-once-per-activation"

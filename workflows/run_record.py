@@ -350,10 +350,10 @@ class RunRecord:
         phase = self.state.phase
         if self.cancel_request is not None:
             return refuse(f"a cancel is already requested (by {self.cancel_request.actor})")
-        if self.compensation_started:
-            return refuse("already undoing the applied changes")
         if phase.terminal or phase in _CANCEL_TOO_LATE:
             return refuse(f"cannot cancel in phase {phase.value}")
+        if self.compensation_started:
+            return refuse("already undoing the applied changes")
         return Verdict(accepted=True, reason="cancel requested: stopping at the next safe point")
 
     def cancel_through_temporal(self, reason: str) -> DecisionRecord:

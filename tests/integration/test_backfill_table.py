@@ -366,7 +366,9 @@ async def test_a_temporal_cancel_stops_a_running_backfill_before_counting_what_s
 
     done = (await counts(databases, table))["done"]
     assert Phase.CANCELLED == result.phase
-    assert "cancelled through Temporal" in result.warnings
+    assert "a cancel came through Temporal: stopping at the next safe point" in result.warnings
+    assert result.ending_decision is not None
+    assert "temporal" == result.ending_decision.via
     assert 100 <= done < 1000, "stopped mid-range, batches done so far stay done"
     assert f"not undone: {done:,} rows of {table} already backfilled keep their new email_lower" in result.warnings
     await asyncio.sleep(1)

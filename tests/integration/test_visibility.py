@@ -119,30 +119,28 @@ def worker_for(client: Client, settings: WorkerSettings, queue: str) -> Worker:
     return build_worker(client, settings.model_copy(update={"temporal": temporal}))
 
 
-async def cancelled_in_its_policy_read(handle: WorkflowHandle[Any, RunState], request: Any) -> None:
-    result = await handle.result()
-    assert (Phase.CANCELLED, []) == (result.phase, result.changed), result.failure
-    described = shown(await handle.describe())
-    expected = {sa.PHASE: "cancelled", sa.KIND: request.kind, sa.REQUESTER: "alice", sa.DRIFT: False, sa.PLAN_HASH: ""}
-    assert expected == {name: described[name] for name in expected}
-    events = json.loads((await handle.fetch_history()).to_json())["events"]
-    markers = [e["markerRecordedEventAttributes"]["markerName"] for e in events if "markerRecordedEventAttributes" in e]
-    assert 2 == markers.count("core_local_activity"), markers  # the cancelled read, and the one after it
-    assert not any("ACTIVITY_TASK_SCHEDULED" in e["eventType"] for e in events), "it never planned"
-
-
 async def test_a_run_cancelled_before_its_first_task_shows_it_was_cancelled(
     stack: Stack, client: Client, worker_settings: WorkerSettings
 ) -> None:
-    """Start and cancel in its first activation: the policy read is cancelled before it runs. The run
-    used to close as Temporal's Canceled with the caller's forged values standing."""
+    """Start and cancel in its first activation: the run reads its policy, keeps the cancel as Temporal's
+    decision and ends cancelled before planning. It used to close as Temporal's Canceled with the
+    caller's forged values standing."""
     _, _, _, request = await seeded_request(stack, "prod")
     queue = f"test-{uuid.uuid4().hex[:8]}"  # nobody polls it yet
     handle = await start_forged(client, queue, request)
     await handle.cancel()
     async with worker_for(client, worker_settings, queue):
-        await cancelled_in_its_policy_read(handle, request)
+        result = await handle.result()
+    assert (Phase.CANCELLED, []) == (result.phase, result.changed), result.failure
+    assert result.ending_decision is not None
+    assert "temporal" == result.ending_decision.via
+    described = shown(await handle.describe())
+    expected = {sa.PHASE: "cancelled", sa.KIND: request.kind, sa.REQUESTER: "alice", sa.DRIFT: False, sa.PLAN_HASH: ""}
+    assert expected == {name: described[name] for name in expected}
     events = json.loads((await handle.fetch_history()).to_json())["events"]
+    markers = [e["markerRecordedEventAttributes"]["markerName"] for e in events if "markerRecordedEventAttributes" in e]
+    assert 1 == markers.count("core_local_activity"), markers  # the policy read, not interrupted
+    assert not any("ACTIVITY_TASK_SCHEDULED" in e["eventType"] for e in events), "it never planned"
     types = [e["eventType"] for e in events]
     assert types.index("EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED") < types.index(
         "EVENT_TYPE_WORKFLOW_TASK_STARTED"

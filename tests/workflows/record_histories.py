@@ -24,7 +24,7 @@ from contracts.phases import Phase
 from contracts.run import Decision, DecisionInput, ResolveInput, RunState
 from tests.identities import KEYRING, policy_activities
 from tests.workflows.conftest import time_skipping_server
-from tests.workflows.test_lifecycle import FakeRotation, cancel_requested, run_input, send, until_phase
+from tests.workflows.test_lifecycle import FakeRotation, run_input, send, temporal_cancel_kept, until_phase
 from worker.converter import DATA_CONVERTER
 from workflows.policy_probe import PolicyProbe
 from workflows.rotate_credential import RotateDbCredential
@@ -98,25 +98,25 @@ async def nothing(env: WorkflowEnvironment, handle: Handle) -> None:
     del env, handle
 
 
-class UnheedingSetPassword(FakeRotation):
-    """Its set_password never heartbeats: it finishes after Temporal's cancel has reached it."""
+class HeldSetPassword(FakeRotation):
+    """Its set_password finishes once the run has kept Temporal's cancel."""
 
     started = asyncio.Event()
     release = asyncio.Event()
 
     @activity.defn(name="rotate_credential.set_password")
     async def set_password(self, input: RotationStepInput) -> StepResult:
-        UnheedingSetPassword.started.set()
-        await UnheedingSetPassword.release.wait()
+        HeldSetPassword.started.set()
+        await HeldSetPassword.release.wait()
         return await FakeRotation.set_password(self, input)
 
 
 async def cancel_through_temporal(env: WorkflowEnvironment, handle: Handle) -> None:
     del env
-    await asyncio.wait_for(UnheedingSetPassword.started.wait(), timeout=10)
+    await asyncio.wait_for(HeldSetPassword.started.wait(), timeout=10)
     await handle.cancel()
-    await cancel_requested(handle, "rotate_credential.set_password")
-    UnheedingSetPassword.release.set()
+    await temporal_cancel_kept(handle)
+    HeldSetPassword.release.set()
 
 
 def unknown_once() -> FakeRotation:
@@ -128,7 +128,7 @@ SCENARIOS: dict[str, dict[str, object]] = {
     "approved_by_update": {"fake": FakeRotation, "input": run_input("prod"), "drive": approve_by_update},
     "expired": {"fake": FakeRotation, "input": run_input("prod"), "drive": nothing},
     "review_retry": {"fake": unknown_once, "input": run_input("dev"), "drive": retry_review},
-    "temporal_cancel": {"fake": UnheedingSetPassword, "input": run_input("dev"), "drive": cancel_through_temporal},
+    "temporal_cancel": {"fake": HeldSetPassword, "input": run_input("dev"), "drive": cancel_through_temporal},
 }
 
 if __name__ == "__main__":

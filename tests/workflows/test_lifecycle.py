@@ -30,7 +30,17 @@ from contracts.phases import Phase
 from contracts.plan import Action, Plan, PlannedAction, Rollback
 from contracts.policy import PolicySet
 from contracts.request import parse_request
-from contracts.run import Check, Decision, DecisionInput, Diagnosis, Mode, ResolveInput, RunInput, RunState
+from contracts.run import (
+    Check,
+    Decision,
+    DecisionInput,
+    DecisionRecord,
+    Diagnosis,
+    Mode,
+    ResolveInput,
+    RunInput,
+    RunState,
+)
 from tests.identities import KEYRING, policy_activities
 from workflows.rotate_credential import STEPS, RotateDbCredential
 
@@ -372,26 +382,33 @@ async def until_compensation_review(handle: WorkflowHandle[Any, RunState]) -> Ru
     raise AssertionError("the compensation never asked for review")
 
 
-async def test_a_temporal_cancel_during_a_step_compensates_and_ends_cancelled(env: WorkflowEnvironment) -> None:
-    """`temporal workflow cancel` while promote runs: promote stops, compensation runs, the run is cancelled."""
-    started = asyncio.Event()
+async def test_a_temporal_cancel_during_a_heartbeating_step_lets_it_finish_then_compensates(
+    env: WorkflowEnvironment,
+) -> None:
+    """Like `opsctl cancel`: a step runs to its end (only batch steps stop between batches), then the run undoes it."""
+    started, release = asyncio.Event(), asyncio.Event()
 
     @activity.defn(name="rotate_credential.promote")
-    async def endless_promote(input: RotationStepInput) -> StepResult:
+    async def slow_promote(input: RotationStepInput) -> StepResult:
         started.set()
-        while True:  # until cancelled: heartbeats deliver the cancel
+        while not release.is_set():  # heartbeats: they would deliver an activity cancel
             activity.heartbeat()
             await asyncio.sleep(0.05)
+        return await fake.promote(input)
 
     fake, queue = FakeRotation(), uuid.uuid4().hex
-    async with worker(env, fake, queue, promote=endless_promote):
+    async with worker(env, fake, queue, promote=slow_promote):
         handle = await start(env, fake, queue, run_input("dev"))
         await asyncio.wait_for(started.wait(), timeout=10)
         await handle.cancel()
+        kept = await temporal_cancel_kept(handle)
+        release.set()
         result = await handle.result()
+    assert kept.accepted
     assert Phase.CANCELLED == result.phase
-    assert "compensate" == fake.calls[-1]
-    assert "cancelled through Temporal" in result.warnings
+    assert ["promote", "compensate"] == fake.calls[-2:], "promote finished, then was undone"
+    assert KEPT in result.warnings
+    assert not any("interrupted" in item for item in result.uncertain)
 
 
 async def test_a_transient_failure_is_retried_with_backoff(env: WorkflowEnvironment) -> None:
@@ -461,10 +478,11 @@ async def test_a_dry_run_plans_and_stops(env: WorkflowEnvironment) -> None:
     assert ["plan"] == fake.calls
 
 
-async def test_a_temporal_cancel_while_compensation_waits_in_review_still_ends_the_run(
+async def test_a_temporal_cancel_while_compensation_waits_in_review_is_refused_and_the_review_stays_open(
     env: WorkflowEnvironment,
 ) -> None:
-    """Failure → compensation → compensation needs review → `temporal workflow cancel`: a result, not a wedge."""
+    """Failure → compensation → compensation needs review → `temporal workflow cancel`: refused like
+    `opsctl cancel` (already undoing); the operator's answer still ends the run, with a result."""
     denied = ApplicationError("login refused", type=FailureKind.AUTH.value, non_retryable=True)
     lost = ApplicationError("connection reset", type="unknown", non_retryable=True)
     fake, queue = FakeRotation(failures={"test_login": [denied], "compensate": [lost]}), uuid.uuid4().hex
@@ -472,12 +490,16 @@ async def test_a_temporal_cancel_while_compensation_waits_in_review_still_ends_t
         handle = await start(env, fake, queue, run_input("dev"))
         await until_phase(handle, Phase.NEEDS_REVIEW)
         await handle.cancel()
+        refused = await temporal_cancel_kept(handle)
+        assert Phase.NEEDS_REVIEW == (await handle.query(RotateDbCredential.state)).phase
+        abort = ResolveInput(actor="carol", comment="repairing by hand", resolution=Decision.ABORT)
+        await send(env, handle, Decision.ABORT, abort)
         result = await handle.result()
+    assert (False, "already undoing the applied changes") == (refused.accepted, refused.reason)
     assert Phase.FAILED == result.phase
     assert result.failure is not None
     assert FailureKind.PARTIAL_APPLICATION == result.failure.kind
-    [note] = [item for item in result.uncertain if item.startswith("compensation interrupted by a cancel")]
-    assert "while AWSCURRENT is version" in note, "the repair, from the record"
+    assert "a cancel through Temporal was refused: already undoing the applied changes" in result.warnings
     assert DIAGNOSIS in result.next_action, "and what the database takes, looked at"
 
 
@@ -553,44 +575,41 @@ async def test_a_rotation_that_ends_with_a_working_awscurrent_is_not_sent_to_rep
     assert not any(item.startswith("at the end:") for item in result.uncertain)
 
 
-async def cancel_requested(handle: WorkflowHandle[Any, RunState], activity_type: str) -> None:
-    """Until the run has asked Temporal to cancel its running `activity_type` (the cancel reached it)."""
+KEPT = "a cancel came through Temporal: stopping at the next safe point"
+
+
+async def temporal_cancel_kept(handle: WorkflowHandle[Any, RunState]) -> DecisionRecord:
+    """Until the run has kept Temporal's cancel request as a decision: that decision."""
     for _ in range(200):
-        scheduled: dict[int, str] = {}
-        async for event in handle.fetch_history_events():
-            attributes = event.activity_task_scheduled_event_attributes
-            if event.HasField("activity_task_scheduled_event_attributes"):
-                scheduled[event.event_id] = attributes.activity_type.name
-            if event.HasField("activity_task_cancel_requested_event_attributes"):
-                requested = event.activity_task_cancel_requested_event_attributes.scheduled_event_id
-                if scheduled.get(requested) == activity_type:
-                    return
+        state = await handle.query(RotateDbCredential.state)
+        kept = [d for d in state.decisions if d.via == "temporal"]
+        if kept:
+            return kept[0]
         await asyncio.sleep(0.05)
-    raise AssertionError(f"the run never asked to cancel {activity_type}")
+    raise AssertionError("the run never kept the Temporal cancel")
 
 
-async def cancelled_while_it_finishes(
+async def cancelled_while_it_runs(
     env: WorkflowEnvironment, name: str, input: RunInput
 ) -> tuple[RunState, FakeRotation]:
-    """Cancel the run through Temporal while `name` runs as an activity that never heartbeats: it
-    finishes once the cancel has reached it (Temporal asked it to stop), whatever the run asked."""
+    """Cancel the run through Temporal while activity `name` runs; it finishes once the run kept the cancel."""
     fake, queue = FakeRotation(), uuid.uuid4().hex
     started, release = asyncio.Event(), asyncio.Event()
     original = getattr(fake, name)
 
     @activity.defn(name=f"rotate_credential.{name}")
-    async def unheeding(input: Any) -> Any:
+    async def held(input: Any) -> Any:
         started.set()
         await release.wait()
         return await original(input)
 
-    unheeding.__annotations__["input"] = original.__annotations__["input"]
-    unheeding.__annotations__["return"] = original.__annotations__["return"]
-    async with worker(env, fake, queue, **{name: unheeding}):
+    held.__annotations__["input"] = original.__annotations__["input"]
+    held.__annotations__["return"] = original.__annotations__["return"]
+    async with worker(env, fake, queue, **{name: held}):
         handle = await start(env, fake, queue, input)
         await asyncio.wait_for(started.wait(), timeout=10)
         await handle.cancel()
-        await cancel_requested(handle, f"rotate_credential.{name}")
+        await temporal_cancel_kept(handle)
         release.set()
         return await asyncio.wait_for(handle.result(), timeout=20), fake
 
@@ -598,50 +617,72 @@ async def cancelled_while_it_finishes(
 async def test_a_temporal_cancel_while_the_plan_runs_ends_the_run_once_the_plan_is_back(
     env: WorkflowEnvironment,
 ) -> None:
-    """The plan activity does not heartbeat, so it finishes and hands its plan back: the run must still
-    end cancelled, not wait for approvals nobody will give."""
-    result, fake = await cancelled_while_it_finishes(env, "plan", run_input())
+    """It must end cancelled, not wait for approvals nobody will give."""
+    result, fake = await cancelled_while_it_runs(env, "plan", run_input())
     assert Phase.CANCELLED == result.phase
     assert ["plan"] == fake.calls
-    assert "cancelled through Temporal" in result.warnings
-    [kept] = [d for d in result.decisions if d.via == "temporal"]
-    assert kept.accepted
-    assert "temporal" == kept.actor
+    assert KEPT in result.warnings
+    assert result.ending_decision is not None
+    assert ("temporal", "temporal", True) == (
+        result.ending_decision.actor,
+        result.ending_decision.via,
+        result.ending_decision.accepted,
+    )
 
 
-async def test_a_temporal_cancel_during_a_step_that_finishes_anyway_stops_before_the_next_and_compensates(
+async def test_a_temporal_cancel_during_a_step_stops_before_the_next_and_compensates(
     env: WorkflowEnvironment,
 ) -> None:
-    result, fake = await cancelled_while_it_finishes(env, "set_password", run_input("dev"))
+    result, fake = await cancelled_while_it_runs(env, "set_password", run_input("dev"))
     assert Phase.CANCELLED == result.phase
     assert "promote" not in fake.calls
     assert "compensate" == fake.calls[-1]
-    assert "cancelled through Temporal" in result.warnings
+    assert KEPT in result.warnings
 
 
-async def test_a_temporal_cancel_during_verify_is_refused_like_opsctl_cancel_and_verify_runs_again(
-    env: WorkflowEnvironment,
-) -> None:
-    """Apply is done: undoing a finished rotation because a verify probe was slow is not a cancel."""
-    fake, queue = FakeRotation(), uuid.uuid4().hex
-    started = asyncio.Event()
-
-    @activity.defn(name="rotate_credential.verify")
-    async def heartbeating_verify(input: RotationStepInput) -> VerifyRotationResult:
-        if not started.is_set():
-            started.set()
-            while True:  # the first attempt, until the cancel reaches it
-                activity.heartbeat()
-                await asyncio.sleep(0.05)
-        return await fake.verify(input)
-
-    async with worker(env, fake, queue, verify=heartbeating_verify):
-        handle = await start(env, fake, queue, run_input("dev"))
-        await asyncio.wait_for(started.wait(), timeout=10)
-        await handle.cancel()
-        result = await asyncio.wait_for(handle.result(), timeout=20)
+async def test_a_temporal_cancel_during_verify_is_refused_like_opsctl_cancel(env: WorkflowEnvironment) -> None:
+    """Apply is done: a cancel now would undo a finished rotation."""
+    result, fake = await cancelled_while_it_runs(env, "verify", run_input("dev"))
     assert Phase.SUCCEEDED == result.phase
     assert "compensate" not in fake.calls
     assert "a cancel through Temporal was refused: cannot cancel in phase verifying" in result.warnings
-    [refused] = [d for d in result.decisions if d.via == "temporal"]
-    assert not refused.accepted
+    assert result.ending_decision is None
+
+
+async def test_a_temporal_cancel_while_awaiting_approval_ends_the_run_and_names_temporal(
+    env: WorkflowEnvironment,
+) -> None:
+    fake, queue = FakeRotation(), uuid.uuid4().hex
+    async with worker(env, fake, queue):
+        handle = await start(env, fake, queue, run_input("prod"))
+        await until_phase(handle, Phase.AWAITING_APPROVAL)
+        await handle.cancel(reason="wrong secret")
+        result = await asyncio.wait_for(handle.result(), timeout=20)
+    assert Phase.CANCELLED == result.phase
+    assert result.ending_decision is not None
+    assert ("temporal", "wrong secret") == (result.ending_decision.actor, result.ending_decision.comment)
+
+
+async def test_a_temporal_cancel_during_the_replan_stops_before_apply(env: WorkflowEnvironment) -> None:
+    fake, queue = FakeRotation(), uuid.uuid4().hex
+    started, release = asyncio.Event(), asyncio.Event()
+
+    @activity.defn(name="rotate_credential.plan")
+    async def plan(input: PlanRotationInput) -> Plan:
+        if fake.calls.count("plan") >= 1:  # the re-plan before apply
+            started.set()
+            await release.wait()
+        return await FakeRotation.plan(fake, input)
+
+    async with worker(env, fake, queue, plan=plan):
+        handle = await start(env, fake, queue, run_input("prod"))
+        state = await until_phase(handle, Phase.AWAITING_APPROVAL)
+        await send(env, handle, Decision.APPROVE, DecisionInput(actor="bob", plan_hash=state.plan_hash))
+        await asyncio.wait_for(started.wait(), timeout=10)
+        await handle.cancel()
+        await temporal_cancel_kept(handle)
+        release.set()
+        result = await asyncio.wait_for(handle.result(), timeout=20)
+    assert Phase.CANCELLED == result.phase
+    assert Phase.APPLYING.value not in result.phase_times
+    assert ["plan", "plan"] == fake.calls
