@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 
+from workflows import waits
 from workflows.ending import Ending, Stop
 from workflows.run_record import RunRecord
 
@@ -63,7 +64,7 @@ async def await_approval(record: RunRecord, policy: Policy) -> None:
         return record.cancel_request is not None or record.rejected or record.approved
 
     try:
-        await workflow.wait_condition(decided, timeout=timeout, timeout_summary="approval deadline")
+        await waits.condition(decided, timeout=timeout, timeout_summary="approval deadline")
     except TimeoutError:
         raise Stop(Ending(Phase.EXPIRED, next_action=_resubmit(state))) from None
     if record.cancel_request is not None:
@@ -87,7 +88,7 @@ async def wait_for_window(record: RunRecord, policy: Policy) -> bool:
         )
         record.changed()
         try:
-            await workflow.wait_condition(
+            await waits.condition(
                 lambda: record.cancel_request is not None,
                 timeout=until - workflow.now(),
                 timeout_summary="wait for freeze window to end",
@@ -121,11 +122,9 @@ async def post_incident_review(record: RunRecord, policy: Policy, outcome: Phase
         try:
             if state.phase is Phase.AWAITING_REVIEW:
                 timeout = deadline - workflow.now()
-                await workflow.wait_condition(
-                    lambda: record.approved, timeout=timeout, timeout_summary="review deadline"
-                )
+                await waits.condition(lambda: record.approved, timeout=timeout, timeout_summary="review deadline")
             else:
-                await workflow.wait_condition(lambda: record.approved)
+                await waits.condition(lambda: record.approved)
         except TimeoutError:
             record.enter(Phase.REVIEW_OVERDUE)
             passed = f"the post-incident review deadline passed at {deadline:%Y-%m-%d %H:%M} UTC"

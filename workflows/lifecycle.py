@@ -21,7 +21,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, CancelledError
 from temporalio.workflow import ActivityCancellationType
 
-from workflows import admission, gate, patches, run_metrics, scheduled
+from workflows import admission, gate, patches, run_metrics, scheduled, waits
 from workflows.decisions import DecisionHandlers
 from workflows.ending import Ending, Stop, classify, default_next, stop
 from workflows.run_record import RunRecord
@@ -134,7 +134,7 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
 
     async def _ready(self) -> RunRecord:
         """Decisions that arrive while the run fetches its policy are judged once it has one."""
-        await workflow.wait_condition(lambda: self._settings is not None)
+        await waits.condition(lambda: self._settings is not None)
         return self.record
 
     @property
@@ -198,8 +198,12 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
             try:
                 return await asyncio.shield(running)
             except asyncio.CancelledError:
-                if running.done():  # the procedure itself was cancelled: nothing left to shield
+                if running.cancelled():  # the procedure itself was cancelled: nothing left to shield
                     raise
+                if running.done():  # it ended in the turn the cancel came: its ending stands
+                    return running.result()
+                if workflow.cancellation_reason() is None:
+                    raise  # not Temporal's cancel (the worker evicting the run from its cache)
                 self._keep_a_temporal_cancel()
 
     async def _procedure(self, input: RunInput, continued: Continuation | None) -> RunState:
@@ -429,7 +433,7 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
             or info.get_current_history_length() >= self.settings.history_event_limit
         ):
             return
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        await waits.condition(workflow.all_handlers_finished)
         self.record.state.continued += 1
         continuation = Continuation(
             state=self.record.state, settings=self.settings, applied=applied.model_dump(mode="json")
@@ -470,7 +474,7 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
                     def stopped_or_cancelled(running: asyncio.Future[Any] = running) -> bool:
                         return running.done() or self.record.cancel_request is not None
 
-                    await workflow.wait_condition(stopped_or_cancelled)
+                    await waits.condition(stopped_or_cancelled)
                     if not running.done():
                         await self._stop_step(running, step)
                         raise Stop(Ending(Phase.CANCELLED))
@@ -525,7 +529,7 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
         def answered() -> bool:
             return record.resolution is not None or (record.cancel_request is not None and not compensating)
 
-        await workflow.wait_condition(answered)
+        await waits.condition(answered)
         resolution = record.resolution
         if resolution is None:
             raise Stop(Ending(Phase.CANCELLED))

@@ -11,6 +11,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from temporalio import activity
 from temporalio.client import WorkflowHandle
 from temporalio.exceptions import ApplicationError
@@ -686,3 +687,51 @@ async def test_a_temporal_cancel_during_the_replan_stops_before_apply(env: Workf
     assert Phase.CANCELLED == result.phase
     assert Phase.APPLYING.value not in result.phase_times
     assert ["plan", "plan"] == fake.calls
+
+
+def processing_activations_as_one_batch(worker: Worker) -> Worker:
+    """With the SDK's flag (off today, a default to come) a wait that ends where the workflow's cancel
+    arrived raises CancelledError in every task that awaits it (`workflows.waits`)."""
+    from temporalio.worker._workflow_instance import _WorkflowLogicFlag
+
+    assert worker._workflow_worker is not None
+    flag = _WorkflowLogicFlag.PROCESS_WORKFLOW_ACTIVATION_JOBS_AS_SINGLE_BATCH
+    worker._workflow_worker._set_default_workflow_logic_flag(flag, enabled=True)
+    return worker
+
+
+@pytest.mark.parametrize("one_batch", [False, True])
+async def test_a_refused_temporal_cancel_in_compensation_review_leaves_the_retry_to_the_operator(
+    env: WorkflowEnvironment, one_batch: bool
+) -> None:
+    denied = ApplicationError("login refused", type=FailureKind.AUTH.value, non_retryable=True)
+    lost = ApplicationError("connection reset", type="unknown", non_retryable=True)
+    fake, queue = FakeRotation(failures={"test_login": [denied], "compensate": [lost]}), uuid.uuid4().hex
+    running = worker(env, fake, queue)
+    async with processing_activations_as_one_batch(running) if one_batch else running:
+        handle = await start(env, fake, queue, run_input("dev"))
+        await until_phase(handle, Phase.NEEDS_REVIEW)
+        await handle.cancel()
+        await temporal_cancel_kept(handle)
+        retry = ResolveInput(actor="carol", comment="fixed the network", resolution=Decision.RETRY)
+        await send(env, handle, Decision.RETRY, retry)
+        result = await asyncio.wait_for(handle.result(), timeout=20)
+    assert 2 == fake.calls.count("compensate"), fake.calls
+    assert Phase.FAILED == result.phase
+    assert result.failure is not None
+    assert "changes compensated" in result.failure.message
+
+
+@pytest.mark.parametrize("one_batch", [False, True])
+async def test_a_temporal_cancel_while_awaiting_approval_is_kept_once(
+    env: WorkflowEnvironment, one_batch: bool
+) -> None:
+    fake, queue = FakeRotation(), uuid.uuid4().hex
+    running = worker(env, fake, queue)
+    async with processing_activations_as_one_batch(running) if one_batch else running:
+        handle = await start(env, fake, queue, run_input("prod"))
+        await until_phase(handle, Phase.AWAITING_APPROVAL)
+        await handle.cancel()
+        result = await asyncio.wait_for(handle.result(), timeout=20)
+    assert Phase.CANCELLED == result.phase
+    assert [KEPT] == [w for w in result.warnings if "Temporal" in w]
