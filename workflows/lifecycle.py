@@ -252,7 +252,7 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
         else:
             self.warn(f"a cancel through Temporal was refused: {decision.reason}")
 
-    def _cancel_kept(self) -> bool:
+    def _cancel_in_effect(self) -> bool:
         """A safe point of runs that keep Temporal's cancels: is a cancel (either kind) in effect?"""
         return self._keeps_temporal_cancels and self.record.cancel_request is not None
 
@@ -265,7 +265,7 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
         )
         policy = admission.admit(input, self.record.state, self.settings, started)
         spec = self._spec(input.request)
-        if self._cancel_kept():
+        if self._cancel_in_effect():
             return Ending(Phase.CANCELLED)  # cancelled before planning
         self.record.enter(Phase.PLANNING)
         try:
@@ -278,7 +278,7 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
                     input, self.record.state, planned, started, self._publish, self.warn, submit=False
                 )
             raise
-        if self._cancel_kept():
+        if self._cancel_in_effect():
             return Ending(Phase.CANCELLED)  # cancelled while planning: nothing follows the plan
         if input.mode is Mode.DRY_RUN:
             if started is None:
@@ -350,7 +350,7 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
             approved_hash = self.record.state.plan_hash
             self.record.enter(Phase.REPLANNING)
             plan = await self._plan(spec, policy)
-            if self._cancel_kept():
+            if self._cancel_in_effect():
                 raise Stop(Ending(Phase.CANCELLED))  # cancelled while re-planning
             if not plan.has_changes:
                 raise Stop(Ending(Phase.NO_CHANGES))
