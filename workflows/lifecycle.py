@@ -236,8 +236,7 @@ class Lifecycle(DecisionHandlers, Generic[SpecT, AppliedT]):
         return await self.finish(ending)
 
     def _cancelled_through_temporal(self) -> Ending:
-        """A Temporal cancel request: undo what can be undone."""
-        self._temporal_cancel_kept = True
+        """A Temporal cancel request that interrupted the run (runs started before `_shielded`)."""
         self.warn("cancelled through Temporal")
         return Ending(Phase.CANCELLED)
 
